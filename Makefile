@@ -1,0 +1,53 @@
+# kexue-runs. `make help` lists the targets. Everything runs offline on embedded data.
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+PIP       := $(VENV)/bin/pip
+SCALE     ?= cpu
+EXP       ?= fsq_vs_vq
+# Where pip finds the CPU torch wheel: a local wheel folder when there is one, else PyTorch's CPU index.
+WHEELS    ?= /opt/wheels
+TORCH_SRC := $(if $(wildcard $(WHEELS)/torch-*.whl),--find-links $(WHEELS),--extra-index-url https://download.pytorch.org/whl/cpu)
+
+export HF_DATASETS_OFFLINE := 1
+export HF_HUB_OFFLINE := 1
+export MPLBACKEND := Agg
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint list sweep figures bench clean
+
+help: ## show this list
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(VENV)/.installed ## create .venv with the pinned, tested versions (CPU torch, no CUDA packages)
+
+$(VENV)/.installed: pyproject.toml scripts/requirements-cpu.lock scripts/constraints-cpu.txt
+	python3 -m venv $(VENV)
+	$(PIP) install --upgrade "pip>=23" setuptools wheel
+	$(PIP) install $(TORCH_SRC) -c scripts/constraints-cpu.txt -r scripts/requirements-cpu.lock
+	$(PIP) install --no-deps --no-build-isolation -e .
+	$(PY) scripts/check_install.py
+	touch $@
+
+run: install ## install if needed, then run fsq_vs_vq at the default scale (cpu, ~20 s) on embedded data
+	$(VENV)/bin/kexue-run experiment=fsq_vs_vq
+
+test: install ## the test suite (offline; a few minutes on 2 cores)
+	$(VENV)/bin/pytest
+
+lint: install ## ruff on the package, scripts and tests
+	$(VENV)/bin/ruff check kexue_runs scripts tests
+
+list: install ## the catalog: experiments, posts, claims, last verdicts
+	$(VENV)/bin/kexue-run list
+
+sweep: install ## an experiment's canonical sweep and its verdict: make sweep EXP=fsq_vs_vq SCALE=cpu
+	$(VENV)/bin/kexue-run -m experiment=$(EXP) sweep=$(EXP) scale=$(SCALE)
+
+figures: install ## regenerate every figure from the newest complete sweeps (runs missing ones at SCALE)
+	$(PY) scripts/make_figures.py --scale $(SCALE)
+
+bench: install ## hot-loop throughput and achieved FLOP/s per experiment
+	$(PY) scripts/bench.py
+
+clean: ## remove the virtual environment and caches (keeps outputs/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

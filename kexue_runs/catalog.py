@@ -1,0 +1,57 @@
+"""`kexue-run list`: every experiment with its post, claim, scales and last verdict.
+
+Reads the experiment YAML files directly (no composition, no torch import), so it is instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from rich.table import Table
+
+from . import config_dir
+from .progress import console
+
+VERDICT_STYLE = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}
+
+
+def experiment_files() -> list[Path]:
+    return sorted((config_dir() / "experiment").glob("*.yaml"))
+
+
+def load_experiment(path: Path) -> dict:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def scales(name: str) -> list[str]:
+    order = {"smoke": 0, "cpu": 1, "gpu": 2}
+    found = [p.stem for p in (config_dir() / "sizing" / name).glob("*.yaml")]
+    return sorted(found, key=lambda s: order.get(s, 9))
+
+
+def last_verdict(name: str, outputs: Path = Path("outputs")) -> str:
+    from .sweeps import newest_claim_report
+
+    report = newest_claim_report(name, outputs)
+    if report is None:
+        return "-"
+    counts = {}
+    for check in report["checks"]:
+        counts[check["verdict"]] = counts.get(check["verdict"], 0) + 1
+    parts = [f"[{VERDICT_STYLE[v]}]{n} {v}[/]" for v, n in counts.items()]
+    return ", ".join(parts) + f" ({report.get('scale', '?')})"
+
+
+def print_catalog(outputs: Path = Path("outputs")) -> None:
+    table = Table(title="kexue-runs experiments", show_lines=True)
+    for column in ("experiment", "post", "claim", "scales", "last verdict"):
+        table.add_column(column, overflow="fold")
+    for path in experiment_files():
+        spec = load_experiment(path)
+        posts = (spec.get("meta") or {}).get("posts", [])
+        post = "\n".join(f"{p['archive']} {p['title']}" for p in posts)
+        headline = (spec.get("meta") or {}).get("headline") or spec.get("claim", "")
+        table.add_row(path.stem, post, str(headline).strip(), " ".join(scales(path.stem)),
+                      last_verdict(path.stem, outputs))
+    console.print(table)

@@ -1,0 +1,146 @@
+"""Image datasets as float tensors in [0, 1], shape (N, C, H, W), split into train and val."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+
+EMBEDDED = ("photo_patches", "digits")
+DOWNLOADABLE = ("cifar10", "fashion_mnist")
+
+
+@dataclass
+class ImageSplits:
+    train: torch.Tensor
+    val: torch.Tensor
+    name: str
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.shape[1:])
+
+
+def load_images(data_cfg) -> ImageSplits:
+    name = data_cfg.name
+    if name == "photo_patches":
+        return photo_patches(int(data_cfg.patch), int(data_cfg.train_size), int(data_cfg.val_size))
+    if name == "digits":
+        return digits(int(data_cfg.val_size))
+    if name in DOWNLOADABLE:
+        return downloadable(data_cfg)
+    raise ConfigError(f"data={name}: unknown image dataset; allowed: {', '.join(EMBEDDED + DOWNLOADABLE)}")
+
+
+DATA_SEED = 1234  # crop positions are fixed: every run and every seed of a sweep sees the same sets
+
+
+def photo_patches(patch: int, train_size: int, val_size: int) -> ImageSplits:
+    """Random crops of china.jpg and flower.jpg; the bottom fifth of each photo is validation only."""
+    from sklearn.datasets import load_sample_images
+
+    photos = [torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255.0 for img in load_sample_images().images]
+    gen = torch.Generator().manual_seed(DATA_SEED)
+    train, val = [], []
+    for i, photo in enumerate(photos):
+        h = photo.shape[1]
+        cut = int(h * 0.8)
+        n_train = train_size // len(photos) + (i < train_size % len(photos))
+        n_val = val_size // len(photos) + (i < val_size % len(photos))
+        train.append(random_crops(photo[:, :cut], patch, n_train, gen))
+        val.append(random_crops(photo[:, cut:], patch, n_val, gen))
+    return ImageSplits(torch.cat(train), torch.cat(val), "photo_patches")
+
+
+def random_crops(image: torch.Tensor, size: int, n: int, gen: torch.Generator) -> torch.Tensor:
+    _, h, w = image.shape
+    ys = torch.randint(0, h - size + 1, (n,), generator=gen)
+    xs = torch.randint(0, w - size + 1, (n,), generator=gen)
+    rows = (ys[:, None] + torch.arange(size))[:, :, None]  # (n, size, 1)
+    cols = (xs[:, None] + torch.arange(size))[:, None, :]  # (n, 1, size)
+    return image[:, rows, cols].permute(1, 0, 2, 3).contiguous()  # (n, C, size, size)
+
+
+def digits(val_size: int) -> ImageSplits:
+    from sklearn.datasets import load_digits
+
+    x = torch.from_numpy(load_digits().images).float().unsqueeze(1) / 16.0
+    return ImageSplits(x[:-val_size], x[-val_size:], "digits")
+
+
+# -- downloadable sets -------------------------------------------------------------------------
+
+def network_reachable(host: str = "huggingface.co", port: int = 443, timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def check_available(data_cfg) -> None:
+    """Raise ConfigError (one line) if a downloadable set has neither a local copy nor the network."""
+    if data_cfg.name not in DOWNLOADABLE:
+        return
+    root = data_cfg.get("root")
+    if root and Path(root).exists():
+        return
+    if not network_reachable():
+        where = f"data.root={root} does not exist" if root else "data.root is not set"
+        raise ConfigError(
+            f"data={data_cfg.name} needs a local copy or the network: {where} and huggingface.co is "
+            f"unreachable; set data.root=DIR (or KEXUE_DATA) to a local copy, or use an embedded "
+            f"set: {', '.join(EMBEDDED)}")
+
+
+def downloadable(data_cfg) -> ImageSplits:
+    check_available(data_cfg)
+    root = data_cfg.get("root")
+    if data_cfg.name == "fashion_mnist" and root and list(Path(root).glob("*-images-idx3-ubyte*")):
+        train, val = read_idx_images(Path(root), "train"), read_idx_images(Path(root), "t10k")
+    else:
+        train, val = hf_images(data_cfg)
+    train = train[: int(data_cfg.train_size)]
+    val = val[: int(data_cfg.val_size)]
+    return ImageSplits(train, val, data_cfg.name)
+
+
+def read_idx_images(root: Path, prefix: str) -> torch.Tensor:
+    path = next(root.glob(f"{prefix}-images-idx3-ubyte*"))
+    raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    n, h, w = (int.from_bytes(raw[i:i + 4], "big") for i in (4, 8, 12))
+    x = np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, 1, h, w)
+    return torch.from_numpy(x.copy()).float() / 255.0
+
+
+def hf_images(data_cfg, attempts: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    import datasets
+
+    root = data_cfg.get("root")
+    for attempt in range(attempts):
+        try:
+            if root and Path(root).exists():
+                ds = datasets.load_from_disk(root) if (Path(root) / "dataset_dict.json").exists() \
+                    else datasets.load_dataset(root)
+            else:
+                ds = datasets.load_dataset(data_cfg.hf_name)
+            break
+        except (ConnectionError, OSError) as exc:
+            if attempt == attempts - 1:
+                raise ConfigError(f"data={data_cfg.name}: could not load {data_cfg.hf_name} after "
+                                  f"{attempts} tries ({exc}); set data.root=DIR to a local copy") from exc
+            time.sleep(2 ** attempt)
+
+    def to_tensor(split) -> torch.Tensor:
+        imgs = [np.asarray(im, dtype=np.uint8) for im in split[data_cfg.image_key]]
+        x = torch.from_numpy(np.stack(imgs)).float() / 255.0
+        return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+
+    return to_tensor(ds["train"]), to_tensor(ds["test"])

@@ -1,0 +1,1 @@
+"""One module per experiment: `run(cfg, ctx) -> final metrics`, optional `validate(cfg)`."""

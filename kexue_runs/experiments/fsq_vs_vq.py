@@ -1,0 +1,205 @@
+"""fsq_vs_vq: FSQ against VQ-VAE (straight-through and rotation trick) across codebook sizes.
+
+Posts: 简单得令人尴尬的FSQ https://kexue.fm/archives/9826 and VQ的旋转技巧
+https://kexue.fm/archives/10489. One run trains one autoencoder with one quantizer and reports,
+on a fixed validation set: reconstruction MSE, codebook utilization (fraction of codes used),
+code perplexity and the codebook loss ||q - z||^2. Images enter the model in [-1, 1] (as in the FSQ
+paper's setups), so `mse` is on that scale (4x the [0, 1] pixel MSE). The claim lives in
+configs/experiment/fsq_vs_vq.yaml.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..data import batch_indices
+from ..data.images import load_images
+from ..errors import ConfigError
+from ..methods.fsq import BOUNDS, FSQ, PAPER_LEVELS, levels_for
+from ..methods.vq import INITS, VectorQuantizer
+from ..models.conv_ae import Decoder, Encoder
+from ..optim import make_optimizer
+
+QUANTIZERS = ("fsq", "vq_ste", "vq_rotation")
+HIGHER_IS_BETTER = ("utilization", "perplexity", "codes_used")
+
+
+def fsq_levels(q_cfg) -> list[int]:
+    return levels_for(int(q_cfg.codebook_size)) if q_cfg.levels == "auto" else [int(v) for v in q_cfg.levels]
+
+
+def validate(cfg) -> None:
+    q = cfg.quantizer
+    if q.name not in QUANTIZERS:
+        raise ConfigError(f"quantizer={q.name}: unknown; allowed: {', '.join(QUANTIZERS)}")
+    if int(q.codebook_size) < 1:
+        raise ConfigError(f"quantizer.codebook_size={q.codebook_size}: the codebook is empty; it must be >= 1")
+    if q.name == "fsq":
+        if q.levels == "auto" and int(q.codebook_size) not in PAPER_LEVELS:
+            raise ConfigError(f"quantizer.codebook_size={q.codebook_size}: no FSQ level table entry; allowed: "
+                              f"{', '.join(map(str, PAPER_LEVELS))}, or set quantizer.levels=[L1,L2,...]")
+        if q.levels != "auto" and (not isinstance(q.levels, (list, tuple)) and not hasattr(q.levels, "__iter__")):
+            raise ConfigError(f"quantizer.levels={q.levels}: must be 'auto' or a list of integers >= 2")
+        levels = fsq_levels(q)
+        if not levels or any(level < 2 for level in levels):
+            raise ConfigError(f"quantizer.levels={levels}: every FSQ level must be >= 2 (the paper advises >= 5)")
+        if q.bound not in BOUNDS:
+            raise ConfigError(f"quantizer.bound={q.bound}: allowed: {', '.join(BOUNDS)}")
+    else:
+        if q.init not in INITS:
+            raise ConfigError(f"quantizer.init={q.init}: allowed: {', '.join(INITS)}")
+        if int(q.dim) < 1:
+            raise ConfigError(f"quantizer.dim={q.dim}: must be >= 1")
+    side = int(cfg.data.patch) // 2 ** int(cfg.model.downsample)
+    if side < 1 or int(cfg.data.patch) % 2 ** int(cfg.model.downsample):
+        raise ConfigError(f"model.downsample={cfg.model.downsample}: a {cfg.data.patch}px image must divide "
+                          f"by 2^downsample; allowed: 1..{int(math.log2(int(cfg.data.patch) & -int(cfg.data.patch)))}")
+
+
+class QuantizedAutoencoder(nn.Module):
+    def __init__(self, channels: int, model_cfg, q_cfg, generator: torch.Generator):
+        super().__init__()
+        if q_cfg.name == "fsq":
+            self.quantizer = FSQ(fsq_levels(q_cfg), bound=q_cfg.bound)
+            code_dim = self.quantizer.dim
+        else:
+            gradient = "ste" if q_cfg.name == "vq_ste" else "rotation"
+            self.quantizer = VectorQuantizer(int(q_cfg.codebook_size), int(q_cfg.dim), gradient,
+                                             q_cfg.init, generator)
+            code_dim = int(q_cfg.dim)
+        args = (code_dim, int(model_cfg.width), int(model_cfg.downsample), int(model_cfg.res_blocks))
+        self.encoder = Encoder(channels, *args)
+        self.decoder = Decoder(channels, *args)
+
+    @property
+    def codebook_size(self) -> int:
+        return self.quantizer.codebook_size
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> latent vectors (B*h*w, d)."""
+        z = self.encoder(x)
+        return z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]), z.shape
+
+    def forward(self, x: torch.Tensor) -> dict:
+        z, shape = self.encode(x)
+        if isinstance(self.quantizer, FSQ):
+            q, indices, codebook_loss = self.quantizer(z)
+            commitment_loss = torch.zeros((), device=x.device)
+        else:
+            q, indices, codebook_loss, commitment_loss = self.quantizer(z)
+        b, d, h, w = shape
+        x_hat = self.decoder(q.reshape(b, h, w, d).permute(0, 3, 1, 2))
+        return {"x_hat": x_hat, "indices": indices, "codebook_loss": codebook_loss,
+                "commitment_loss": commitment_loss}
+
+
+def to_model_range(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] pixels -> [-1, 1]."""
+    return x * 2 - 1
+
+
+def loss_terms(out: dict, x: torch.Tensor, loss_cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    mse = F.mse_loss(out["x_hat"], x)
+    total = mse + loss_cfg.codebook_weight * out["codebook_loss"] + loss_cfg.commitment_weight * out["commitment_loss"]
+    return total, mse
+
+
+@torch.no_grad()
+def evaluate(model: QuantizedAutoencoder, val: torch.Tensor, batch_size: int, ctx) -> dict:
+    model.eval()
+    counts = torch.zeros(model.codebook_size, dtype=torch.long)
+    sq_err = codebook = 0.0
+    batches = range(0, val.shape[0], batch_size)
+    for start in ctx.track(batches, "eval", total=len(batches)):
+        x = to_model_range(val[start:start + batch_size].to(ctx.device))
+        out = model(x)
+        sq_err += F.mse_loss(out["x_hat"], x, reduction="sum").item()
+        codebook += out["codebook_loss"].item() * x.shape[0]
+        counts += torch.bincount(out["indices"].cpu(), minlength=model.codebook_size)
+    model.train()
+    p = counts.float() / counts.sum()
+    entropy = -(p[p > 0] * p[p > 0].log()).sum().item()
+    return {
+        "mse": sq_err / val.numel(),
+        "utilization": (counts > 0).float().mean().item(),
+        "perplexity": math.exp(entropy),
+        "codebook_loss": codebook / val.shape[0],
+        "codes_used": float((counts > 0).sum().item()),
+    }
+
+
+def run(cfg, ctx) -> dict:
+    data = load_images(cfg.data)
+    device, steps, batch_size = ctx.device, int(cfg.trainer.steps), int(cfg.trainer.batch_size)
+    generator = torch.Generator().manual_seed(int(cfg.seed))
+    model = QuantizedAutoencoder(data.shape[0], cfg.model, cfg.quantizer, generator).to(device)
+    optimizer = make_optimizer(cfg.optimizer, model.parameters())
+    latents = data.train.shape[0] * (data.shape[1] // 2 ** int(cfg.model.downsample)) ** 2
+    print(f"data {data.name}: train {tuple(data.train.shape)} val {tuple(data.val.shape)} | "
+          f"params {sum(p.numel() for p in model.parameters()) / 1e6:.3f}M | codebook {model.codebook_size} "
+          f"({cfg.quantizer.name}{', levels ' + str(model.quantizer.levels) if cfg.quantizer.name == 'fsq' else ''})"
+          f" | train latents {latents} | steps {steps} x batch {batch_size}")
+    if cfg.quantizer.name != "fsq" and cfg.quantizer.init == "kmeans":
+        with torch.no_grad():
+            z, _ = model.encode(to_model_range(data.train[:4096].to(device)))
+        model.quantizer.kmeans_init(z, iters=int(cfg.quantizer.kmeans_iters), seed=int(cfg.seed))
+    ctx.samples_per_step = batch_size
+    val_metrics: dict = {}
+    for step in ctx.steps(steps, {"model": model, "optimizer": optimizer}):
+        x = to_model_range(data.train[batch_indices(data.train.shape[0], batch_size, int(cfg.seed), step)].to(device))
+        out = model(x)
+        loss, mse = loss_terms(out, x, cfg.loss)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if ctx.is_log_step(step):
+            ctx.log(step, "train", loss=loss.item(), mse=mse.item(), codebook_loss=out["codebook_loss"].item())
+        if ctx.is_eval_step(step, steps):
+            val_metrics = evaluate(model, data.val, 512, ctx)
+            ctx.log(step + 1, "val", **val_metrics)
+    if not val_metrics:  # resumed after the last step: evaluate the restored model once
+        val_metrics = evaluate(model, data.val, 512, ctx)
+    plot_run(model, data.val, ctx)
+    return {"val/" + k: v for k, v in val_metrics.items()} | {"codebook_size_actual": float(model.codebook_size)}
+
+
+@torch.no_grad()
+def plot_run(model: QuantizedAutoencoder, val: torch.Tensor, ctx) -> None:
+    """Reconstructions beside originals, and the sorted code-usage histogram."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ctx.figures_dir.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    x = val[:16].to(ctx.device)
+    x_hat = ((model(to_model_range(x))["x_hat"] + 1) / 2).clamp(0, 1).cpu()
+    fig, axes = plt.subplots(2, 16, figsize=(12, 1.8))
+    for i in range(16):
+        for row, img in enumerate((x[i].cpu(), x_hat[i])):
+            ax = axes[row, i]
+            ax.imshow(img.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if img.shape[0] == 1 else None)
+            ax.axis("off")
+    axes[0, 0].set_title("val", fontsize=8, loc="left")
+    axes[1, 0].set_title("reconstruction", fontsize=8, loc="left")
+    fig.tight_layout()
+    fig.savefig(ctx.figures_dir / "reconstructions.png", dpi=120)
+    plt.close(fig)
+
+    counts = torch.zeros(model.codebook_size, dtype=torch.long)
+    for start in range(0, val.shape[0], 512):
+        counts += torch.bincount(model(to_model_range(val[start:start + 512].to(ctx.device)))["indices"].cpu(),
+                                 minlength=model.codebook_size)
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.bar(range(model.codebook_size), counts.sort(descending=True).values.numpy(), width=1.0)
+    ax.set(xlabel="code (sorted by use)", ylabel="count on val", yscale="symlog",
+           title=f"code usage: {(counts > 0).float().mean():.1%} of {model.codebook_size}")
+    fig.tight_layout()
+    fig.savefig(ctx.figures_dir / "code_usage.png", dpi=120)
+    plt.close(fig)
+    model.train()

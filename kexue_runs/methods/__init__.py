@@ -1,0 +1,1 @@
+"""Method code, one module per post: the idea apart from the experiment."""

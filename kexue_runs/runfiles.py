@@ -1,0 +1,111 @@
+"""The files a run leaves behind, and the only code that reads or writes them.
+
+Aggregation reads these files alone (never the models), so a sweep can be re-reported after a
+crash, on another machine, or after a plotting change. Writes are atomic: a kill leaves either
+the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import yaml
+
+SUMMARY = "summary.json"
+METRICS = "metrics.jsonl"
+CHECKPOINT = "checkpoint.pt"
+REPORT = "report.md"
+FIGURES = "figures"
+
+# Keys that change where or how a run is shown, not what it computes: left out of the config hash.
+NON_SEMANTIC_KEYS = ("resume", "output_root", "trainer.progress", "trainer.device", "trainer.threads",
+                     "hydra", "sweep_grids", "meta", "claim", "reported", "checks", "figure")
+
+
+# The experiment's claim apparatus: kept in the experiment file, not copied into every summary.
+SPEC_KEYS = ("meta", "claim", "reported", "checks", "figure", "sweep_grids")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def to_jsonable(value):
+    """Plain JSON: NaN and inf become strings, so every reader can parse the files."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return to_jsonable(value.item())
+    return value
+
+
+def write_json(path: Path, data: dict) -> None:
+    atomic_write_text(path, json.dumps(to_jsonable(data), indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a torn last line after a kill
+                break
+    return rows
+
+
+def read_summary(run_dir: Path) -> dict | None:
+    path = Path(run_dir) / SUMMARY
+    if not path.exists():
+        return None
+    try:
+        return read_json(path)
+    except json.JSONDecodeError:
+        return None
+
+
+def config_hash(resolved: dict) -> str:
+    """Hash of what a run computes: the resolved config less the non-semantic keys."""
+    cfg = json.loads(json.dumps(resolved, default=str))
+    for dotted in NON_SEMANTIC_KEYS:
+        node, *rest = dotted.split(".")
+        parent = cfg
+        while rest and isinstance(parent.get(node), dict):
+            parent, node, rest = parent[node], rest[0], rest[1:]
+        if not rest and isinstance(parent, dict):
+            parent.pop(node, None)
+    blob = json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def saved_overrides(run_dir: Path) -> list[str]:
+    path = Path(run_dir) / ".hydra" / "overrides.yaml"
+    return list(yaml.safe_load(path.read_text()) or [])

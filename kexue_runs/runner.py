@@ -1,0 +1,283 @@
+"""The run lifecycle: set up, run the experiment, and always leave a complete run folder.
+
+    <run dir>/.hydra/          composed config and overrides (Hydra)
+    <run dir>/metrics.jsonl    one JSON object per event: step, wall time, split, metric values
+    <run dir>/checkpoint.pt    periodic, atomic; `resume=<run dir>` continues from it
+    <run dir>/summary.json     status (ok / failed / diverged / interrupted), metrics, timing, environment
+    <run dir>/figures/*.png    training curves plus the experiment's own figures
+    <run dir>/report.md        what ran, the claim, the post's numbers, ours
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from . import runfiles
+from .errors import Diverged
+from .progress import console, format_metrics, make_progress, metrics_table
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def git_sha() -> str:
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=repo, capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment(device: torch.device) -> dict:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+        or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "git_sha": git_sha(),
+        "host": platform.node(),
+    }
+
+
+class RunContext:
+    """What an experiment gets to talk to the run: logging, the training loop, progress, figures.
+
+    `ctx.steps(total, state)` is the training loop's iterator. It restores `state` (anything with
+    state_dict/load_state_dict) from the checkpoint on resume, saves it every
+    trainer.checkpoint_every steps, and drives the progress bar. Batches must be a function of the
+    step (see data.batch_indices), so a resumed run sees the very batches the killed one would have.
+    """
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, device: torch.device, resuming: bool,
+                 higher_is_better: Iterable[str] = ()):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.device = device
+        self.resuming = resuming
+        self.higher_is_better = set(higher_is_better)
+        self.figures_dir = self.run_dir / runfiles.FIGURES
+        self.metrics_path = self.run_dir / runfiles.METRICS
+        self.checkpoint_path = self.run_dir / runfiles.CHECKPOINT
+        self.last: dict[str, float] = {}
+        self.best: dict[str, float] = {}
+        self.step = 0
+        self.samples_per_step = 0
+        self.elapsed_before = 0.0  # wall time spent before a resume
+        self.started = time.time()
+        self.progress = make_progress(bool(cfg.trainer.progress))
+        self._live: dict[str, float] = {}
+        self._train_task = None
+        if not resuming and self.metrics_path.exists():
+            self.metrics_path.unlink()
+
+    # -- metrics ------------------------------------------------------------------------------
+    def log(self, step: int, split: str, **values: float) -> None:
+        """Append one event to metrics.jsonl; a non-finite value stops the run as diverged."""
+        values = {k: float(v) for k, v in values.items()}
+        row = {"step": step, "time": round(self.wall_time(), 4), "split": split, **values}
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(runfiles.to_jsonable(row)) + "\n")
+        self._remember(split, values)
+        self._live.update({k: v for k, v in values.items()})
+        if self._train_task is not None:
+            self.progress.update(self._train_task, metrics=format_metrics(self._live))
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            raise Diverged(f"{split}/{bad[0]} = {values[bad[0]]} at step {step}")
+
+    def _remember(self, split: str, values: dict[str, float]) -> None:
+        for name, value in values.items():
+            key = f"{split}/{name}"
+            self.last[key] = value
+            if not math.isfinite(value):
+                continue
+            better = max if name in self.higher_is_better else min
+            self.best[key] = better(self.best.get(key, value), value)
+
+    # -- the training loop ---------------------------------------------------------------------
+    def steps(self, total: int, state: dict, description: str = "train") -> Iterator[int]:
+        start = self._restore(state) if self.resuming and self.checkpoint_path.exists() else 0
+        every = int(self.cfg.trainer.checkpoint_every)
+        self._train_task = self.progress.add_task(description, total=total, completed=start,
+                                                  metrics=format_metrics(self._live))
+        for step in range(start, total):
+            self.step = step
+            yield step
+            done = step + 1
+            self.step = done
+            if done % every == 0 or done == total:
+                self._save(state, done)
+            self.progress.advance(self._train_task)
+        self.progress.update(self._train_task, metrics=format_metrics(self._live))
+
+    def is_eval_step(self, step: int, total: int) -> bool:
+        done = step + 1
+        return done % int(self.cfg.trainer.eval_every) == 0 or done == total
+
+    def is_log_step(self, step: int) -> bool:
+        return step % int(self.cfg.trainer.log_every) == 0
+
+    def track(self, iterable: Iterable, description: str, total: int | None = None) -> Iterator:
+        """A progress bar for an evaluation (or any other long) loop."""
+        task = self.progress.add_task(description, total=total, metrics="")
+        for item in iterable:
+            yield item
+            self.progress.advance(task)
+        self.progress.remove_task(task)
+
+    def _save(self, state: dict, step: int) -> None:
+        payload = {
+            "step": step,
+            "state": {name: obj.state_dict() for name, obj in state.items()},
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+            "metrics_bytes": self.metrics_path.stat().st_size if self.metrics_path.exists() else 0,
+            "elapsed": self.wall_time(),
+        }
+        tmp = self.checkpoint_path.with_suffix(".pt.tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, self.checkpoint_path)
+
+    def _restore(self, state: dict) -> int:
+        ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        for name, obj in state.items():
+            obj.load_state_dict(ckpt["state"][name])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        np.random.set_state(ckpt["rng"]["numpy"])
+        random.setstate(ckpt["rng"]["python"])
+        # Drop what the killed run logged after its last checkpoint: it will be logged again.
+        with open(self.metrics_path, "r+b") as f:
+            f.truncate(ckpt["metrics_bytes"])
+        for row in runfiles.read_metrics(self.run_dir):
+            self._remember(row["split"], {k: v for k, v in row.items() if k not in ("step", "time", "split")
+                                          and isinstance(v, (int, float))})
+        self.elapsed_before = float(ckpt["elapsed"])
+        self.started = time.time()
+        console.print(f"[cyan]resumed from step {ckpt['step']}[/] ({self.checkpoint_path})")
+        return int(ckpt["step"])
+
+    def wall_time(self) -> float:
+        return self.elapsed_before + time.time() - self.started
+
+
+def final_metrics(ctx: RunContext, returned: dict | None) -> dict:
+    final = {k: v for k, v in ctx.last.items() if not k.startswith("train/")}
+    final.update(returned or {})
+    for k, v in ctx.last.items():  # keep the last train values too, last in the table
+        final.setdefault(k, v)
+    return final
+
+
+def reuse_completed(cfg: DictConfig, resolved: dict, run_dir: Path) -> bool:
+    from .sweeps import copy_job, find_completed
+
+    done = find_completed(Path(cfg.output_root), cfg.name, runfiles.config_hash(resolved), git_sha())
+    if done is None:
+        return False
+    if done.resolve() != run_dir.resolve():
+        copy_job(done, run_dir)
+    console.print(f"[cyan]{cfg.name}: cell already completed[/] ({done}); skipped")
+    return True
+
+
+def execute(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool = False) -> str:
+    """Run one experiment into run_dir. Returns the status; never raises for a failed run.
+
+    In a sweep, a cell already completed with the same config hash and code (in this sweep or an
+    earlier one) is reused instead of rerun, and a job folder holding a checkpoint resumes from it.
+    """
+    run_dir = Path(run_dir)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    if in_sweep and reuse_completed(cfg, resolved, run_dir):
+        return "ok"
+    device = resolve_device(cfg.trainer.device)
+    torch.set_num_threads(int(cfg.trainer.threads or os.cpu_count() or 1))
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    seed_everything(int(cfg.seed))
+    module = importlib.import_module(cfg.task)
+    resuming = bool(cfg.resume) or (in_sweep and (run_dir / runfiles.CHECKPOINT).exists())
+    ctx = RunContext(cfg, run_dir, device, resuming, getattr(module, "HIGHER_IS_BETTER", ()))
+    started_at = datetime.now().isoformat(timespec="seconds")
+    console.print(f"[bold]{cfg.name}[/] scale={cfg.scale.name} seed={cfg.seed} device={device} "
+                  f"threads={torch.get_num_threads()} -> {run_dir}")
+    status, error, returned = "ok", None, None
+    try:
+        with ctx.progress:
+            returned = module.run(cfg, ctx)
+    except Diverged as exc:
+        status, error = "diverged", str(exc)
+    except KeyboardInterrupt:
+        status, error = "interrupted", "KeyboardInterrupt"
+    except Exception:  # a failed run still leaves its summary; the sweep goes on
+        status, error = "failed", traceback.format_exc()
+    final = final_metrics(ctx, returned)
+    wall = ctx.wall_time()
+    summary = {
+        "experiment": cfg.name,
+        "status": status,
+        "error": error,
+        "overrides": overrides,
+        "config_hash": runfiles.config_hash(resolved),
+        "seed": int(cfg.seed),
+        "scale": cfg.scale.name,
+        "final": final,
+        "best": {k: v for k, v in ctx.best.items() if not k.startswith("train/")},
+        "timing": {
+            "wall_s": round(wall, 3),
+            "steps": ctx.step,
+            "steps_per_s": round(ctx.step / wall, 3) if wall > 0 else None,
+            "samples_per_s": round(ctx.step * ctx.samples_per_step / wall, 1) if wall > 0 else None,
+        },
+        "environment": environment(device),
+        "started": started_at,
+        "ended": datetime.now().isoformat(timespec="seconds"),
+        "run_dir": str(run_dir),
+        "config": {k: v for k, v in resolved.items() if k not in runfiles.SPEC_KEYS},
+    }
+    runfiles.write_json(run_dir / runfiles.SUMMARY, summary)
+    from .report import write_run_figures, write_run_report  # matplotlib only when a run ends
+
+    try:
+        write_run_figures(run_dir)
+        write_run_report(run_dir, cfg, summary)
+    except Exception:  # a plotting problem must not lose the run's numbers
+        console.print(f"[red]could not write the report: {traceback.format_exc(limit=1)}")
+    colour = {"ok": "green", "diverged": "yellow"}.get(status, "red")
+    console.print(metrics_table(f"{cfg.name}: final metrics", {k: v for k, v in final.items()},
+                                summary["best"]))
+    console.print(f"status [{colour}]{status}[/]  wall {wall:.1f}s  ->  {run_dir}")
+    if status == "failed":
+        console.print(f"[red]{error.strip().splitlines()[-1]}[/]  (traceback in {run_dir / 'summary.json'})")
+    sys.stdout.flush()
+    return status

@@ -1,0 +1,289 @@
+"""Sweeps that end in a verdict: aggregate the job folders, evaluate the claim, draw the figure.
+
+Reads only run files (summary.json, which carries the resolved config), never the models, so
+`kexue-run report <dir>` rebuilds everything after a crash, on another machine, or after a
+plotting change. Writes, into the sweep folder:
+
+    aggregate.csv      one row per job: job, status, every override as a column, final metrics
+    grouped.csv        mean, std and n over seeds for every other combination of overrides
+    claim_report.json  each check: observed, the post's number, verdict, n, note
+    claim_report.md    the same, for people, with the post's numbers beside ours
+    figure.png         mean +- std over seeds, the post's numbers as a reference layer
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from . import config_dir, runfiles
+from .claims import evaluate_checks, overall, table_from_runs
+from .progress import console, fmt
+
+METRIC_PREFIXES = ("val/", "test/", "train/", "eval/")
+
+
+# -- reading a sweep ---------------------------------------------------------------------------
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """Every folder under the sweep that Hydra made for a job (it has .hydra/) or that has a summary."""
+    found = {p.parent.parent for p in Path(sweep_dir).rglob(".hydra/overrides.yaml")}
+    found |= {p.parent for p in Path(sweep_dir).rglob(runfiles.SUMMARY)}
+    return sorted(d for d in found if d != Path(sweep_dir) or (d / runfiles.SUMMARY).exists())
+
+
+def load_jobs(sweep_dir: Path) -> list[dict]:
+    jobs = []
+    for d in job_dirs(sweep_dir):
+        summary = runfiles.read_summary(d)
+        if summary is None:  # killed before it could write one
+            overrides = runfiles.saved_overrides(d) if (d / ".hydra" / "overrides.yaml").exists() else []
+            summary = {"status": "incomplete", "overrides": overrides, "final": {}, "config": None,
+                       "error": "no summary.json (killed?)"}
+            config_file = d / ".hydra" / "config.yaml"
+            if config_file.exists():
+                summary["config"] = yaml.safe_load(config_file.read_text())
+        summary["job"] = str(d.relative_to(sweep_dir)) if d != Path(sweep_dir) else "."
+        jobs.append(summary)
+    return jobs
+
+
+def experiment_spec(jobs: list[dict]) -> dict:
+    """The claim, checks and figure: from the experiment file as it is now, else as the jobs ran."""
+    name = next((j.get("experiment") or (j.get("config") or {}).get("name") for j in jobs
+                 if j.get("experiment") or j.get("config")), None)
+    path = config_dir() / "experiment" / f"{name}.yaml"
+    if name and path.exists():
+        spec = yaml.safe_load(path.read_text())
+    else:
+        spec = next((j["config"] for j in jobs if j.get("config")), {}) or {}
+    return {k: spec.get(k) for k in ("name", "meta", "claim", "reported", "checks", "figure")} | {"name": name}
+
+
+def override_columns(jobs: list[dict]) -> list[str]:
+    keys: list[str] = []
+    for job in jobs:
+        for item in job.get("overrides") or []:
+            key = item.split("=", 1)[0].lstrip("+~")
+            if key not in keys and not key.startswith("hydra."):
+                keys.append(key)
+    return keys
+
+
+def overrides_dict(job: dict) -> dict:
+    return dict(item.lstrip("+~").split("=", 1) for item in job.get("overrides") or [] if "=" in item)
+
+
+def metric_columns(jobs: list[dict]) -> list[str]:
+    keys: list[str] = []
+    for job in jobs:
+        for key in job.get("final") or {}:
+            if key not in keys:
+                keys.append(key)
+    return sorted(keys, key=lambda k: (not k.startswith("val/"), k))
+
+
+# -- writing the aggregate -----------------------------------------------------------------------
+
+def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    tmp.replace(path)
+
+
+def grouped_rows(jobs: list[dict], columns: list[str], metrics: list[str]) -> list[dict]:
+    keys = [c for c in columns if c != "seed"]
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for job in jobs:
+        if job.get("status") == "ok":
+            o = overrides_dict(job)
+            groups[tuple(o.get(k, "") for k in keys)].append(job)
+    out = []
+    for combo, members in groups.items():
+        row = dict(zip(keys, combo))
+        for m in metrics:
+            values = [j["final"][m] for j in members if isinstance(j["final"].get(m), (int, float))]
+            n = len(values)
+            mean = sum(values) / n if n else math.nan
+            std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+            row[m] = (mean, std, n)
+        out.append(row)
+    return out
+
+
+def aggregate(sweep_dir: Path, quiet: bool = False) -> dict:
+    sweep_dir = Path(sweep_dir)
+    jobs = load_jobs(sweep_dir)
+    if not jobs:
+        raise FileNotFoundError(f"no job folders under {sweep_dir}")
+    spec = experiment_spec(jobs)
+    columns = override_columns(jobs)
+    metrics = metric_columns(jobs)
+    write_csv(sweep_dir / "aggregate.csv", ["job", "status"] + columns + metrics + ["error"],
+              [[j["job"], j["status"]] + [overrides_dict(j).get(c, "") for c in columns]
+               + [(j.get("final") or {}).get(m, "") for m in metrics]
+               + [(j.get("error") or "").strip().splitlines()[-1] if j.get("error") else ""] for j in jobs])
+    grouped = grouped_rows(jobs, columns, metrics)
+    keys = [c for c in columns if c != "seed"]
+    write_csv(sweep_dir / "grouped.csv", keys + [f"{m} {s}" for m in metrics for s in ("mean", "std", "n")],
+              [[g[k] for k in keys] + [x for m in metrics for x in g[m]] for g in grouped])
+    rows = table_from_runs(jobs)
+    results = evaluate_checks(spec.get("checks") or [], rows)
+    statuses = defaultdict(int)
+    for j in jobs:
+        statuses[j["status"]] += 1
+    scale = next((j.get("scale") for j in jobs if j.get("scale")), None)
+    report = {
+        "experiment": spec["name"], "sweep_dir": str(sweep_dir), "scale": scale,
+        "generated": datetime.now().isoformat(timespec="seconds"), "jobs": dict(statuses),
+        "verdict": overall(results), "checks": results,
+        "git_sha": next((j.get("environment", {}).get("git_sha") for j in jobs if j.get("environment")), None),
+        "wall_s": round(sum((j.get("timing") or {}).get("wall_s") or 0 for j in jobs), 1),
+    }
+    runfiles.write_json(sweep_dir / "claim_report.json", report)
+    runfiles.atomic_write_text(sweep_dir / "claim_report.md", claim_markdown(report, spec, grouped, keys, metrics))
+    try:
+        from .figures import sweep_figure
+
+        sweep_figure(sweep_dir / "figure.png", rows, spec)
+    except Exception as exc:  # the numbers matter more than the picture
+        console.print(f"[red]figure failed: {exc}[/]")
+    if not quiet:
+        print_verdicts(report)
+    return report
+
+
+def claim_markdown(report: dict, spec: dict, grouped: list[dict], keys: list[str], metrics: list[str]) -> str:
+    posts = (spec.get("meta") or {}).get("posts", [])
+    lines = [f"# {report['experiment']}: claim report", ""]
+    lines += [f"- [{p['archive']}] {p['title']}: {p['url']}" for p in posts] + [""]
+    lines += [f"**Claim.** {spec.get('claim') or ''}", ""]
+    lines += [f"Sweep `{report['sweep_dir']}`, scale `{report['scale']}`, jobs "
+              + ", ".join(f"{n} {s}" for s, n in report["jobs"].items())
+              + f", summed job wall time {report['wall_s']} s, git {report['git_sha']}.", ""]
+    lines += [f"**Overall: {report['verdict']}**", "",
+              "| check | verdict | observed (ours) | reported (post) | n | note |", "|---|---|---|---|---|---|"]
+    for r in report["checks"]:
+        lines.append(f"| {r['id']}: {r['statement']} | **{r['verdict']}** | {r['observed']} | {r['reported']} | "
+                     f"{r['n']} | {r['note']} |")
+    lines += ["", "## The post's numbers", ""]
+    from .report import reported_table
+
+    lines += reported_table(spec.get("reported")) + [""]
+    shown = [m for m in metrics if not m.startswith("train/")][:6]
+    lines += ["## Ours: mean ± std (n) over seeds", "",
+              "| " + " | ".join(keys + shown) + " |", "|" + "---|" * (len(keys) + len(shown))]
+    for g in sorted(grouped, key=lambda g: [sort_key(g[k]) for k in keys]):
+        cells = [f"{fmt(g[m][0])} ± {fmt(g[m][1])} ({g[m][2]})" for m in shown]
+        lines.append("| " + " | ".join([str(g[k]) for k in keys] + cells) + " |")
+    lines += ["", "![figure](figure.png)", ""]
+    return "\n".join(lines)
+
+
+def sort_key(value):
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+
+
+def print_verdicts(report: dict) -> None:
+    from rich.table import Table
+
+    style = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}
+    table = Table(title=f"{report['experiment']}: claim checks ({report['scale']})")
+    for col in ("check", "verdict", "observed", "reported", "n"):
+        table.add_column(col, overflow="fold")
+    for r in report["checks"]:
+        table.add_row(r["id"], f"[{style[r['verdict']]}]{r['verdict']}[/]", r["observed"] or r["note"],
+                      str(r["reported"]), str(r["n"]))
+    console.print(table)
+    console.print(f"overall [{style[report['verdict']]}]{report['verdict']}[/]; jobs "
+                  + ", ".join(f"{n} {s}" for s, n in report["jobs"].items()) + f"  ->  {report['sweep_dir']}")
+
+
+# -- finding sweeps ----------------------------------------------------------------------------
+
+def newest_claim_report(name: str, outputs: Path = Path("outputs")) -> dict | None:
+    reports = sorted((Path(outputs) / "sweeps" / name).glob("*/claim_report.json"))
+    for path in reversed(reports):
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            continue
+    return None
+
+
+def find_completed(outputs: Path, name: str, config_hash: str, git_sha: str) -> Path | None:
+    """A finished ok job of this experiment with the same config hash and code, in any sweep."""
+    clean = git_sha.removesuffix("-dirty")
+    for path in sorted((Path(outputs) / "sweeps" / name).glob(f"*/*/{runfiles.SUMMARY}"), reverse=True):
+        summary = runfiles.read_summary(path.parent)
+        if (summary and summary.get("status") == "ok" and summary.get("config_hash") == config_hash
+                and summary.get("environment", {}).get("git_sha", "").removesuffix("-dirty") == clean):
+            return path.parent
+    return None
+
+
+def copy_job(source: Path, target: Path) -> None:
+    for item in source.iterdir():
+        if item.name in (".hydra", runfiles.CHECKPOINT):
+            continue
+        dest = target / item.name
+        if item.is_dir():
+            shutil.copytree(item, dest, dirs_exist_ok=True)
+        else:
+            shutil.copy2(item, dest)
+    summary = runfiles.read_summary(target)
+    summary["reused_from"] = str(source)
+    summary["run_dir"] = str(target)
+    runfiles.write_json(target / runfiles.SUMMARY, summary)
+
+
+# -- entry points ------------------------------------------------------------------------------
+
+def finish_sweep(sweep_dir: Path) -> dict | None:
+    try:
+        return aggregate(sweep_dir)
+    except FileNotFoundError as exc:
+        console.print(f"[red]{exc}[/]")
+        return None
+
+
+def report_main(args: list[str]) -> int:
+    if len(args) != 1 or args[0] in ("-h", "--help"):
+        console.print("usage: kexue-run report <sweep dir or run dir>")
+        return 2
+    target = Path(args[0])
+    if not target.is_dir():
+        console.print(f"[bold red]error:[/] {target}: no such folder; give outputs/sweeps/<experiment>/<stamp> "
+                      f"or outputs/runs/<experiment>/<stamp>")
+        return 2
+    if (target / runfiles.SUMMARY).exists() and not any(target.glob(f"*/{runfiles.SUMMARY}")):
+        from omegaconf import OmegaConf
+
+        from .report import write_run_figures, write_run_report
+
+        summary = runfiles.read_summary(target)
+        cfg = summary.get("config") or OmegaConf.to_container(OmegaConf.load(target / ".hydra" / "config.yaml"))
+        spec = experiment_spec([summary])
+        write_run_figures(target)
+        path = write_run_report(target, {**cfg, **{k: v for k, v in spec.items() if v is not None}}, summary)
+        console.print(f"rewrote {path}")
+        return 0
+    try:
+        aggregate(target)
+    except FileNotFoundError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return 2
+    return 0

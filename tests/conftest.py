@@ -1,0 +1,56 @@
+"""Shared test helpers. Tests never touch the network and write only under tmp_path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["MPLBACKEND"] = "Agg"
+
+REPO = Path(__file__).resolve().parent.parent
+SMOKE = ["experiment=fsq_vs_vq", "scale=smoke", "trainer.progress=false"]
+
+
+@pytest.fixture
+def kexue(tmp_path, capsys):
+    """Run the CLI in-process: kexue(*overrides) -> (exit code, output)."""
+    from kexue_runs import cli
+
+    def run(*args: str, outputs: Path | None = None) -> tuple[int, str]:
+        root = outputs or tmp_path / "outputs"
+        argv = list(args)
+        if not any(a.startswith("output_root=") for a in argv) and args and args[0] not in ("list", "report"):
+            argv.append(f"output_root={root}")
+        old = sys.argv
+        try:
+            sys.argv = ["kexue-run"]
+            code = cli.main(argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            sys.argv = old
+        out = capsys.readouterr()
+        return code, out.out + out.err
+
+    return run
+
+
+def run_dirs(outputs: Path, experiment: str = "fsq_vs_vq") -> list[Path]:
+    return sorted((outputs / "runs" / experiment).glob("*"))
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def subprocess_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = os.environ | {"COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "kexue_runs.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)

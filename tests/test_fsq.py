@@ -1,0 +1,57 @@
+"""FSQ (kexue.fm 9826): the implicit codebook, its indices, and the straight-through rounding."""
+
+import math
+
+import pytest
+import torch
+
+from kexue_runs.methods.fsq import FSQ, PAPER_LEVELS, levels_for, round_ste
+
+
+@pytest.mark.parametrize("bound", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("levels", list(PAPER_LEVELS.values()))
+def test_indices_codes_round_trip(levels, bound):
+    fsq = FSQ(levels, bound=bound)
+    assert fsq.codebook_size == math.prod(levels)
+    indices = torch.arange(fsq.codebook_size)
+    codes = fsq.indices_to_codes(indices)
+    assert codes.shape == (fsq.codebook_size, len(levels))
+    assert torch.equal(fsq.codes_to_indices(codes), indices)
+    # every grid point is distinct: the implicit codebook really has prod(levels) codes
+    assert torch.unique(codes, dim=0).shape[0] == fsq.codebook_size
+
+
+@pytest.mark.parametrize("bound", ["tanh", "sigmoid"])
+def test_forward_indices_in_range_and_on_grid(bound):
+    fsq = FSQ([8, 5, 5, 5], bound=bound)
+    z = torch.randn(4096, 4) * 3
+    codes, indices, _ = fsq(z)
+    assert indices.min() >= 0 and indices.max() < fsq.codebook_size
+    assert torch.allclose(fsq.indices_to_codes(indices), codes)
+    assert codes.abs().max() <= 1.0 + 1e-6
+    # with wide inputs every level of every dimension is reached
+    for d, level in enumerate(fsq.levels):
+        assert torch.unique(codes[:, d]).numel() == level
+
+
+def test_levels_table_matches_the_paper():
+    assert levels_for(2**4) == [5, 3]
+    assert levels_for(2**6) == [8, 8]
+    assert levels_for(2**8) == [8, 6, 5]
+    assert levels_for(2**10) == [8, 5, 5, 5]
+    assert levels_for(2**12) == [7, 5, 5, 5, 5]
+    with pytest.raises(ValueError, match="no FSQ level table entry"):
+        levels_for(1000)
+
+
+def test_rounding_gradient_is_straight_through():
+    x = torch.tensor([0.2, 1.7, -2.4], requires_grad=True)
+    y = round_ste(x)
+    assert torch.equal(y, torch.tensor([0.0, 2.0, -2.0]))
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.ones(3))
+
+
+def test_levels_below_two_are_rejected():
+    with pytest.raises(ValueError, match=">= 2"):
+        FSQ([5, 1])

@@ -1,0 +1,99 @@
+"""The run lifecycle end to end: files, determinism, kill-and-resume, divergence, the CLI surface."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import REPO, SMOKE, run_dirs, subprocess_cli, summary
+
+
+def test_smoke_run_writes_every_file(kexue, tmp_path):
+    code, out = kexue(*SMOKE)
+    assert code == 0, out
+    (run,) = run_dirs(tmp_path / "outputs")
+    assert len(run.name) == len("20261123-050832-126318")  # stamp with microseconds
+    for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "metrics.jsonl", "summary.json", "report.md",
+                 "checkpoint.pt", "figures/curves.png", "figures/reconstructions.png", "figures/code_usage.png"):
+        assert (run / name).exists(), name
+    s = summary(run)
+    assert s["status"] == "ok" and s["error"] is None and s["scale"] == "smoke" and s["seed"] == 0
+    assert "experiment=fsq_vs_vq" in s["overrides"] and len(s["config_hash"]) == 16
+    assert 0 <= s["final"]["val/utilization"] <= 1 and s["final"]["val/mse"] > 0
+    assert s["best"]["val/mse"] <= s["final"]["val/mse"]
+    assert s["timing"]["steps"] == 30 and s["timing"]["steps_per_s"] > 0
+    assert {"python", "torch", "device", "git_sha"} <= set(s["environment"])
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert {r["split"] for r in rows} == {"train", "val"}
+    assert all({"step", "time", "split"} <= set(r) for r in rows)
+    report = (run / "report.md").read_text()
+    assert "**Claim.**" in report and "## The post's numbers" in report and "val/utilization" in report
+    assert "final metrics" in out and str(run) in out.replace("\n", "")
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(kexue, tmp_path):
+    for seed in (3, 3, 4):
+        assert kexue(*SMOKE, "quantizer=vq_ste", f"seed={seed}")[0] == 0
+    a, b, c = (summary(r) for r in run_dirs(tmp_path / "outputs"))
+    assert a["final"] == b["final"] and a["config_hash"] == b["config_hash"]
+    metrics = lambda r: [{k: v for k, v in json.loads(x).items() if k != "time"}  # noqa: E731
+                         for x in (r / "metrics.jsonl").read_text().splitlines()]
+    assert metrics(run_dirs(tmp_path / "outputs")[0]) == metrics(run_dirs(tmp_path / "outputs")[1])
+    assert c["final"]["val/mse"] != a["final"]["val/mse"]
+
+
+def test_sigkill_then_resume_ends_like_an_uninterrupted_run(kexue, tmp_path):
+    slow = [*SMOKE, "quantizer=vq_rotation", "trainer.steps=400", "trainer.checkpoint_every=40",
+            "trainer.eval_every=100"]
+    assert kexue(*slow, outputs=tmp_path / "straight")[0] == 0
+    (straight,) = run_dirs(tmp_path / "straight")
+    killed_root = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "kexue_runs.cli", *slow, f"output_root={killed_root}"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        runs = run_dirs(killed_root)
+        if runs and (runs[0] / "checkpoint.pt").exists():
+            rows = (runs[0] / "metrics.jsonl").read_text().splitlines()
+            if rows and json.loads(rows[-1])["step"] >= 120:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    (killed,) = run_dirs(killed_root)
+    assert not (killed / "summary.json").exists(), "the run finished before it could be killed"
+    code, out = kexue(f"resume={killed}")
+    assert code == 0, out
+    assert "resumed from step" in out
+    assert summary(killed)["final"] == summary(straight)["final"]
+    strip = lambda r: [{k: v for k, v in json.loads(x).items() if k != "time"}  # noqa: E731
+                       for x in (r / "metrics.jsonl").read_text().splitlines()]
+    assert strip(killed) == strip(straight)
+
+
+def test_divergence_stops_the_run_and_keeps_its_metrics(kexue, tmp_path):
+    code, out = kexue(*SMOKE, "quantizer=vq_ste", "optimizer=sgd", "optimizer.lr=1e30")
+    assert code == 0, out
+    (run,) = run_dirs(tmp_path / "outputs")
+    s = summary(run)
+    assert s["status"] == "diverged" and "step" in s["error"]
+    assert s["timing"]["steps"] < 30
+    assert (run / "metrics.jsonl").read_text().strip()
+
+
+def test_help_cfg_and_list(tmp_path):
+    helped = subprocess_cli("--help", cwd=tmp_path)
+    assert helped.returncode == 0 and "experiment: fsq_vs_vq" in helped.stdout and "kexue-run list" in helped.stdout
+    cfg = subprocess_cli("experiment=fsq_vs_vq", "scale=smoke", "--cfg", "job", cwd=tmp_path)
+    assert cfg.returncode == 0 and "quantizer:" in cfg.stdout and "steps: 30" in cfg.stdout
+    assert not (tmp_path / "outputs").exists()
+    listed = subprocess_cli("list", cwd=tmp_path)
+    assert listed.returncode == 0 and "fsq_vs_vq" in listed.stdout and "9826" in listed.stdout
+
+
+def test_console_script_is_installed():
+    exe = os.path.join(os.path.dirname(sys.executable), "kexue-run")
+    out = subprocess.run([exe, "list"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "fsq_vs_vq" in out.stdout
