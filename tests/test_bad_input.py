@@ -1,7 +1,6 @@
 """Bad input: one clear line naming the problem and what is allowed, exit code 2, nothing written."""
 
 import pytest
-
 from conftest import SMOKE
 
 BAD = [

@@ -53,7 +53,6 @@ def test_nearest_codeword_matches_brute_force_and_losses():
     assert torch.equal(indices, brute)
     assert torch.allclose(out, vq.codebook[indices])
     assert torch.allclose(codebook_loss, commitment_loss)
-    D = torch.float64  # gradients checked in double precision
 
 
 def test_small_norm_init_is_small_and_kmeans_lowers_distortion():

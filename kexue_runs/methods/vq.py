@@ -36,7 +36,8 @@ def rotation_trick(z: torch.Tensor, q: torch.Tensor, eps: float = 1e-8) -> torch
     q_hat = (q / q_norm).detach()
     w = z_hat + q_hat
     cos = (z_hat * q_hat).sum(-1, keepdim=True)
-    rz = z + 2 * q_hat * (z_hat * z).sum(-1, keepdim=True) - w * (w * z).sum(-1, keepdim=True) / (1 + cos).clamp_min(eps)
+    rz = (z + 2 * q_hat * (z_hat * z).sum(-1, keepdim=True)
+          - w * (w * z).sum(-1, keepdim=True) / (1 + cos).clamp_min(eps))
     gz = (q_norm / z_norm).detach() * rz
     return gz + (q - gz).detach()
 

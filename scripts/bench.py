@@ -1,0 +1,91 @@
+"""`make bench`: each experiment's hot loop, in samples/s and achieved FLOP/s against this
+machine's measured float32 matmul peak. Speed targets live here, never in timed tests.
+
+    python scripts/bench.py [--seconds 10] [--only fsq_vs_vq]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import torch
+from hydra import compose, initialize_config_dir
+from torch.utils.flop_counter import FlopCounterMode
+
+from kexue_runs import config_dir
+
+# Targets on the 2-core development CPU (fp32, eager), from shared/reference/environment.md.
+TARGETS = {"fsq_vs_vq": {"samples_per_s": 1000}}
+
+
+def matmul_peak(seconds: float = 2.0, n: int = 1024) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        torch.mm(a, b)
+        count += 1
+    return 2 * n ** 3 * count / (time.perf_counter() - start)
+
+
+def timed(step, seconds: float) -> tuple[float, int]:
+    for _ in range(3):
+        step()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        step()
+        count += 1
+    return (time.perf_counter() - start) / count, count
+
+
+def bench_fsq_vs_vq(seconds: float) -> list[dict]:
+    from kexue_runs.experiments.fsq_vs_vq import QuantizedAutoencoder, loss_terms, to_model_range
+
+    rows = []
+    for quantizer in ("fsq", "vq_ste", "vq_rotation"):
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=["experiment=fsq_vs_vq", f"quantizer={quantizer}"])
+        model = QuantizedAutoencoder(3, cfg.model, cfg.quantizer, torch.Generator().manual_seed(0))
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        x = to_model_range(torch.rand(int(cfg.trainer.batch_size), 3, 16, 16))
+
+        def step(model=model, optimizer=optimizer, x=x, loss_cfg=cfg.loss):
+            loss, _ = loss_terms(model(x), x, loss_cfg)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+        with FlopCounterMode(display=False) as counter:
+            step()
+        per_step, _ = timed(step, seconds)
+        rows.append({"experiment": "fsq_vs_vq", "arm": f"{quantizer} K={cfg.quantizer.codebook_size}",
+                     "samples_per_s": x.shape[0] / per_step, "flops": counter.get_total_flops() / per_step})
+    return rows
+
+
+BENCHES = {"fsq_vs_vq": bench_fsq_vs_vq}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--only", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    peak = matmul_peak()
+    print(f"float32 matmul peak (1024^2, {torch.get_num_threads()} threads): {peak / 1e9:.1f} GFLOP/s")
+    print(f"{'experiment':<14} {'arm':<22} {'samples/s':>10} {'GFLOP/s':>8} {'of peak':>8}  target")
+    for name, bench in BENCHES.items():
+        if args.only and name != args.only:
+            continue
+        for row in bench(args.seconds):
+            target = TARGETS.get(name, {}).get("samples_per_s")
+            mark = "" if target is None else ("ok" if row["samples_per_s"] >= target else f"BELOW {target}")
+            print(f"{row['experiment']:<14} {row['arm']:<22} {row['samples_per_s']:>10.0f} "
+                  f"{row['flops'] / 1e9:>8.1f} {row['flops'] / peak:>7.0%}  {mark}")
+
+
+if __name__ == "__main__":
+    main()

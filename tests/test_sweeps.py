@@ -1,0 +1,84 @@
+"""Sweeps end in files and verdicts, even when a job fails; `report` rebuilds; reruns skip done cells."""
+
+import csv
+import json
+
+from conftest import SMOKE
+
+from kexue_runs import validate
+from kexue_runs.experiments import fsq_vs_vq
+
+
+def sweep_dirs(outputs):
+    return sorted((outputs / "sweeps" / "fsq_vs_vq").glob("*"))
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_smoke_multirun_aggregates_with_verdicts(kexue, tmp_path, monkeypatch):
+    real_run = fsq_vs_vq.run
+
+    def flaky(cfg, ctx):  # one job of the sweep raises: it must not take the sweep down
+        if cfg.quantizer.name == "vq_ste" and cfg.seed == 1:
+            raise RuntimeError("injected failure")
+        return real_run(cfg, ctx)
+
+    monkeypatch.setattr(fsq_vs_vq, "run", flaky)
+    code, out = kexue("-m", *SMOKE, "quantizer=fsq,vq_ste", "quantizer.codebook_size=16,64", "seed=0,1")
+    assert code == 0, out
+    (sweep,) = sweep_dirs(tmp_path / "outputs")
+    for name in ("aggregate.csv", "grouped.csv", "claim_report.md", "claim_report.json", "figure.png"):
+        assert (sweep / name).exists(), name
+    table = read_csv(sweep / "aggregate.csv")
+    assert len(table) == 8
+    assert {"quantizer", "quantizer.codebook_size", "seed", "val/mse", "val/utilization"} <= set(table[0])
+    failed = [r for r in table if r["status"] == "failed"]
+    assert len(failed) == 2 and all(r["quantizer"] == "vq_ste" and r["seed"] == "1" for r in failed)
+    assert "injected failure" in failed[0]["error"]
+    report = json.loads((sweep / "claim_report.json").read_text())
+    assert report["jobs"] == {"ok": 6, "failed": 2}
+    verdicts = {c["id"]: c for c in report["checks"]}
+    assert set(verdicts) >= {"fsq_uses_nearly_all_codes", "vq_utilization_falls", "fsq_overtakes_vq"}
+    assert all(c["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE") for c in report["checks"])
+    # the VQ arm lost a job: checks on it cannot be trusted
+    assert verdicts["vq_utilization_falls"]["verdict"] == "INCONCLUSIVE"
+    assert "failed" in verdicts["vq_utilization_falls"]["note"]
+    md = (sweep / "claim_report.md").read_text()
+    assert "reported (post)" in md and "crossover near 1000 codes" in md
+
+    # `report` rebuilds everything from the run files alone
+    for name in ("aggregate.csv", "claim_report.json", "figure.png"):
+        (sweep / name).unlink()
+    code, out = kexue("report", str(sweep))
+    assert code == 0, out
+    assert json.loads((sweep / "claim_report.json").read_text())["jobs"] == {"ok": 6, "failed": 2}
+    assert (sweep / "figure.png").exists()
+
+    # rerunning into the sweep folder skips the finished cells and retries the failed ones
+    monkeypatch.setattr(fsq_vs_vq, "run", real_run)
+    code, out = kexue("-m", *SMOKE, "quantizer=fsq,vq_ste", "quantizer.codebook_size=16,64", "seed=0,1",
+                      f"resume={sweep}")
+    assert code == 0, out
+    assert out.count("cell already completed") == 6
+    assert json.loads((sweep / "claim_report.json").read_text())["jobs"] == {"ok": 8}
+    assert len(sweep_dirs(tmp_path / "outputs")) == 1
+
+
+def test_canonical_sweep_plan():
+    plan = validate.preflight(["experiment=fsq_vs_vq", "sweep=fsq_vs_vq", "scale=smoke"], multirun=True)
+    assert plan.jobs == 45 + 24 and len(plan.grids) == 2
+    assert "sweeps/fsq_vs_vq/" in plan.sweep_dir
+    # a command-line value replaces the grid's values for that key
+    plan = validate.preflight(["experiment=fsq_vs_vq", "sweep=fsq_vs_vq", "seed=0"], multirun=True)
+    assert plan.jobs == 15 + 8
+
+
+def test_list_shows_the_last_verdict(kexue, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _ = kexue("-m", *SMOKE, "quantizer=fsq", "seed=0,1", outputs=tmp_path / "outputs")
+    assert code == 0
+    code, out = kexue("list")
+    assert code == 0 and "INCONCLUSIVE" in out and "(smoke)" in out
