@@ -33,7 +33,7 @@ def scales(name: str) -> list[str]:
 def last_verdict(name: str, outputs: Path = Path("outputs")) -> str:
     from .sweeps import newest_claim_report
 
-    report = newest_claim_report(name, outputs)
+    report = newest_claim_report(name, outputs) or newest_run_verdict(name, outputs)
     if report is None:
         return "-"
     counts = {}
@@ -41,6 +41,17 @@ def last_verdict(name: str, outputs: Path = Path("outputs")) -> str:
         counts[check["verdict"]] = counts.get(check["verdict"], 0) + 1
     parts = [f"[{VERDICT_STYLE[v]}]{n} {v}[/]" for v, n in counts.items()]
     return ", ".join(parts) + f" ({report.get('scale', '?')})"
+
+
+def newest_run_verdict(name: str, outputs: Path) -> dict | None:
+    """For claims a single run settles (numerical experiments): the newest run's own checks."""
+    from . import runfiles
+
+    for path in sorted((Path(outputs) / "runs" / name).glob(f"*/{runfiles.SUMMARY}"), reverse=True):
+        summary = runfiles.read_summary(path.parent)
+        if summary and summary.get("checks") and summary.get("status") == "ok":
+            return {"checks": summary["checks"], "scale": f"{summary['scale']} run"}
+    return None
 
 
 def print_catalog(outputs: Path = Path("outputs")) -> None:

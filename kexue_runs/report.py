@@ -78,9 +78,14 @@ def md_cell(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def write_run_report(run_dir: Path, cfg, summary: dict) -> Path:
+def run_checks(cfg_dict: dict, summary: dict) -> list[dict]:
+    """The experiment's checks evaluated on this one run (numerical claims settle here)."""
     from .claims import evaluate_checks, table_from_runs
 
+    return evaluate_checks(cfg_dict.get("checks") or [], table_from_runs([summary | {"config": cfg_dict}]))
+
+
+def write_run_report(run_dir: Path, cfg, summary: dict) -> Path:
     cfg_dict = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
     figures = sorted((Path(run_dir) / runfiles.FIGURES).glob("*.png"))
     lines = [f"# {summary['experiment']}: run report", ""]
@@ -97,15 +102,17 @@ def write_run_report(run_dir: Path, cfg, summary: dict) -> Path:
     for key, value in summary["final"].items():
         lines.append(f"| {key} | {fmt(value)} | {fmt(summary['best'].get(key, ''))} |")
     lines.append("")
-    checks = cfg_dict.get("checks") or []
-    if checks:
-        table = table_from_runs([summary | {"config": cfg_dict}])
+    results = summary.get("checks")
+    if results is None and cfg_dict.get("checks"):
+        results = run_checks(cfg_dict, summary)
+    if results:
         lines += ["## Checks on this run alone", "",
-                  "Most claims need a sweep (`kexue-run -m experiment=... sweep=...`); a check that needs "
-                  "other cells is INCONCLUSIVE here.", "",
-                  "| check | verdict | observed | note |", "|---|---|---|---|"]
-        for result in evaluate_checks(checks, table):
-            lines.append(f"| {result['id']} | {result['verdict']} | {result['observed']} | {result['note']} |")
+                  "A claim over several cells needs a sweep (`kexue-run -m experiment=... sweep=...`); "
+                  "a check that needs other cells is INCONCLUSIVE here.", "",
+                  "| check | verdict | observed (ours) | reported (post) | note |", "|---|---|---|---|---|"]
+        for r in results:
+            lines.append(f"| {r['id']}: {md_cell(r['statement'])} | **{r['verdict']}** | {md_cell(r['observed'])} | "
+                         f"{md_cell(r['reported'])} | {md_cell(r['note'])} |")
         lines.append("")
     if figures:
         lines += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figures] + [""]

@@ -191,10 +191,9 @@ class RunContext:
 
 
 def final_metrics(ctx: RunContext, returned: dict | None) -> dict:
-    final = {k: v for k, v in ctx.last.items() if not k.startswith("train/")}
-    final.update(returned or {})
-    for k, v in ctx.last.items():  # keep the last train values too, last in the table
-        final.setdefault(k, v)
+    """What run() returned (or, for a run that stopped early, the last logged values), then train/*."""
+    final = dict(returned) if returned else {k: v for k, v in ctx.last.items() if not k.startswith("train/")}
+    final.update({k: v for k, v in ctx.last.items() if k.startswith("train/")})
     return final
 
 
@@ -265,8 +264,13 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool
         "run_dir": str(run_dir),
         "config": {k: v for k, v in resolved.items() if k not in runfiles.SPEC_KEYS},
     }
+    from .claims import overall
+    from .report import run_checks, write_run_figures, write_run_report  # matplotlib only when a run ends
+
+    if cfg.checks:
+        summary["checks"] = run_checks(resolved, summary)
+        summary["verdict"] = overall(summary["checks"])
     runfiles.write_json(run_dir / runfiles.SUMMARY, summary)
-    from .report import write_run_figures, write_run_report  # matplotlib only when a run ends
 
     try:
         write_run_figures(run_dir)
@@ -276,6 +280,12 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool
     colour = {"ok": "green", "diverged": "yellow"}.get(status, "red")
     console.print(metrics_table(f"{cfg.name}: final metrics", {k: v for k, v in final.items()},
                                 summary["best"]))
+    decided = [c for c in summary.get("checks") or [] if c["verdict"] != "INCONCLUSIVE"]
+    if decided:
+        from .sweeps import print_verdicts
+
+        print_verdicts({"experiment": cfg.name, "scale": cfg.scale.name, "checks": summary["checks"],
+                        "verdict": summary["verdict"], "jobs": {status: 1}, "sweep_dir": str(run_dir)})
     console.print(f"status [{colour}]{status}[/]  wall {wall:.1f}s  ->  {run_dir}")
     if status == "failed":
         console.print(f"[red]{error.strip().splitlines()[-1]}[/]  (traceback in {run_dir / 'summary.json'})")
