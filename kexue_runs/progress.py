@@ -38,7 +38,7 @@ def format_metrics(values: dict, limit: int = 4) -> str:
 
 def fmt(value) -> str:
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.6g}" if 1e3 <= abs(value) < 1e6 else f"{value:.4g}"
     return str(value)
 
 

@@ -1,0 +1,77 @@
+"""基于量子化假设推导模型的尺度定律（Scaling Law） (scaling laws from the quantization hypothesis)
+https://kexue.fm/archives/9607
+
+Quanta k = 1, 2, ... have Zipf frequencies p_k = k^-(gamma+1) / Z. A model that has learned the n most
+frequent quanta has loss L = sum_{k > n} p_k ~ n^-gamma, so L ~ N^-gamma in parameters. Trained on D
+samples it learns quantum k once it has seen it tau times, so n ~ D^(1/(gamma+1)) and
+L ~ D^-(gamma/(gamma+1)); steps S at batch B behave like data, L ~ S^-(gamma/(gamma+1)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import zeta
+
+from .numeric import figure, pyplot
+
+
+def zipf(gamma: float, quanta: int) -> tuple[np.ndarray, float]:
+    """Frequencies of the first `quanta` quanta of the infinite Zipf law, and the mass of all the rest."""
+    z = zeta(gamma + 1)
+    p = np.arange(1, quanta + 1, dtype=float) ** -(gamma + 1) / z
+    return p, float(zeta(gamma + 1, quanta + 1) / z)
+
+
+def tail(gamma: float, n: np.ndarray) -> np.ndarray:
+    """sum_{k > n} p_k of the infinite law, exactly (Hurwitz zeta)."""
+    return zeta(gamma + 1, n + 1) / zeta(gamma + 1)
+
+
+def fit_slope(x, y) -> float:
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+def run(cfg, ctx) -> dict:
+    sim = cfg.sim
+    rng = np.random.default_rng(int(cfg.seed))
+    quanta, tau = int(sim.quanta), int(sim.tau)
+    ns = np.unique(np.logspace(1, np.log10(sim.n_max), 12).astype(int))
+    ds = np.unique(np.logspace(np.log10(sim.d_min), np.log10(sim.d_max), 12).astype(int))
+    results, curves = {}, {}
+    for gamma in ctx.track(list(sim.gammas), "gammas", total=len(sim.gammas)):
+        gamma = float(gamma)
+        p, rest = zipf(gamma, quanta)
+        loss_n = tail(gamma, ns)  # a = 0, b = 1: a learned quantum costs nothing
+        # data: D multinomial draws; quantum k is learned if it appeared at least tau times. Quanta past
+        # `quanta` (mass `rest`) are drawn as one bucket and never learned.
+        loss_d = []
+        for d in ds:
+            counts = rng.multinomial(int(d), np.append(p, rest))[:-1]
+            loss_d.append(float(p[counts < tau].sum() + rest))
+        loss_d = np.array(loss_d)
+        curves[gamma] = (loss_n, loss_d)
+        results[f"gamma{gamma}_slope_n"] = fit_slope(ns, loss_n)
+        results[f"gamma{gamma}_slope_d"] = fit_slope(ds, loss_d)
+        results[f"gamma{gamma}_predicted_n"] = -gamma
+        results[f"gamma{gamma}_predicted_d"] = -gamma / (gamma + 1)
+        results[f"gamma{gamma}_rel_err_n"] = abs(results[f"gamma{gamma}_slope_n"] / -gamma - 1)
+        results[f"gamma{gamma}_rel_err_d"] = abs(results[f"gamma{gamma}_slope_d"] / (-gamma / (gamma + 1)) - 1)
+        ctx.log(0, f"gamma{gamma}", slope_n=results[f"gamma{gamma}_slope_n"], slope_d=results[f"gamma{gamma}_slope_d"])
+    results["max_rel_err_n"] = max(v for k, v in results.items() if k.endswith("_rel_err_n"))
+    results["max_rel_err_d"] = max(v for k, v in results.items() if k.endswith("_rel_err_d"))
+    results["params_beat_data_everywhere"] = float(all(results[f"gamma{float(g)}_slope_n"]
+                                                       < results[f"gamma{float(g)}_slope_d"] for g in sim.gammas))
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for gamma, (loss_n, loss_d) in curves.items():
+        line, = axes[0].plot(ns, loss_n, "o", ms=3, label=f"gamma={gamma}")
+        axes[0].plot(ns, loss_n[0] * (ns / ns[0]) ** -gamma, "--", color=line.get_color(), lw=1)
+        line, = axes[1].plot(ds, loss_d, "o", ms=3, label=f"gamma={gamma}")
+        axes[1].plot(ds, loss_d[0] * (ds / ds[0]) ** (-gamma / (gamma + 1)), "--", color=line.get_color(), lw=1)
+    axes[0].set(xscale="log", yscale="log", xlabel="quanta learned n (~ parameters)", ylabel="loss",
+                title="L(n) (dashed: n^-gamma)")
+    axes[1].set(xscale="log", yscale="log", xlabel="samples D", title="L(D) (dashed: D^-gamma/(gamma+1))")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    figure(ctx, "scaling_laws", fig)
+    return results
