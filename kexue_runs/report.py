@@ -32,7 +32,7 @@ def write_run_figures(run_dir: Path) -> Path | None:
             if key in ("step", "time", "split") or not isinstance(value, (int, float)):
                 continue
             series[key][row["split"]].append((row["step"], value))
-    if not series:
+    if not series or len({row["step"] for row in rows}) < 2:  # no curve to draw (a computation, not training)
         return None
     pyplot = plt()
     names = sorted(series)

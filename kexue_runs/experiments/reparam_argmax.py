@@ -45,7 +45,10 @@ def monte_carlo(mu: np.ndarray, noise, samples: int, rng: np.random.Generator, c
 
 def max_z(estimate: np.ndarray, truth: np.ndarray, samples: int) -> float:
     se = np.sqrt(truth * (1 - truth) / samples)
-    return float(np.max(np.abs(estimate - truth) / se))
+    gap = np.abs(estimate - truth)
+    # a probability of exactly 0 or 1 has no sampling error: any deviation is infinitely many errors off
+    z = np.where(se > 0, gap / np.where(se > 0, se, 1.0), np.where(gap > 0, np.inf, 0.0))
+    return float(np.max(z))
 
 
 def run(cfg, ctx) -> dict:
