@@ -70,9 +70,12 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "kexue_runs.cli", "report", str(run)], check=False,
                        capture_output=True)
         summary = json.loads((run / "summary.json").read_text())
+        copied = []
         for fig in sorted((run / "figures").glob("*.png")):
             shutil.copy2(fig, out_dir / f"{name}-{fig.name}")
-        lines.append(f"| {name} | single run: {summary['status']} | ![{name}]({name}-curves.png) | {run} | "
+            copied.append(f"![{fig.stem}]({name}-{fig.name})")
+        verdicts = ", ".join(f"{c['id']}: {c['verdict']}" for c in summary.get("checks") or [])
+        lines.append(f"| {name} | single run: {summary['status']}; {verdicts} | {' '.join(copied)} | {run} | "
                      f"{summary['environment']['git_sha']} |")
         print(f"{name}: figures from run {run}")
     (out_dir / "index.md").write_text("\n".join(lines) + "\n")
