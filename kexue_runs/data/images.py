@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -92,12 +93,14 @@ def check_available(data_cfg) -> None:
     root = data_cfg.get("root")
     if root and Path(root).exists():
         return
-    if not network_reachable():
-        where = f"data.root={root} does not exist" if root else "data.root is not set"
+    where = f"data.root={root} does not exist" if root else "data.root is not set"
+    offline = os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
+    if offline or not network_reachable():
+        why = "downloads are off (HF_DATASETS_OFFLINE=1; set it to 0 to allow them)" if offline \
+            else "huggingface.co is unreachable"
         raise ConfigError(
-            f"data={data_cfg.name} needs a local copy or the network: {where} and huggingface.co is "
-            f"unreachable; set data.root=DIR (or KEXUE_DATA) to a local copy, or use an embedded "
-            f"set: {', '.join(EMBEDDED)}")
+            f"data={data_cfg.name} needs a local copy or the network: {where} and {why}; set data.root=DIR "
+            f"(or KEXUE_DATA) to a local copy, or use an embedded set: {', '.join(EMBEDDED)}")
 
 
 def downloadable(data_cfg) -> ImageSplits:
