@@ -133,8 +133,9 @@ def aggregate(sweep_dir: Path, quiet: bool = False) -> dict:
               [[j["job"], j["status"]] + [overrides_dict(j).get(c, "") for c in columns]
                + [(j.get("final") or {}).get(m, "") for m in metrics]
                + [(j.get("error") or "").strip().splitlines()[-1] if j.get("error") else ""] for j in jobs])
-    grouped = grouped_rows(jobs, columns, metrics)
-    keys = [c for c in columns if c != "seed"]
+    varying = [c for c in columns if len({overrides_dict(j).get(c, "") for j in jobs}) > 1]
+    grouped = grouped_rows(jobs, varying, metrics)
+    keys = [c for c in varying if c != "seed"]
     write_csv(sweep_dir / "grouped.csv", keys + [f"{m} {s}" for m in metrics for s in ("mean", "std", "n")],
               [[g[k] for k in keys] + [x for m in metrics for x in g[m]] for g in grouped])
     rows = table_from_runs(jobs)

@@ -4,7 +4,7 @@ import pytest
 from conftest import SMOKE
 
 BAD = [
-    (["experiment=fsq_vs_vqq"], "unknown experiment 'fsq_vs_vqq'; allowed: fsq_vs_vq"),
+    (["experiment=fsq_vs_vqq"], "unknown experiment 'fsq_vs_vqq'; allowed: attention_sparsity, bert_init,"),
     ([], "no experiment chosen"),
     ([*SMOKE, "quantizer=lfq"], "unknown quantizer 'lfq'; allowed: fsq, vq_rotation, vq_ste"),
     ([*SMOKE, "optimizer=lion"], "unknown optimizer 'lion'; allowed: adam, adamw, sgd"),

@@ -1,7 +1,6 @@
 """The numerical-claims family runs through the same runner: config, run folder, checks, figure, list."""
 
 import pytest
-
 from conftest import run_dirs, summary
 
 from kexue_runs.catalog import experiment_files

@@ -85,7 +85,9 @@ def test_divergence_stops_the_run_and_keeps_its_metrics(kexue, tmp_path):
 
 def test_help_cfg_and_list(tmp_path):
     helped = subprocess_cli("--help", cwd=tmp_path)
-    assert helped.returncode == 0 and "experiment: fsq_vs_vq" in helped.stdout and "kexue-run list" in helped.stdout
+    experiment_line = next(line for line in helped.stdout.splitlines() if line.startswith("experiment: "))
+    assert helped.returncode == 0 and "fsq_vs_vq" in experiment_line and "kexue-run list" in helped.stdout
+    assert "quantizer: fsq, vq_rotation, vq_ste" in helped.stdout
     cfg = subprocess_cli("experiment=fsq_vs_vq", "scale=smoke", "--cfg", "job", cwd=tmp_path)
     assert cfg.returncode == 0 and "quantizer:" in cfg.stdout and "steps: 30" in cfg.stdout
     assert not (tmp_path / "outputs").exists()
