@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint list sweep figures bench clean
+.PHONY: help install install-launchers run test lint list sweep sweep-parallel figures bench clean
 
 help: ## show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,6 +27,9 @@ $(VENV)/.installed: pyproject.toml scripts/requirements-cpu.lock scripts/constra
 	$(PIP) install --no-deps --no-build-isolation -e .
 	$(PY) scripts/check_install.py
 	touch $@
+
+install-launchers: install ## add the optional Hydra launcher plugins (joblib) to .venv
+	$(PIP) install -c scripts/constraints-cpu.txt -c scripts/requirements-cpu.lock "hydra-joblib-launcher==1.2.0"
 
 run: install ## install if needed, then run fsq_vs_vq at the default scale (cpu, ~20 s) on embedded data
 	$(VENV)/bin/kexue-run experiment=fsq_vs_vq
@@ -42,6 +45,10 @@ list: install ## the catalog: experiments, posts, claims, last verdicts
 
 sweep: install ## an experiment's canonical sweep and its verdict: make sweep EXP=fsq_vs_vq SCALE=cpu
 	$(VENV)/bin/kexue-run -m experiment=$(EXP) sweep=$(EXP) scale=$(SCALE)
+
+JOBS ?= 2
+sweep-parallel: install-launchers ## the canonical sweep with JOBS parallel jobs (joblib), threads split between them
+	$(VENV)/bin/kexue-run -m experiment=$(EXP) sweep=$(EXP) scale=$(SCALE) hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
 
 figures: install ## regenerate every figure from the newest complete sweeps (runs missing ones at SCALE)
 	$(PY) scripts/make_figures.py --scale $(SCALE)

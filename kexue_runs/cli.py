@@ -35,9 +35,19 @@ def hydra_app(cfg: DictConfig) -> None:
     from .runner import execute
 
     hc = HydraConfig.get()
-    status = execute(cfg, hc.runtime.output_dir, list(hc.overrides.task), in_sweep=hc.mode == RunMode.MULTIRUN)
+    status = execute(cfg, hc.runtime.output_dir, list(hc.overrides.task), in_sweep=hc.mode == RunMode.MULTIRUN,
+                     parallel_jobs=parallel_jobs(hc))
     if hc.mode == RunMode.RUN and status == "failed":
         sys.exit(1)
+
+
+def parallel_jobs(hc) -> int:
+    """How many jobs a parallel launcher (joblib's n_jobs) runs at once on this machine; 1 otherwise."""
+    n_jobs = hc.launcher.get("n_jobs") if hc.mode == RunMode.MULTIRUN else None
+    if not n_jobs:
+        return 1
+    cores = os.cpu_count() or 1
+    return cores if n_jobs < 0 else min(int(n_jobs), cores)
 
 
 def split_args(argv: list[str]) -> tuple[list[str], bool, bool]:

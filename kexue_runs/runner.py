@@ -209,7 +209,15 @@ def reuse_completed(cfg: DictConfig, resolved: dict, run_dir: Path) -> bool:
     return True
 
 
-def execute(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool = False) -> str:
+def cpu_threads(cfg: DictConfig, parallel_jobs: int = 1) -> int:
+    """trainer.threads, else the cores divided between the jobs running at once (no oversubscription)."""
+    if cfg.trainer.threads:
+        return int(cfg.trainer.threads)
+    return max(1, (os.cpu_count() or 1) // max(1, parallel_jobs))
+
+
+def execute(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool = False,
+            parallel_jobs: int = 1) -> str:
     """Run one experiment into run_dir. Returns the status; never raises for a failed run.
 
     In a sweep, a cell already completed with the same config hash and code (in this sweep or an
@@ -220,7 +228,7 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool
     if in_sweep and reuse_completed(cfg, resolved, run_dir):
         return "ok"
     device = resolve_device(cfg.trainer.device)
-    torch.set_num_threads(int(cfg.trainer.threads or os.cpu_count() or 1))
+    torch.set_num_threads(cpu_threads(cfg, parallel_jobs))
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     seed_everything(int(cfg.seed))

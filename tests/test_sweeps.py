@@ -3,6 +3,7 @@
 import csv
 import json
 
+import pytest
 from conftest import SMOKE
 
 from kexue_runs import validate
@@ -82,3 +83,31 @@ def test_list_shows_the_last_verdict(kexue, tmp_path, monkeypatch):
     assert code == 0
     code, out = kexue("list")
     assert code == 0 and "INCONCLUSIVE" in out and "(smoke)" in out
+
+
+def test_parallel_jobs_share_the_cores():
+    from omegaconf import OmegaConf
+
+    from kexue_runs.runner import cpu_threads
+
+    cfg = OmegaConf.create({"trainer": {"threads": None}})
+    import os
+
+    cores = os.cpu_count() or 1
+    assert cpu_threads(cfg, 1) == cores
+    assert cpu_threads(cfg, cores) == 1
+    assert cpu_threads(cfg, 4 * cores) == 1
+    assert cpu_threads(OmegaConf.create({"trainer": {"threads": 3}}), 8) == 3
+
+
+def test_joblib_sweep_matches_the_sequential_one(kexue, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    args = ["-m", *SMOKE, "quantizer=fsq,vq_ste", "seed=0"]
+    # same seed, same thread count: the launcher must not change a single bit
+    args.append("trainer.threads=1")
+    assert kexue(*args, outputs=tmp_path / "seq")[0] == 0
+    assert kexue(*args, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", outputs=tmp_path / "par")[0] == 0
+    seq, par = (read_csv(next((tmp_path / d / "sweeps" / "fsq_vs_vq").glob("*")) / "aggregate.csv")
+                for d in ("seq", "par"))
+    key = lambda r: (r["quantizer"], r["seed"])  # noqa: E731
+    assert {key(r): r["val/mse"] for r in seq} == {key(r): r["val/mse"] for r in par}
