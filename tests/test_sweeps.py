@@ -111,3 +111,27 @@ def test_joblib_sweep_matches_the_sequential_one(kexue, tmp_path):
                 for d in ("seq", "par"))
     key = lambda r: (r["quantizer"], r["seed"])  # noqa: E731
     assert {key(r): r["val/mse"] for r in seq} == {key(r): r["val/mse"] for r in par}
+
+
+def test_submitit_local_sweep_aggregates_like_any_other(kexue, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    code, out = kexue("-m", *SMOKE, "quantizer=fsq,vq_ste", "seed=0", "trainer.threads=1",
+                      "hydra/launcher=submitit_local")
+    assert code == 0, out
+    (sweep,) = sweep_dirs(tmp_path / "outputs")
+    assert [r["status"] for r in read_csv(sweep / "aggregate.csv")] == ["ok", "ok"]
+    assert (sweep / "claim_report.json").exists() and (sweep / "figure.png").exists()
+
+
+def test_slurm_launcher_config_composes():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra import compose, initialize_config_dir
+
+    from kexue_runs import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=fsq_vs_vq", "hydra/launcher=slurm"],
+                      return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert "SlurmLauncher" in launcher._target_
+    assert (launcher.timeout_min, launcher.gpus_per_node, launcher.cpus_per_task, launcher.mem_gb) == (120, 1, 8, 32)
