@@ -19,10 +19,10 @@ def sweep_figure(path: Path, rows: list[dict], spec: dict) -> Path | None:
     ok = [r for r in rows if r.get("status") == "ok"]
     if not panels or not ok:
         return None
-    from .report import plt
+    from .report import pyplot
 
-    pyplot = plt()
-    fig, axes = pyplot.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         keys = panel["series"] if isinstance(panel["series"], list) else [panel["series"]]
         groups: dict[str, dict] = defaultdict(lambda: defaultdict(list))
@@ -62,5 +62,5 @@ def sweep_figure(path: Path, rows: list[dict], spec: dict) -> Path | None:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
-    pyplot.close(fig)
+    plt.close(fig)
     return path

@@ -14,13 +14,22 @@ from . import runfiles
 from .progress import fmt
 
 
-def plt():
+def pyplot():
+    """matplotlib.pyplot on the headless Agg backend, imported only when a figure is drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as pyplot
+    import matplotlib.pyplot as plt
 
-    return pyplot
+    return plt
+
+
+def save_figure(ctx, name: str, fig) -> None:
+    """figures/<name>.png in the run folder."""
+    ctx.figures_dir.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(ctx.figures_dir / f"{name}.png", dpi=130)
+    pyplot().close(fig)
 
 
 def write_run_figures(run_dir: Path) -> Path | None:
@@ -34,11 +43,11 @@ def write_run_figures(run_dir: Path) -> Path | None:
             series[key][row["split"]].append((row["step"], value))
     if not series or len({row["step"] for row in rows}) < 2:  # no curve to draw (a computation, not training)
         return None
-    pyplot = plt()
+    plt = pyplot()
     names = sorted(series)
     cols = min(3, len(names))
     nrows = (len(names) + cols - 1) // cols
-    fig, axes = pyplot.subplots(nrows, cols, figsize=(4 * cols, 2.8 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 2.8 * nrows), squeeze=False)
     for ax, name in zip(axes.flat, names):
         for split, points in sorted(series[name].items()):
             steps, values = zip(*points)
@@ -53,7 +62,7 @@ def write_run_figures(run_dir: Path) -> Path | None:
     path = Path(run_dir) / runfiles.FIGURES / "curves.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    pyplot.close(fig)
+    plt.close(fig)
     return path
 
 

@@ -109,7 +109,7 @@ class RunContext:
         with open(self.metrics_path, "a") as f:
             f.write(json.dumps(runfiles.to_jsonable(row)) + "\n")
         self._remember(split, values)
-        self._live.update({k: v for k, v in values.items()})
+        self._live.update(values)
         if self._train_task is not None:
             self.progress.update(self._train_task, metrics=format_metrics(self._live))
         bad = [k for k, v in values.items() if not math.isfinite(v)]

@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from . import config_dir, runfiles
+from .catalog import load_experiment
 from .claims import evaluate_checks, overall, table_from_runs
 from .progress import console, fmt
 
@@ -61,7 +62,7 @@ def experiment_spec(jobs: list[dict]) -> dict:
                  if j.get("experiment") or j.get("config")), None)
     path = config_dir() / "experiment" / f"{name}.yaml"
     if name and path.exists():
-        spec = yaml.safe_load(path.read_text())
+        spec = load_experiment(path)
     else:
         spec = next((j["config"] for j in jobs if j.get("config")), {}) or {}
     return {k: spec.get(k) for k in ("name", "meta", "claim", "reported", "checks", "figure")} | {"name": name}

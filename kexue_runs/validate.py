@@ -66,7 +66,7 @@ def first_line(message: str) -> str:
     return next((line.strip() for line in message.splitlines() if line.strip()), message)
 
 
-def explain(exc: Exception, overrides: list[str], base: DictConfig | None) -> str:
+def explain(exc: Exception, base: DictConfig | None) -> str:
     """Turn Hydra/OmegaConf's multi-line messages into one line with what is allowed."""
     message = str(exc)
     missing = re.search(r"Could not find '([^']+)'", message)
@@ -95,17 +95,16 @@ def check_types(cfg: DictConfig, default: DictConfig, cell: list[str]) -> None:
     """A value override must keep the type of the value it replaces (an int may stand for a float)."""
     for item in cell:
         key, _, _ = item.partition("=")
-        if key.startswith(("+", "~", "hydra.")) or OmegaConf.select(default, key) is None:
+        if key.startswith(("+", "~", "hydra.")):
             continue
-        old = OmegaConf.select(default, key)
-        new = OmegaConf.select(cfg, key)
-        if isinstance(old, DictConfig) or new is None:
+        old, new = OmegaConf.select(default, key), OmegaConf.select(cfg, key)
+        if old is None or new is None or isinstance(old, DictConfig):
             continue
         old_py = OmegaConf.to_container(old) if OmegaConf.is_config(old) else old
         new_py = OmegaConf.to_container(new) if OmegaConf.is_config(new) else new
-        same = type(old_py) is type(new_py) or (isinstance(old_py, float) and type(new_py) is int)
-        if isinstance(old_py, str) and not isinstance(new_py, (dict,)):
-            same = True  # strings name options; their own rules say what is allowed
+        # strings name options (their own rules say what is allowed); an int may stand for a float
+        same = (type(old_py) is type(new_py) or (isinstance(old_py, float) and type(new_py) is int)
+                or (isinstance(old_py, str) and not isinstance(new_py, dict)))
         if not same:
             raise ConfigError(f"{key}={new_py!r} has the wrong type: expected {type_name(old_py)} "
                               f"(default {old_py!r})")
@@ -171,7 +170,7 @@ def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
     try:
         head = compose_cell(cells[0], return_hydra=multirun)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(explain(exc, cells[0], safe_base())) from None
+        raise ConfigError(explain(exc, safe_base())) from None
     plan = Plan(jobs=len(cells))
     if multirun:
         # Grids from config (sweep=<name>, or hydra.sweeper.params): a command-line value wins.
@@ -185,14 +184,15 @@ def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
     if len(cells) > MAX_CELLS:
         raise ConfigError(f"the sweep has {len(cells)} jobs; at most {MAX_CELLS} are allowed in one call")
     defaults: dict[tuple, DictConfig] = {}
+    groups_here = top_groups()
     for cell in cells:
         try:
             cfg = compose_cell(cell)
         except (HydraException, OmegaConfBaseException) as exc:
-            raise ConfigError(explain(exc, cell, safe_base())) from None
+            raise ConfigError(explain(exc, safe_base())) from None
         if cfg.get("name") is None or cfg.get("task") is None:
             raise ConfigError(f"no experiment chosen: kexue-run experiment=<name>; allowed: {', '.join(experiments())}")
-        groups = tuple(c for c in cell if c.split("=", 1)[0] in top_groups())
+        groups = tuple(c for c in cell if c.split("=", 1)[0] in groups_here)
         if groups not in defaults:
             defaults[groups] = compose_cell(list(groups))
         check_types(cfg, defaults[groups], cell)

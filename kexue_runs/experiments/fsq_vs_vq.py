@@ -170,12 +170,9 @@ def run(cfg, ctx) -> dict:
 @torch.no_grad()
 def plot_run(model: QuantizedAutoencoder, val: torch.Tensor, ctx) -> None:
     """Reconstructions beside originals, and the sorted code-usage histogram."""
-    import matplotlib
+    from ..report import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ctx.figures_dir.mkdir(parents=True, exist_ok=True)
+    plt = pyplot()
     model.eval()
     x = val[:16].to(ctx.device)
     x_hat = ((model(to_model_range(x))["x_hat"] + 1) / 2).clamp(0, 1).cpu()
@@ -187,9 +184,7 @@ def plot_run(model: QuantizedAutoencoder, val: torch.Tensor, ctx) -> None:
             ax.axis("off")
     axes[0, 0].set_title("val", fontsize=8, loc="left")
     axes[1, 0].set_title("reconstruction", fontsize=8, loc="left")
-    fig.tight_layout()
-    fig.savefig(ctx.figures_dir / "reconstructions.png", dpi=120)
-    plt.close(fig)
+    save_figure(ctx, "reconstructions", fig)
 
     counts = torch.zeros(model.codebook_size, dtype=torch.long)
     for start in range(0, val.shape[0], 512):
@@ -199,7 +194,5 @@ def plot_run(model: QuantizedAutoencoder, val: torch.Tensor, ctx) -> None:
     ax.bar(range(model.codebook_size), counts.sort(descending=True).values.numpy(), width=1.0)
     ax.set(xlabel="code (sorted by use)", ylabel="count on val", yscale="symlog",
            title=f"code usage: {(counts > 0).float().mean():.1%} of {model.codebook_size}")
-    fig.tight_layout()
-    fig.savefig(ctx.figures_dir / "code_usage.png", dpi=120)
-    plt.close(fig)
+    save_figure(ctx, "code_usage", fig)
     model.train()

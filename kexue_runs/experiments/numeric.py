@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+from ..report import pyplot, save_figure  # noqa: F401  (re-exported)
+
 
 def z_score(estimate: float, expected: float, standard_error: float) -> float:
     if standard_error <= 0:
@@ -17,19 +19,5 @@ def z_score(estimate: float, expected: float, standard_error: float) -> float:
     return abs(estimate - expected) / standard_error
 
 
-def figure(ctx, name: str, fig) -> None:
-    ctx.figures_dir.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(ctx.figures_dir / f"{name}.png", dpi=130)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-
-
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+# One figure writer and one matplotlib import for every experiment.
+figure = save_figure
