@@ -66,3 +66,15 @@ def print_catalog(outputs: Path = Path("outputs")) -> None:
         table.add_row(path.stem, post, str(headline).strip(), " ".join(scales(path.stem)),
                       last_verdict(path.stem, outputs))
     console.print(table)
+
+
+def data_parallel_experiments() -> list[str]:
+    """Experiments whose module trains data-parallel under torchrun (DATA_PARALLEL = True)."""
+    import importlib
+
+    names = []
+    for path in experiment_files():
+        spec = load_experiment(path)
+        if spec.get("task") and getattr(importlib.import_module(spec["task"]), "DATA_PARALLEL", False):
+            names.append(spec["name"])
+    return names

@@ -20,7 +20,7 @@ import hydra  # noqa: E402
 from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from . import config_dir  # noqa: E402
 from .errors import ConfigError  # noqa: E402
@@ -42,11 +42,19 @@ def hydra_app(cfg: DictConfig) -> None:
 
 
 def parallel_jobs(hc) -> int:
-    """How many jobs a parallel launcher (joblib's n_jobs) runs at once on this machine; 1 otherwise."""
-    n_jobs = hc.launcher.get("n_jobs") if hc.mode == RunMode.MULTIRUN else None
+    """How many jobs a parallel launcher runs at once on this machine (joblib's n_jobs; for Ray, the
+    cores over each job's num_cpus); 1 otherwise, so a job gets every core it may use."""
+    from .runner import usable_cores
+
+    if hc.mode != RunMode.MULTIRUN:
+        return 1
+    cores = usable_cores()
+    ray_cpus = OmegaConf.select(hc.launcher, "ray.remote.num_cpus", default=None)
+    if ray_cpus:
+        return max(1, cores // int(ray_cpus))
+    n_jobs = hc.launcher.get("n_jobs")
     if not n_jobs:
         return 1
-    cores = os.cpu_count() or 1
     return cores if n_jobs < 0 else min(int(n_jobs), cores)
 
 
@@ -99,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         return fail(str(exc))
     prog = sys.argv[0] if sys.argv else "kexue-run"
+    from .distributed import from_env
+
+    if not info and not from_env().is_main:
+        return run_worker_rank(overrides)
     if not multirun or plan is None:
         sys.argv = [prog] + argv
         hydra_app()
@@ -113,6 +125,15 @@ def main(argv: list[str] | None = None) -> int:
 
     finish_sweep(plan.sweep_dir)
     return 0
+
+
+def run_worker_rank(overrides: list[str]) -> int:
+    """A non-zero torchrun rank: the same config, no Hydra app, so no folders of its own."""
+    from .runner import execute
+    from .validate import compose_job
+
+    cfg = compose_job(overrides)
+    return 1 if execute(cfg, None, overrides) == "failed" else 0
 
 
 def expand_resume(argv: list[str]) -> list[str]:

@@ -29,6 +29,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import runfiles
+from .distributed import Dist, from_env, start, stop
 from .errors import Diverged
 from .progress import console, format_metrics, make_progress, metrics_table
 
@@ -80,8 +81,9 @@ class RunContext:
     """
 
     def __init__(self, cfg: DictConfig, run_dir: Path, device: torch.device, resuming: bool,
-                 higher_is_better: Iterable[str] = ()):
+                 higher_is_better: Iterable[str] = (), dist: Dist | None = None):
         self.cfg = cfg
+        self.dist = dist or Dist()  # under torchrun: rank 0 writes every file, the other ranks only train
         self.run_dir = Path(run_dir)
         self.device = device
         self.resuming = resuming
@@ -95,19 +97,25 @@ class RunContext:
         self.samples_per_step = 0
         self.elapsed_before = 0.0  # wall time spent before a resume
         self.started = time.time()
-        self.progress = make_progress(bool(cfg.trainer.progress))
+        self.progress = make_progress(bool(cfg.trainer.progress) and self.dist.is_main)
         self._live: dict[str, float] = {}
         self._train_task = None
-        if not resuming and self.metrics_path.exists():
+        if self.dist.is_main and not resuming and self.metrics_path.exists():
             self.metrics_path.unlink()
+
+    @property
+    def is_main(self) -> bool:
+        """True except on the non-zero ranks of a torchrun run."""
+        return self.dist.is_main
 
     # -- metrics ------------------------------------------------------------------------------
     def log(self, step: int, split: str, **values: float) -> None:
         """Append one event to metrics.jsonl; a non-finite value stops the run as diverged."""
         values = {k: float(v) for k, v in values.items()}
         row = {"step": step, "time": round(self.wall_time(), 4), "split": split, **values}
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(runfiles.to_jsonable(row)) + "\n")
+        if self.is_main:
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(runfiles.to_jsonable(row)) + "\n")
         self._remember(split, values)
         self._live.update(values)
         if self._train_task is not None:
@@ -136,7 +144,7 @@ class RunContext:
             yield step
             done = step + 1
             self.step = done
-            if done % every == 0 or done == total:
+            if self.is_main and (done % every == 0 or done == total):
                 self._save(state, done)
             self.progress.advance(self._train_task)
         self.progress.update(self._train_task, metrics=format_metrics(self._live))
@@ -172,6 +180,9 @@ class RunContext:
         ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
         for name, obj in state.items():
             obj.load_state_dict(ckpt["state"][name])
+        if not self.is_main:  # the checkpoint holds rank 0's generators; the others reseed by rank and step
+            seed_everything(int(self.cfg.seed) + self.dist.rank + 1_000_003 * int(ckpt["step"]))
+            return int(ckpt["step"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         np.random.set_state(ckpt["rng"]["numpy"])
         random.setstate(ckpt["rng"]["python"])
@@ -213,31 +224,43 @@ def cpu_threads(cfg: DictConfig, parallel_jobs: int = 1) -> int:
     """trainer.threads, else the cores divided between the jobs running at once (no oversubscription)."""
     if cfg.trainer.threads:
         return int(cfg.trainer.threads)
-    return max(1, (os.cpu_count() or 1) // max(1, parallel_jobs))
+    return max(1, usable_cores() // max(1, parallel_jobs))
 
 
-def execute(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool = False,
+def usable_cores() -> int:
+    """The cores this process may run on: a Slurm allocation or a cpuset, not the whole node."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_sweep: bool = False,
             parallel_jobs: int = 1) -> str:
     """Run one experiment into run_dir. Returns the status; never raises for a failed run.
 
     In a sweep, a cell already completed with the same config hash and code (in this sweep or an
     earlier one) is reused instead of rerun, and a job folder holding a checkpoint resumes from it.
+    Under torchrun every rank calls this; the non-zero ranks pass run_dir=None and get rank 0's.
     """
-    run_dir = Path(run_dir)
+    dist = from_env()
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    if in_sweep and reuse_completed(cfg, resolved, run_dir):
+    if in_sweep and reuse_completed(cfg, resolved, Path(run_dir)):
         return "ok"
-    device = resolve_device(cfg.trainer.device)
-    torch.set_num_threads(cpu_threads(cfg, parallel_jobs))
+    device = start(dist, cfg.trainer.device)
+    run_dir = Path(dist.broadcast(str(run_dir) if dist.is_main else None))
+    torch.set_num_threads(cpu_threads(cfg, parallel_jobs * dist.local_world_size))
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
-    seed_everything(int(cfg.seed))
+    seed_everything(int(cfg.seed) + dist.rank)
     module = importlib.import_module(cfg.task)
     resuming = bool(cfg.resume) or (in_sweep and (run_dir / runfiles.CHECKPOINT).exists())
-    ctx = RunContext(cfg, run_dir, device, resuming, getattr(module, "HIGHER_IS_BETTER", ()))
+    ctx = RunContext(cfg, run_dir, device, resuming, getattr(module, "HIGHER_IS_BETTER", ()), dist)
     started_at = datetime.now().isoformat(timespec="seconds")
-    console.print(f"[bold]{cfg.name}[/] scale={cfg.scale.name} seed={cfg.seed} device={device} "
-                  f"threads={torch.get_num_threads()} -> {run_dir}")
+    ranks = f" ranks={dist.world_size}" if dist.enabled else ""
+    if dist.is_main:
+        console.print(f"[bold]{cfg.name}[/] scale={cfg.scale.name} seed={cfg.seed} device={device}{ranks} "
+                      f"threads={torch.get_num_threads()} -> {run_dir}")
     status, error, returned = "ok", None, None
     try:
         with ctx.progress:
@@ -248,6 +271,9 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool
         status, error = "interrupted", "KeyboardInterrupt"
     except Exception:  # a failed run still leaves its summary; the sweep goes on
         status, error = "failed", traceback.format_exc()
+    if not dist.is_main:  # rank 0 writes the summary, report and figures
+        stop(dist)
+        return status
     final = final_metrics(ctx, returned)
     wall = ctx.wall_time()
     summary = {
@@ -266,7 +292,7 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool
             "steps_per_s": round(ctx.step / wall, 3) if wall > 0 else None,
             "samples_per_s": round(ctx.step * ctx.samples_per_step / wall, 1) if wall > 0 else None,
         },
-        "environment": environment(device),
+        "environment": environment(device) | {"world_size": dist.world_size},
         "started": started_at,
         "ended": datetime.now().isoformat(timespec="seconds"),
         "run_dir": str(run_dir),
@@ -298,4 +324,5 @@ def execute(cfg: DictConfig, run_dir: Path, overrides: list[str], in_sweep: bool
     if status == "failed":
         console.print(f"[red]{error.strip().splitlines()[-1]}[/]  (traceback in {run_dir / 'summary.json'})")
     sys.stdout.flush()
+    stop(dist)
     return status

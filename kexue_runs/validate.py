@@ -133,8 +133,26 @@ def check_values(cfg: DictConfig) -> None:
 
         check_available(cfg.data)
     module = importlib.import_module(cfg.task)
+    check_world_size(cfg, module)
     if hasattr(module, "validate"):
         module.validate(cfg)
+
+
+def check_world_size(cfg: DictConfig, module) -> None:
+    """Under torchrun: the experiment must train data-parallel, and the global batch must split evenly."""
+    from .distributed import from_env
+
+    world = from_env().world_size
+    if world == 1:
+        return
+    if not getattr(module, "DATA_PARALLEL", False):
+        from .catalog import data_parallel_experiments
+
+        raise ConfigError(f"experiment={cfg.name} does not run under torchrun (WORLD_SIZE={world}); allowed: "
+                          f"{', '.join(data_parallel_experiments())}")
+    if int(cfg.trainer.batch_size) % world:
+        raise ConfigError(f"trainer.batch_size={cfg.trainer.batch_size} does not split over {world} processes; "
+                          f"it must be a multiple of {world}")
 
 
 def compose_cell(cell: list[str], return_hydra: bool = False) -> DictConfig:
@@ -150,8 +168,23 @@ class Plan:
     sweep_dir: str | None = None
 
 
+def compose_job(overrides: list[str]) -> DictConfig:
+    """The job config of one run, composed without Hydra's app (torchrun's non-zero ranks)."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="kexue-run"):
+            return compose_cell(overrides)
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def preflight(overrides: list[str], multirun: bool) -> Plan:
     """Validate every cell of the command line before anything runs or is written."""
+    from .distributed import from_env
+
+    if multirun and from_env().enabled:
+        raise ConfigError("-m under torchrun: torchrun runs one experiment on several processes; "
+                          "sweep with a launcher instead (hydra/launcher=joblib, slurm)")
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="kexue-run"):

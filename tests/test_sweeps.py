@@ -93,7 +93,7 @@ def test_parallel_jobs_share_the_cores():
     cfg = OmegaConf.create({"trainer": {"threads": None}})
     import os
 
-    cores = os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0))
     assert cpu_threads(cfg, 1) == cores
     assert cpu_threads(cfg, cores) == 1
     assert cpu_threads(cfg, 4 * cores) == 1
@@ -135,3 +135,46 @@ def test_slurm_launcher_config_composes():
     launcher = cfg.hydra.launcher
     assert "SlurmLauncher" in launcher._target_
     assert (launcher.timeout_min, launcher.gpus_per_node, launcher.cpus_per_task, launcher.mem_gb) == (120, 1, 8, 32)
+
+
+def test_ray_launcher_jobs_get_their_num_cpus_as_threads():
+    from types import SimpleNamespace
+
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from kexue_runs.cli import parallel_jobs
+    from kexue_runs.runner import usable_cores
+
+    cores = usable_cores()
+    ray = SimpleNamespace(mode=RunMode.MULTIRUN, launcher=OmegaConf.create({"ray": {"remote": {"num_cpus": 1}}}))
+    assert parallel_jobs(ray) == cores
+    joblib = SimpleNamespace(mode=RunMode.MULTIRUN, launcher=OmegaConf.create({"n_jobs": 2}))
+    assert parallel_jobs(joblib) == min(2, cores)
+    basic = SimpleNamespace(mode=RunMode.MULTIRUN, launcher=OmegaConf.create({}))
+    assert parallel_jobs(basic) == 1
+
+
+def test_ray_launcher_config_composes():
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    from hydra import compose, initialize_config_dir
+
+    from kexue_runs import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=fsq_vs_vq", "hydra/launcher=ray_cluster"],
+                      return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("RayLauncher")
+    assert cfg.hydra.launcher.ray.remote.max_calls == 1
+
+
+def test_ray_sweep_matches_the_sequential_one(kexue, tmp_path):
+    """Runs where hydra-ray-launcher is installed (its own environment; see README "Scaling out")."""
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    args = ["-m", *SMOKE, "quantizer=fsq,vq_ste", "seed=0", "trainer.threads=1"]
+    assert kexue(*args, "hydra/launcher=ray_cluster", "hydra.launcher.ray.remote.num_cpus=1",
+                 outputs=tmp_path / "ray")[0] == 0
+    assert kexue(*args, outputs=tmp_path / "seq")[0] == 0
+    (ray,), (seq,) = sweep_dirs(tmp_path / "ray"), sweep_dirs(tmp_path / "seq")
+    assert [r["val/mse"] for r in read_csv(ray / "aggregate.csv")] == \
+        [r["val/mse"] for r in read_csv(seq / "aggregate.csv")]

@@ -26,6 +26,7 @@ from ..optim import make_optimizer
 
 QUANTIZERS = ("fsq", "vq_ste", "vq_rotation")
 HIGHER_IS_BETTER = ("utilization", "perplexity", "codes_used")
+DATA_PARALLEL = True  # runs under torchrun: each rank trains its shard of the global batch
 
 
 def fsq_levels(q_cfg) -> list[int]:
@@ -137,6 +138,7 @@ def run(cfg, ctx) -> dict:
     device, steps, batch_size = ctx.device, int(cfg.trainer.steps), int(cfg.trainer.batch_size)
     generator = torch.Generator().manual_seed(int(cfg.seed))
     model = QuantizedAutoencoder(data.shape[0], cfg.model, cfg.quantizer, generator).to(device)
+    net = ctx.dist.wrap(model, device)  # DDP under torchrun (rank 0's weights everywhere); `model` otherwise
     optimizer = make_optimizer(cfg.optimizer, model.parameters())
     latents = data.train.shape[0] * (data.shape[1] // 2 ** int(cfg.model.downsample)) ** 2
     print(f"data {data.name}: train {tuple(data.train.shape)} val {tuple(data.val.shape)} | "
@@ -150,17 +152,21 @@ def run(cfg, ctx) -> dict:
     ctx.samples_per_step = batch_size
     val_metrics: dict = {}
     for step in ctx.steps(steps, {"model": model, "optimizer": optimizer}):
-        x = to_model_range(data.train[batch_indices(data.train.shape[0], batch_size, int(cfg.seed), step)].to(device))
-        out = model(x)
+        batch = ctx.dist.shard(batch_indices(data.train.shape[0], batch_size, int(cfg.seed), step))
+        x = to_model_range(data.train[batch].to(device))
+        out = net(x)
         loss, mse = loss_terms(out, x, cfg.loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if ctx.is_log_step(step):
-            ctx.log(step, "train", loss=loss.item(), mse=mse.item(), codebook_loss=out["codebook_loss"].item())
-        if ctx.is_eval_step(step, steps):
+        if ctx.is_log_step(step):  # global-batch means (every rank takes part in the reduction)
+            terms = {"loss": loss, "mse": mse, "codebook_loss": out["codebook_loss"]}
+            ctx.log(step, "train", **{k: ctx.dist.mean(v).item() for k, v in terms.items()})
+        if ctx.is_eval_step(step, steps) and ctx.is_main:
             val_metrics = evaluate(model, data.val, 512, ctx)
             ctx.log(step + 1, "val", **val_metrics)
+    if not ctx.is_main:
+        return {}
     if not val_metrics:  # resumed after the last step: evaluate the restored model once
         val_metrics = evaluate(model, data.val, 512, ctx)
     plot_run(model, data.val, ctx)
