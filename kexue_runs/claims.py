@@ -54,7 +54,10 @@ def table_from_runs(summaries: list[dict]) -> list[dict]:
         row.update({"status": s.get("status", "missing"), "job": s.get("job", "")})
         for key, value in (s.get("final") or {}).items():
             row[key] = float(value) if isinstance(value, (int, float)) else math.nan
-        rows.append(row)
+        # An experiment that compares several arms inside one run (inference-time variants of one
+        # trained model) lists one row per arm and test-set shard; the shards play the seeds' part.
+        expanded = [row | extra for extra in s.get("claim_rows") or []]
+        rows.extend(expanded or [row])
     return rows
 
 

@@ -96,6 +96,7 @@ class RunContext:
         self.step = 0
         self.samples_per_step = 0
         self.elapsed_before = 0.0  # wall time spent before a resume
+        self.claim_rows: list[dict] = []  # one row per arm (x test shard) for runs that compare arms inside
         self.started = time.time()
         self.progress = make_progress(bool(cfg.trainer.progress) and self.dist.is_main)
         self._live: dict[str, float] = {}
@@ -298,6 +299,8 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
         "run_dir": str(run_dir),
         "config": {k: v for k, v in resolved.items() if k not in runfiles.SPEC_KEYS},
     }
+    if ctx.claim_rows:
+        summary["claim_rows"] = ctx.claim_rows
     from .claims import overall
     from .report import run_checks, write_run_figures, write_run_report  # matplotlib only when a run ends
 

@@ -160,9 +160,23 @@ def aggregate(sweep_dir: Path, quiet: bool = False) -> dict:
         sweep_figure(sweep_dir / "figure.png", rows, spec)
     except Exception as exc:  # the numbers matter more than the picture
         console.print(f"[red]figure failed: {exc}[/]")
+    experiment_tables(sweep_dir, jobs)
     if not quiet:
         print_verdicts(report)
     return report
+
+
+def experiment_tables(sweep_dir: Path, jobs: list[dict]) -> None:
+    """The experiment's own sweep tables and figures (`sweep_tables(sweep_dir, jobs)` in its module)."""
+    import importlib
+
+    task = next(((j.get("config") or {}).get("task") for j in jobs if (j.get("config") or {}).get("task")), None)
+    try:
+        module = importlib.import_module(task) if task else None
+        if module is not None and hasattr(module, "sweep_tables"):
+            module.sweep_tables(sweep_dir, [j for j in jobs if j.get("status") == "ok"])
+    except Exception as exc:  # the verdicts are written already
+        console.print(f"[red]{task}: sweep tables failed: {exc}[/]")
 
 
 def claim_markdown(report: dict, spec: dict, grouped: list[dict], keys: list[str], metrics: list[str]) -> str:
