@@ -54,10 +54,13 @@ def table_from_runs(summaries: list[dict]) -> list[dict]:
         row.update({"status": s.get("status", "missing"), "job": s.get("job", "")})
         for key, value in (s.get("final") or {}).items():
             row[key] = float(value) if isinstance(value, (int, float)) else math.nan
+        rows.append(row)
         # An experiment that compares several arms inside one run (inference-time variants of one
-        # trained model) lists one row per arm and test-set shard; the shards play the seeds' part.
-        expanded = [row | extra for extra in s.get("claim_rows") or []]
-        rows.extend(expanded or [row])
+        # trained model) lists one row per arm (and test-set shard, which then plays the seeds'
+        # part). Those rows carry the config but not the run's final metrics, so a check on a
+        # final metric still sees one value per run.
+        config_only = {k: v for k, v in row.items() if k not in (s.get("final") or {})}
+        rows.extend(config_only | extra for extra in s.get("claim_rows") or [])
     return rows
 
 
@@ -110,7 +113,7 @@ def select(rows: list[dict], check: dict, extra: dict | None = None) -> list[dic
         raise Inconclusive(f"{len(bad)} job(s) not ok ({', '.join(sorted({r['status'] for r in bad}))})")
     if not chosen:
         raise Inconclusive(f"no runs match {extra or check.get('where') or 'the check'}")
-    if check["metric"] not in chosen[0]:
+    if not any(check["metric"] in r for r in chosen):
         raise Inconclusive(f"metric {check['metric']} not recorded")
     return chosen
 
@@ -265,7 +268,7 @@ def evaluate_checks(checks: list[dict], rows: list[dict]) -> list[dict]:
             verdict, observed, note = RUNNERS[check["kind"]](rows, check)
         except Inconclusive as exc:
             verdict, observed, note = INCONCLUSIVE, "", str(exc)
-        n = sum(1 for r in rows if r.get("status") == "ok" and matches(r, check.get("where")))
+        n = len({r.get("job") for r in rows if r.get("status") == "ok" and matches(r, check.get("where"))})  # runs
         results.append(base | {"verdict": verdict, "observed": observed, "note": note, "n": n})
     return results
 

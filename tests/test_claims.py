@@ -103,3 +103,21 @@ def test_malformed_checks_are_reported(bad):
     from kexue_runs.claims import validate_checks
 
     assert validate_checks([{"id": "x", **bad}])
+
+
+def test_claim_rows_expand_a_run_into_one_row_per_arm_and_shard():
+    from kexue_runs.claims import evaluate_checks, table_from_runs
+
+    run = {"status": "ok", "config": {"arch": {"name": "baseline"}}, "final": {"acc_run": 0.5},
+           "claim_rows": [{"arm": arm, "shard": s, "acc": acc + 0.001 * s}
+                          for arm, acc in (("rope", 0.5), ("pi", 0.3)) for s in range(4)]}
+    rows = table_from_runs([run])
+    assert len(rows) == 9 and all(r["arch.name"] == "baseline" for r in rows)
+    assert [r.get("acc_run") for r in rows] == [0.5] + [None] * 8  # the run's own row, once
+    check = {"id": "x", "kind": "ordering", "metric": "acc", "better": "higher",
+             "a": {"arm": "rope"}, "b": {"arm": "pi"}}
+    assert evaluate_checks([check], rows)[0]["verdict"] == "PASS"
+    assert evaluate_checks([check | {"a": {"arm": "pi"}, "b": {"arm": "rope"}}], rows)[0]["verdict"] == "FAIL"
+    assert len(table_from_runs([run | {"claim_rows": []}])) == 1
+    threshold = {"id": "t", "kind": "threshold", "metric": "acc_run", "op": ">=", "value": 0.4}
+    assert "1 seed(s)" in evaluate_checks([threshold], rows)[0]["note"]  # final metric: one run, one value

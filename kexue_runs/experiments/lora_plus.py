@@ -1,0 +1,228 @@
+"""lora_plus: LoRA against LoRA+ learning-rate ratios η_B/η_A on a model that was really pretrained.
+
+Post: 配置不同的学习率，LoRA还能再涨一点？ https://kexue.fm/archives/10001 (LoRA+, arXiv 2402.12354).
+
+One run = one width n and one seed:
+  1. pretrain a byte-level causal LM of width n on Python's standard-library source (cached under
+     <output_root>/cache/lora_plus/, keyed by the pretraining config's hash, so every job of a sweep
+     reuses it);
+  2. fine-tune it with LoRA (base frozen) on English prose (pydoc topics) for every ratio λ = η_B/η_A
+     in lora.ratios and every η_A in lora.lrs, at a fixed budget of steps;
+  3. per ratio: the best validation loss over η_A, and the steps that ratio needs to reach the
+     target (the best loss plain LoRA, λ = 1, reaches within the budget);
+  4. the control: LoRA+ at λ against plain LoRA at α·λ with Adam at ε = 0, no weight decay, no
+     clipping: the two loss curves should agree to float precision.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from .. import runfiles
+from ..data.text import batch_windows, load_text
+from ..errors import ConfigError
+from ..methods.lora import TARGETS, add_lora, lora_plus_groups
+from ..models.transformer import ArchConfig, CausalLM
+
+HIGHER_IS_BETTER = ("best_ratio", "speedup_at_16")
+
+
+def validate(cfg) -> None:
+    lo = cfg.lora
+    bad = [t for t in lo.targets if t not in TARGETS]
+    if bad:
+        raise ConfigError(f"lora.targets: unknown {bad[0]!r}; allowed: {', '.join(TARGETS)}")
+    if int(lo.rank) < 1:
+        raise ConfigError(f"lora.rank={lo.rank}: must be >= 1")
+    if 1 not in [float(r) for r in lo.ratios]:
+        raise ConfigError(f"lora.ratios={list(lo.ratios)}: must include 1 (plain LoRA, the reference)")
+    if any(float(r) <= 0 for r in lo.ratios) or any(float(x) <= 0 for x in lo.lrs):
+        raise ConfigError("lora.ratios and lora.lrs must be > 0")
+    if cfg.optimizer.name != "adam":
+        raise ConfigError(f"optimizer={cfg.optimizer.name}: LoRA+ is stated for Adam; allowed: adam")
+    if int(cfg.model.width) % int(cfg.model.heads) or (int(cfg.model.width) // int(cfg.model.heads)) % 2:
+        raise ConfigError(f"model.width={cfg.model.width}, model.heads={cfg.model.heads}: the head size "
+                          f"width/heads must be an even integer")
+
+
+def arch(cfg) -> ArchConfig:
+    m = cfg.model
+    return ArchConfig(width=int(m.width), layers=int(m.layers), heads=int(m.heads), mlp_ratio=int(m.mlp_ratio),
+                      rope_base=float(m.rope_base), train_length=int(cfg.data.length))
+
+
+def windows(stream: torch.Tensor, L: int, batch: int, seed: int, step: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return batch_windows(stream, torch.randint(0, stream.numel() - L - 1, (batch,), generator=g), L + 1)
+
+
+def lm_loss(model, tokens: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(model(tokens[:, :-1]).transpose(1, 2), tokens[:, 1:])
+
+
+def pretrained(cfg, ctx) -> CausalLM:
+    """The pretrained base for this width: from the cache, or trained now and cached atomically."""
+    spec = {"model": runfiles.to_jsonable(dict(cfg.model)), "data": cfg.data.name, "length": int(cfg.data.length),
+            "pretrain": runfiles.to_jsonable(dict(cfg.pretrain))}
+    path = Path(cfg.output_root) / "cache" / "lora_plus" / f"pretrain-{runfiles.config_hash(spec)}.pt"
+    torch.manual_seed(int(cfg.pretrain.seed))
+    model = CausalLM(arch(cfg)).to(ctx.device)
+    if path.exists():
+        model.load_state_dict(torch.load(path, map_location=ctx.device))
+        print(f"pretrained base: {path} (cached)")
+        return model
+    corpus = load_text(cfg.data)
+    p = cfg.pretrain
+    optimizer = torch.optim.AdamW(model.parameters(), lr=float(p.lr), weight_decay=0.1)
+    steps, L = int(p.steps), int(cfg.data.length)
+    for step in ctx.track(range(steps), f"pretrain n={cfg.model.width}", total=steps):
+        lr_scale = min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        for group in optimizer.param_groups:
+            group["lr"] = float(p.lr) * lr_scale
+        loss = lm_loss(model, windows(corpus.train, L, int(p.batch_size), int(p.seed), step).to(ctx.device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(path)
+    print(f"pretrained base: {path} ({steps} steps, final train loss {loss.item():.3f})")
+    return model
+
+
+def finetune(base: CausalLM, cfg, ratio: float, lr: float, train: torch.Tensor, val: torch.Tensor, device,
+             alpha: float | None = None, eps: float | None = None, steps: int | None = None) -> list[float]:
+    """LoRA(+) fine-tuning from the frozen base; the validation loss at step 0 and every eval_every steps."""
+    lo, ft, opt = cfg.lora, cfg.finetune, cfg.optimizer
+    model = copy.deepcopy(base)
+    add_lora(model, list(lo.targets), int(lo.rank), float(alpha if alpha is not None else lo.alpha), int(cfg.seed))
+    # optimizer=adam gives betas and eps; the learning rates come from lora.lrs and the ratio
+    optimizer = torch.optim.Adam(lora_plus_groups(model, lr, ratio), betas=tuple(opt.betas),
+                                 eps=float(opt.eps if eps is None else eps), weight_decay=float(opt.weight_decay))
+    steps = int(ft.steps if steps is None else steps)
+    every, L = int(ft.eval_every), int(cfg.data.length)
+    curve = [val_loss(model, val, device)]
+    for step in range(steps):
+        loss = lm_loss(model, windows(train, L, int(ft.batch_size), int(cfg.seed), step).to(device))
+        if not math.isfinite(loss.item()):
+            return curve + [math.inf] * (steps // every + 1 - len(curve))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if (step + 1) % every == 0:
+            curve.append(val_loss(model, val, device))
+    return curve
+
+
+@torch.no_grad()
+def val_loss(model, val: torch.Tensor, device) -> float:
+    value = sum(lm_loss(model, val[i:i + 64].to(device)).item() * val[i:i + 64].shape[0]
+                for i in range(0, val.shape[0], 64)) / val.shape[0]
+    return value if math.isfinite(value) else math.inf
+
+
+class Results:
+    """Fine-tune curves finished so far: checkpointed, so a killed run resumes at the next one."""
+
+    def __init__(self):
+        self.curves: dict[str, list[float]] = {}
+
+    def state_dict(self) -> dict:
+        return {"curves": self.curves}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.curves = dict(state["curves"])
+
+
+def steps_to(curve: list[float], target: float, every: int) -> float:
+    hit = next((i for i, v in enumerate(curve) if v <= target), None)
+    return math.inf if hit is None else hit * every
+
+
+def run(cfg, ctx) -> dict:
+    base = pretrained(cfg, ctx)
+    base.eval()
+    prose = load_text(cfg.finetune.data)
+    L, every = int(cfg.data.length), int(cfg.finetune.eval_every)
+    g = torch.Generator().manual_seed(1234)
+    val = batch_windows(prose.test, torch.randint(0, prose.test.numel() - L - 1, (int(cfg.finetune.val_samples),),
+                                                  generator=g), L + 1)
+    ratios, lrs = [float(r) for r in cfg.lora.ratios], [float(x) for x in cfg.lora.lrs]
+    grid = [(r, lr) for r in ratios for lr in lrs]
+    print(f"width n={cfg.model.width} ({base.num_params() / 1e6:.2f}M params) | LoRA r={cfg.lora.rank} "
+          f"alpha={cfg.lora.alpha} on {list(cfg.lora.targets)} | fine-tune on {prose.describe()} | "
+          f"{len(ratios)} ratios x {len(lrs)} lrs x {cfg.finetune.steps} steps")
+    results = Results()
+    ctx.samples_per_step = int(cfg.finetune.steps) * int(cfg.finetune.batch_size)
+    for i in ctx.steps(len(grid), {"results": results}, description="fine-tunes"):
+        ratio, lr = grid[i]
+        curve = finetune(base, cfg, ratio, lr, prose.train, val, ctx.device)
+        results.curves[f"{ratio}/{lr}"] = curve
+        best = min(curve)
+        ctx.log(i, "finetune", ratio=ratio, lr_A=lr, best_loss=best if math.isfinite(best) else 99.0)
+    curves = {tuple(map(float, k.split("/"))): v for k, v in results.curves.items()}
+    # per ratio: the best η_A; the target is plain LoRA's best loss within the budget
+    best = {r: min((min(curves[(r, lr)]), lr) for lr in lrs) for r in ratios}
+    target = best[1.0][0]
+    steps_needed = {r: min(steps_to(curves[(r, lr)], target, every) for lr in lrs) for r in ratios}
+    best_ratio = min(ratios, key=lambda r: best[r][0])
+    ctx.claim_rows = [{"lora.ratio": r, "best_loss": best[r][0], "best_lr_A": best[r][1],
+                       "steps_to_target": steps_needed[r],
+                       "speedup": steps_needed[1.0] / steps_needed[r] if math.isfinite(steps_needed[r]) else 0.0}
+                      for r in ratios]
+    equivalence = scale_equivalence(base, cfg, prose.train, val, ctx.device)
+    write_grid(ctx.run_dir / "finetunes.csv", curves, every)
+    plot(ctx, curves, best, ratios, lrs, every, cfg)
+    at16 = 16.0 if 16.0 in best else best_ratio
+    return {"best_ratio": best_ratio, "best_loss": best[best_ratio][0], "lora_loss": target,
+            "loss_at_16": best[at16][0], "speedup_at_16": steps_needed[1.0] / steps_needed[at16]
+            if math.isfinite(steps_needed[at16]) else 0.0, "initial_loss": curves[grid[0]][0],
+            "equivalence_max_diff": equivalence}
+
+
+def scale_equivalence(base, cfg, train, val, device) -> float:
+    """max |loss(LoRA+ at λ, α) - loss(LoRA at 1, α·λ)| along the curve, Adam with ε -> 0 (control.eps;
+    exactly 0 would divide 0 by 0 at the first step, where A's gradient is zero because B is)."""
+    lam, lr, steps, eps = float(cfg.control.ratio), float(cfg.control.lr), int(cfg.control.steps), float(cfg.control.eps)
+    plus = finetune(base, cfg, lam, lr, train, val, device, eps=eps, steps=steps)
+    scaled = finetune(base, cfg, 1.0, lr, train, val, device, alpha=float(cfg.lora.alpha) * lam, eps=eps, steps=steps)
+    print(f"control: LoRA+ λ={lam:g} vs LoRA α·λ, Adam ε={eps:g}: losses {plus[-1]:.5f} vs {scaled[-1]:.5f}")
+    diffs = [abs(a - b) for a, b in zip(plus, scaled)]
+    return max(diffs) if all(math.isfinite(d) for d in diffs) else math.inf  # a NaN must not pass
+
+
+def write_grid(path: Path, curves: dict, every: int) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["ratio", "lr_A", "step", "val_loss"])
+        for (r, lr), curve in curves.items():
+            for i, v in enumerate(curve):
+                w.writerow([r, lr, i * every, v])
+
+
+def plot(ctx, curves, best, ratios, lrs, every, cfg) -> None:
+    from ..report import pyplot, save_figure
+
+    plt = pyplot()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for lr in lrs:
+        ax1.plot(ratios, [min(curves[(r, lr)]) for r in ratios], marker="o", label=f"η_A={lr:g}")
+    ax1.plot(ratios, [best[r][0] for r in ratios], "k--", lw=1, label="best over η_A")
+    ax1.set(xscale="log", xlabel="λ = η_B / η_A", ylabel="best val loss", title=f"n = {cfg.model.width}")
+    ax1.set_ylim(top=min(ax1.get_ylim()[1], best[1.0][0] * 1.5))
+    ax1.legend(fontsize=7)
+    for r in ratios:
+        curve = curves[(r, best[r][1])]
+        ax2.plot([i * every for i in range(len(curve))], curve, label=f"λ={r:g}")
+    ax2.axhline(best[1.0][0], color="grey", ls=":", lw=1)
+    ax2.set(xlabel="fine-tune step", ylabel="val loss (best η_A per λ)", title="curves")
+    ax2.legend(fontsize=7)
+    save_figure(ctx, "ratio_sweep", fig)

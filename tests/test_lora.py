@@ -1,0 +1,96 @@
+"""LoRA and LoRA+: adapters, the optimizer groups, the scale equivalence, and the experiment."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import run_dirs, summary
+from torch import nn
+
+from kexue_runs.methods.lora import LoRALinear, add_lora, lora_plus_groups
+from kexue_runs.models.transformer import ArchConfig, CausalLM
+
+
+def tiny_lm() -> CausalLM:
+    torch.manual_seed(0)
+    return CausalLM(ArchConfig(width=32, layers=2, heads=2, train_length=16))
+
+
+def test_lora_starts_at_the_base_function_and_trains_only_a_and_b():
+    base = nn.Linear(12, 7)
+    lora = LoRALinear(base, rank=4, alpha=8.0)
+    x = torch.randn(5, 12)
+    torch.testing.assert_close(lora(x), base(x))  # B = 0
+    assert lora.lora_A.shape == (12, 4) and lora.lora_B.shape == (4, 7) and lora.scale == 2.0
+    assert not base.weight.requires_grad and not base.bias.requires_grad
+
+    model = tiny_lm()
+    wrapped = add_lora(model, ["qkv", "out"], rank=4, alpha=4.0, seed=0)
+    assert wrapped == ["blocks.0.attn.qkv", "blocks.0.attn.out", "blocks.1.attn.qkv", "blocks.1.attn.out"]
+    trainable = sorted(n for n, p in model.named_parameters() if p.requires_grad)
+    assert trainable and all(n.endswith(("lora_A", "lora_B")) for n in trainable)
+    assert len(add_lora(tiny_lm(), ["mlp"], 4, 4.0, 0)) == 4  # two linear layers per block
+
+
+def test_lora_plus_groups_put_b_at_ratio_times_a():
+    model = tiny_lm()
+    add_lora(model, ["qkv"], rank=2, alpha=2.0, seed=0)
+    a, b = lora_plus_groups(model, lr=1e-3, ratio=16)
+    assert (a["name"], a["lr"], b["name"], b["lr"]) == ("A", 1e-3, "B", 1.6e-2)
+    assert len(a["params"]) == len(b["params"]) == 2
+    model.norm.weight.requires_grad_(True)
+    with pytest.raises(ValueError, match="norm.weight"):
+        lora_plus_groups(model, 1e-3, 16)
+
+
+def control_curves(eps: float, ratio: float = 8.0) -> tuple[list[float], list[float]]:
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (8, 17))
+    curves = []
+    for lam, alpha in ((ratio, 2.0), (1.0, 2.0 * ratio)):
+        model = tiny_lm()
+        add_lora(model, ["qkv", "out"], rank=2, alpha=alpha, seed=1)
+        opt = torch.optim.Adam(lora_plus_groups(model, 1e-2, lam), eps=eps)
+        losses = []
+        for _ in range(8):
+            loss = nn.functional.cross_entropy(model(x[:, :-1]).transpose(1, 2), x[:, 1:])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        curves.append(losses)
+    return curves[0], curves[1]
+
+
+def test_lora_plus_equals_lora_with_scaled_alpha_as_adam_epsilon_goes_to_zero():
+    plus, scaled = control_curves(eps=1e-16)
+    assert plus == pytest.approx(scaled, abs=1e-5)
+    assert plus[-1] < plus[0] - 0.05  # and it does train
+    plus, scaled = control_curves(eps=1.0)  # a large ε breaks the scale invariance of Adam
+    assert max(abs(p - s) for p, s in zip(plus, scaled)) > 1e-3
+
+
+SMOKE_LP = ["experiment=lora_plus", "scale=smoke", "trainer.progress=false"]
+
+
+def test_smoke_run_reuses_the_cached_pretraining(kexue, tmp_path):
+    code, out = kexue(*SMOKE_LP)
+    assert code == 0, out
+    assert len(list((tmp_path / "outputs" / "cache" / "lora_plus").glob("pretrain-*.pt"))) == 1
+    (run,) = run_dirs(tmp_path / "outputs", "lora_plus")
+    s = summary(run)
+    assert [r["lora.ratio"] for r in s["claim_rows"]] == [1.0, 4.0, 16.0]
+    assert s["final"]["best_ratio"] in (1.0, 4.0, 16.0) and s["final"]["equivalence_max_diff"] <= 1e-4
+    assert (run / "finetunes.csv").exists() and (run / "figures" / "ratio_sweep.png").exists()
+    code, out = kexue(*SMOKE_LP, "seed=1")
+    assert code == 0 and "(cached)" in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["lora.targets=[qkv,ffn]"], "lora.targets: unknown 'ffn'; allowed: qkv, out, mlp"),
+    (["lora.ratios=[2,4]"], "must include 1"),
+    (["optimizer=sgd"], "optimizer=sgd: LoRA+ is stated for Adam; allowed: adam"),
+])
+def test_bad_input_is_one_line(kexue, tmp_path, args, message):
+    code, out = kexue(*SMOKE_LP, *args)
+    assert code == 2 and message in out, out

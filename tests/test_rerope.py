@@ -1,0 +1,186 @@
+"""ReRoPE and the position schemes: invariants, prefill against cached decoding, and the experiment."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import run_dirs, summary
+
+from kexue_runs.methods import rerope as rp
+from kexue_runs.models.transformer import ArchConfig, CausalLM, InferenceArm
+
+D, T = 16, 12
+
+
+def qkv(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(2, 3, T, D, generator=g) for _ in range(3)]
+
+
+def causal_softmax(logits: torch.Tensor) -> torch.Tensor:
+    causal = rp.relative_positions(logits.shape[-1]) >= 0
+    return logits.masked_fill(~causal, float("-inf")).softmax(-1)
+
+
+@pytest.mark.parametrize("leaky_k", [None, 4.0])
+def test_prefill_matches_token_by_token_decoding_with_a_cache(leaky_k):
+    q, k, v = qkv()
+    theta = rp.inv_freq(D, 10000.0)
+    prefill = causal_softmax(rp.rerope_logits(q, k, theta, window=5, leaky_k=leaky_k)) @ v
+    decoded = torch.cat([
+        rp.rerope_decode_logits(q[..., t:t + 1, :], k[..., :t + 1, :], t, theta, 5, leaky_k).softmax(-1)
+        @ v[..., :t + 1, :] for t in range(T)], dim=-2)
+    torch.testing.assert_close(decoded, prefill, atol=1e-5, rtol=1e-5)
+
+
+def rope_logits(q, k, theta):
+    pos = torch.arange(q.shape[-2])
+    return rp.rotate(q, pos, theta) @ rp.rotate(k, pos, theta).transpose(-1, -2)
+
+
+def test_rerope_equals_rope_inside_the_window_and_differs_beyond():
+    q, k, _ = qkv(1)
+    theta = rp.inv_freq(D, 10000.0)
+    torch.testing.assert_close(rp.rerope_logits(q, k, theta, window=T), rope_logits(q, k, theta))
+    clipped = rp.rerope_logits(q, k, theta, window=3)
+    far = rp.relative_positions(T) >= 3
+    assert not torch.allclose(clipped[..., far], rope_logits(q, k, theta)[..., far])
+    torch.testing.assert_close(clipped[..., ~far], rope_logits(q, k, theta)[..., ~far])
+
+
+def test_leaky_rerope_limits():
+    q, k, _ = qkv(2)
+    theta = rp.inv_freq(D, 10000.0)
+    # k -> infinity: every far position becomes w, which is ReRoPE
+    torch.testing.assert_close(rp.rerope_logits(q, k, theta, 3, leaky_k=1e9), rp.rerope_logits(q, k, theta, 3),
+                               atol=1e-4, rtol=1e-4)
+    # k = 1: w + (i - j - w) = i - j, which is RoPE
+    torch.testing.assert_close(rp.rerope_logits(q, k, theta, 3, leaky_k=1.0), rope_logits(q, k, theta),
+                               atol=1e-4, rtol=1e-4)
+
+
+def test_rope_scores_depend_on_relative_position_only():
+    q, k, _ = qkv(3)
+    theta = rp.inv_freq(D, 10000.0)
+    a = rp.rotate(q[..., :1, :], torch.tensor([5]), theta) @ rp.rotate(k[..., :1, :], torch.tensor([2]), theta).mT
+    b = rp.rotate(q[..., :1, :], torch.tensor([13]), theta) @ rp.rotate(k[..., :1, :], torch.tensor([10]), theta).mT
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_frequency_schemes():
+    d, base, s = 64, 10000.0, 8.0
+    rope = rp.inv_freq(d, base).double().tolist()
+    for scheme in ("pi", "ntk_old", "ntk_fixed", "ntk_mixed", "yarn"):
+        assert rp.inv_freq(d, base, scheme, 1.0).tolist() == rope  # s = 1: plain RoPE
+    assert rp.inv_freq(d, base, "pi", s).tolist() == pytest.approx([r / s for r in rope], rel=1e-6)
+    old, fixed = rp.inv_freq(d, base, "ntk_old", s).tolist(), rp.inv_freq(d, base, "ntk_fixed", s).tolist()
+    mixed = rp.inv_freq(d, base, "ntk_mixed", s).tolist()
+    assert old[0] == pytest.approx(rope[0])                          # NTK keeps the highest frequency
+    assert fixed[-1] == pytest.approx(rope[-1] / s, rel=1e-5)        # and divides the lowest by exactly s
+    assert mixed[-1] == pytest.approx(rope[-1] / s, rel=1e-5)
+    assert old[-1] / rope[-1] == pytest.approx(s ** (-(d - 2) / d), rel=1e-5)
+    assert all(r / s * (1 - 1e-6) <= m <= r * (1 + 1e-6) for m, r in zip(mixed, rope))
+    yarn = rp.inv_freq(d, base, "yarn", s, train_length=4096).tolist()
+    assert yarn[0] == pytest.approx(rope[0]) and yarn[-1] == pytest.approx(rope[-1] / s, rel=1e-5)
+    assert rp.yarn_logit_scale(s) == pytest.approx((1 + 0.1 * math.log(s)) ** 2)
+
+
+def test_logn_dagger_is_one_up_to_the_training_length():
+    scale = rp.logn_scale(256, 64, clip=True)
+    assert torch.all(scale[:64] == 1) and scale[127] == pytest.approx(math.log(128) / math.log(64))
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return CausalLM(ArchConfig(width=32, layers=2, heads=2, train_length=16)).eval()
+
+
+@torch.no_grad()
+def test_every_arm_is_the_model_itself_at_the_training_length(model):
+    x = torch.randint(0, 256, (2, 16))
+    base = model(x)
+    for arm in (InferenceArm("pi", "pi"), InferenceArm("ntk_mixed", "ntk_mixed"), InferenceArm("yarn", "yarn"),
+                InferenceArm("logn", logn_dagger=True), InferenceArm("rerope", "rerope", window=16),
+                InferenceArm("window", mask_window=16)):
+        torch.testing.assert_close(model(x, arm), base, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(model(x, InferenceArm("r", "rerope", window=4)), base, atol=1e-4)
+    longer = torch.randint(0, 256, (2, 64))
+    assert not torch.allclose(model(longer, InferenceArm("pi", "pi")), model(longer), atol=1e-4)
+
+
+@torch.no_grad()
+def test_sliding_window_with_sinks_sees_the_first_tokens(model):
+    x = torch.randint(0, 256, (1, 40))
+    y = x.clone()
+    y[0, 0] = (x[0, 0] + 1) % 256  # change the first token only
+    plain, sinks = InferenceArm("w", mask_window=8), InferenceArm("ws", mask_window=8, sinks=2)
+    # the last position is > 2 layers x 8 tokens away from token 0: only the sink can carry it
+    torch.testing.assert_close(model(x, plain)[0, -1], model(y, plain)[0, -1])
+    assert not torch.allclose(model(x, sinks)[0, -1], model(y, sinks)[0, -1])
+
+
+def test_test_sets_are_built_as_the_posts_build_them():
+    from kexue_runs.experiments.rerope_extrapolation import test_sets
+
+    stream = torch.arange(10_000) % 251
+    sets = test_sets(stream, 16, 4, seed=0)
+    assert sets["natural"].shape == sets["repeated"].shape == (4, 8 * 16 + 1)
+    for sample in sets["repeated"]:
+        periods = [c for c in range(16, 65) if torch.equal(sample[c:], sample[:-c])]
+        assert periods, "a repeated sample repeats a chunk of L..4L tokens"
+    assert torch.equal(test_sets(stream, 16, 4, seed=0)["natural"], sets["natural"])
+
+
+def test_hwfa_window_follows_the_rule():
+    from omegaconf import OmegaConf
+
+    from kexue_runs.experiments.rerope_extrapolation import hwfa_window
+
+    cfg = OmegaConf.create({"arch": {"window": "auto"}, "data": {"length": 64}, "model": {"layers": 4}})
+    assert hwfa_window(cfg) == 16  # (16 - 1) * 3 + 1 = 46 <= 48 < (17 - 1) * 3 + 1
+    cfg.data.length = 512
+    cfg.model.layers = 24
+    assert hwfa_window(cfg) == 17  # 9603 used 16 (346 = 0.68 L); the rule's largest is 17 (369 <= 384)
+
+
+SMOKE_RR = ["experiment=rerope_extrapolation", "scale=smoke", "trainer.progress=false"]
+
+
+def test_smoke_run_writes_the_table_and_arm_rows(kexue, tmp_path):
+    code, out = kexue(*SMOKE_RR)
+    assert code == 0, out
+    (run,) = run_dirs(tmp_path / "outputs", "rerope_extrapolation")
+    s = summary(run)
+    assert s["status"] == "ok"
+    arms = {r["arm"] for r in s["claim_rows"]}
+    assert {"as_trained", "pi", "ntk_mixed", "yarn", "rerope_L/2", "rerope_L/2_logn†", "leaky_rerope_L/4_k16_logn†",
+            "window_sinks"} <= arms
+    assert len(s["claim_rows"]) == 2 * len(arms)  # two shards at smoke
+    table = (run / "tables.md").read_text()
+    assert "| rerope_L/2 |" in table and "48.48" in table  # ours beside the post's ReRoPE-w256 row
+    assert (run / "figures" / "accuracy_vs_length.png").exists() and (run / "arms.csv").exists()
+    check = {c["id"]: c for c in s["checks"]}
+    assert check["keynorm_beats_baseline"]["verdict"] == "INCONCLUSIVE"  # needs the kna model: a sweep
+
+
+def test_training_time_arm_trains_its_own_model(kexue, tmp_path):
+    code, out = kexue(*SMOKE_RR, "arch=hwfa")
+    assert code == 0, out
+    s = summary(run_dirs(tmp_path / "outputs", "rerope_extrapolation")[0])
+    assert {r["arm"] for r in s["claim_rows"]} == {"as_trained"} and s["config"]["arch"]["name"] == "hwfa"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["arch.score=softplus"], "arch.score=softplus: allowed: dot, keynorm, querynorm, cosine"),
+    (["eval.rerope_windows=[L/2,half]"], "eval.rerope_windows: 'half' is not a fraction of L"),
+    (["model.heads=3"], "the head size width/heads must be an even integer"),
+    (["arch=hwfa", "arch.window=99"], "HWFA's window must be in 0..15"),
+    (["arch=nope"], "unknown arch 'nope'; allowed: baseline, cosa, hwfa, kna, kna_nope, logn, qna"),
+])
+def test_bad_input_is_one_line(kexue, tmp_path, args, message):
+    code, out = kexue(*SMOKE_RR, *args)
+    assert code == 2 and message in out, out
+    assert not (tmp_path / "outputs").exists()
