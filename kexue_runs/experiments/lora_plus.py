@@ -191,7 +191,8 @@ def run(cfg, ctx) -> dict:
 def scale_equivalence(base, cfg, train, val, device) -> float:
     """max |loss(LoRA+ at λ, α) - loss(LoRA at 1, α·λ)| along the curve, Adam with ε -> 0 (control.eps;
     exactly 0 would divide 0 by 0 at the first step, where A's gradient is zero because B is)."""
-    lam, lr, steps, eps = float(cfg.control.ratio), float(cfg.control.lr), int(cfg.control.steps), float(cfg.control.eps)
+    c = cfg.control
+    lam, lr, steps, eps = float(c.ratio), float(c.lr), int(c.steps), float(c.eps)
     plus = finetune(base, cfg, lam, lr, train, val, device, eps=eps, steps=steps)
     scaled = finetune(base, cfg, 1.0, lr, train, val, device, alpha=float(cfg.lora.alpha) * lam, eps=eps, steps=steps)
     print(f"control: LoRA+ λ={lam:g} vs LoRA α·λ, Adam ε={eps:g}: losses {plus[-1]:.5f} vs {scaled[-1]:.5f}")
