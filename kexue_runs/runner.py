@@ -97,6 +97,7 @@ class RunContext:
         self.samples_per_step = 0
         self.elapsed_before = 0.0  # wall time spent before a resume
         self.claim_rows: list[dict] = []  # one row per arm (x test shard) for runs that compare arms inside
+        self.details: dict = {}  # anything else the experiment wants in summary.json (e.g. optimizer groups)
         self.started = time.time()
         self.progress = make_progress(bool(cfg.trainer.progress) and self.dist.is_main)
         self._live: dict[str, float] = {}
@@ -301,6 +302,8 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
     }
     if ctx.claim_rows:
         summary["claim_rows"] = ctx.claim_rows
+    if ctx.details:
+        summary["details"] = runfiles.to_jsonable(ctx.details)
     from .claims import overall
     from .report import run_checks, write_run_figures, write_run_report  # matplotlib only when a run ends
 

@@ -82,6 +82,9 @@ def test_smoke_run_reuses_the_cached_pretraining(kexue, tmp_path):
     assert [r["lora.ratio"] for r in s["claim_rows"]] == [1.0, 4.0, 16.0]
     assert s["final"]["best_ratio"] in (1.0, 4.0, 16.0) and s["final"]["equivalence_max_diff"] <= 1e-4
     assert (run / "finetunes.csv").exists() and (run / "figures" / "ratio_sweep.png").exists()
+    groups = s["details"]["optimizer_groups"]
+    assert groups["A"]["params"] == ["blocks.0.attn.qkv.lora_A", "blocks.0.attn.out.lora_A"]
+    assert groups["B"]["params"] == ["blocks.0.attn.qkv.lora_B", "blocks.0.attn.out.lora_B"]
     code, out = kexue(*SMOKE_LP, "seed=1")
     assert code == 0 and "(cached)" in out
 
@@ -94,3 +97,17 @@ def test_smoke_run_reuses_the_cached_pretraining(kexue, tmp_path):
 def test_bad_input_is_one_line(kexue, tmp_path, args, message):
     code, out = kexue(*SMOKE_LP, *args)
     assert code == 2 and message in out, out
+
+
+def test_smoke_sweep_writes_the_best_ratio_against_width_table(kexue, tmp_path):
+    import json
+
+    code, out = kexue("-m", *SMOKE_LP, "model.width=16,32", "seed=0,1")
+    assert code == 0, out
+    (sweep,) = (tmp_path / "outputs" / "sweeps" / "lora_plus").glob("*")
+    table = (sweep / "tables.md").read_text()
+    assert "| 16 |" in table and "| 32 |" in table and "√n scaling" in table
+    checks = {c["id"]: c for c in json.loads((sweep / "claim_report.json").read_text())["checks"]}
+    assert "not recorded" not in checks["best_ratio_grows_with_width"]["note"]
+    assert checks["ratio_16_beats_lora"]["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE")
+    assert checks["ratio_16_beats_lora"]["n"] == 4

@@ -160,6 +160,16 @@ def run(cfg, ctx) -> dict:
     print(f"width n={cfg.model.width} ({base.num_params() / 1e6:.2f}M params) | LoRA r={cfg.lora.rank} "
           f"alpha={cfg.lora.alpha} on {list(cfg.lora.targets)} | fine-tune on {prose.describe()} | "
           f"{len(ratios)} ratios x {len(lrs)} lrs x {cfg.finetune.steps} steps")
+    probe = copy.deepcopy(base)
+    wrapped = add_lora(probe, list(cfg.lora.targets), int(cfg.lora.rank), float(cfg.lora.alpha), int(cfg.seed))
+    ctx.details["optimizer_groups"] = {
+        group["name"]: {"lr": f"{group['lr']:g} x lora.lrs" if group["name"] == "A" else "ratio x lr(A)",
+                        "params": [n for n, p in probe.named_parameters() if p.requires_grad and
+                                   n.endswith("lora_" + group["name"])]}
+        for group in lora_plus_groups(probe, 1.0, 1.0)}
+    ctx.details["optimizer_groups"]["frozen"] = ("every base parameter: weights, biases, LayerNorms and the "
+                                                 "(tied) embedding stay at their pretrained values")
+    ctx.details["adapted_layers"] = wrapped
     results = Results()
     ctx.samples_per_step = int(cfg.finetune.steps) * int(cfg.finetune.batch_size)
     for i in ctx.steps(len(grid), {"results": results}, description="fine-tunes"):
@@ -227,3 +237,38 @@ def plot(ctx, curves, best, ratios, lrs, every, cfg) -> None:
     ax2.set(xlabel="fine-tune step", ylabel="val loss (best η_A per λ)", title="curves")
     ax2.legend(fontsize=7)
     save_figure(ctx, "ratio_sweep", fig)
+
+
+def sweep_tables(sweep_dir: Path, jobs: list[dict]) -> None:
+    """tables.md: best loss and steps to plain LoRA's loss per (width, ratio), mean over seeds, and
+    the best ratio per width beside √n and n scalings from the smallest width."""
+    from collections import defaultdict
+
+    cells: dict = defaultdict(list)
+    best: dict = defaultdict(list)
+    for job in jobs:
+        n = int(job["config"]["model"]["width"])
+        best[n].append(job["final"]["best_ratio"])
+        for row in job.get("claim_rows") or []:
+            cells[(n, row["lora.ratio"])].append(row)
+    widths = sorted(best)
+    ratios = sorted({r for _, r in cells})
+    lines = ["# lora_plus: fine-tune loss at a fixed budget (best η_A per ratio), mean over seeds", "",
+             "| n | " + " | ".join(f"λ={r:g}" for r in ratios) + " |", "|---|" + "---|" * len(ratios)]
+    for n in widths:
+        lines.append(f"| {n} | " + " | ".join(
+            f"{sum(x['best_loss'] for x in cells[(n, r)]) / len(cells[(n, r)]):.4f}" for r in ratios) + " |")
+    lines += ["", "Steps to reach plain LoRA's best loss (inf: not within the budget):", "",
+              "| n | " + " | ".join(f"λ={r:g}" for r in ratios) + " |", "|---|" + "---|" * len(ratios)]
+    for n in widths:
+        lines.append(f"| {n} | " + " | ".join(
+            " / ".join(f"{x['steps_to_target']:g}" for x in cells[(n, r)]) for r in ratios) + " |")
+    n0 = widths[0] if widths else 1
+    b0 = sum(best[n0]) / len(best[n0]) if widths else 1
+    lines += ["", "Best ratio against width (per seed; the scalings start from the smallest width's mean):", "",
+              "| n | best λ per seed | mean | √n scaling | n scaling |", "|---|---|---|---|---|"]
+    for n in widths:
+        mean = sum(best[n]) / len(best[n])
+        lines.append(f"| {n} | {', '.join(f'{b:g}' for b in best[n])} | {mean:.3g} | "
+                     f"{b0 * math.sqrt(n / n0):.3g} | {b0 * n / n0:.3g} |")
+    (Path(sweep_dir) / "tables.md").write_text("\n".join(lines) + "\n")
