@@ -106,7 +106,47 @@ def bench_rerope_extrapolation(seconds: float) -> list[dict]:
     return rows
 
 
-BENCHES = {"fsq_vs_vq": bench_fsq_vs_vq, "rerope_extrapolation": bench_rerope_extrapolation}
+def bench_ddim_cifar(seconds: float) -> list[dict]:
+    """Training images/s (scale=cpu sizes) and sampler steps/s: U-Net calls on the eval batch per second."""
+    from torch.nn import functional as F
+
+    from kexue_runs.methods.diffusion import Sampler, Schedule, step
+    from kexue_runs.models.unet import UNet
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=ddim_cifar"])
+    torch.manual_seed(0)
+    model = UNet(1, int(cfg.model.width), tuple(cfg.model.mults), int(cfg.model.blocks))
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
+    schedule, batch = Schedule(int(cfg.diffusion.T)), int(cfg.trainer.batch_size)
+    x0, t, noise = torch.rand(batch, 1, 8, 8) * 2 - 1, torch.randint(1, 1001, (batch,)), torch.randn(batch, 1, 8, 8)
+
+    def train_step():
+        loss = F.mse_loss(model(schedule.q_sample(x0, t, noise), t), noise)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    with FlopCounterMode(display=False) as counter:
+        train_step()
+    per_step, _ = timed(train_step, seconds)
+    rows = [{"experiment": "ddim_cifar", "arm": "train 8x8 digits", "samples_per_s": batch / per_step,
+             "flops": counter.get_total_flops() / per_step}]
+    model.eval()
+    x = torch.randn(int(cfg.eval.samples), 1, 8, 8)
+    for sampler in (Sampler(10, "eta", 0.0), Sampler(10, "ode_heun")):
+        with torch.no_grad():
+            with FlopCounterMode(display=False) as counter:
+                step(model, x, 500, 400, schedule, sampler)
+            per_call, _ = timed(lambda s=sampler: step(model, x, 500, 400, schedule, s), seconds / 2)
+        rows.append({"experiment": "ddim_cifar", "arm": f"sampler step {sampler.label}",
+                     "samples_per_s": x.shape[0] / per_call, "flops": counter.get_total_flops() / per_call})
+        print(f"  {sampler.label}: {1 / per_call:.1f} sampler steps/s on {x.shape[0]} images")
+    return rows
+
+
+BENCHES = {"fsq_vs_vq": bench_fsq_vs_vq, "rerope_extrapolation": bench_rerope_extrapolation,
+           "ddim_cifar": bench_ddim_cifar}
 
 
 def main() -> None:
