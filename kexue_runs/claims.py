@@ -60,8 +60,15 @@ def table_from_runs(summaries: list[dict]) -> list[dict]:
         # part). Those rows carry the config but not the run's final metrics, so a check on a
         # final metric still sees one value per run.
         config_only = {k: v for k, v in row.items() if k not in (s.get("final") or {})}
-        rows.extend(config_only | extra for extra in s.get("claim_rows") or [])
+        rows.extend(config_only | {k: number(v) for k, v in extra.items()} for extra in s.get("claim_rows") or [])
     return rows
+
+
+def number(value):
+    """JSON keeps inf and nan as strings ("inf"): read them back as floats; leave other values alone."""
+    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        return float(value)
+    return value
 
 
 def matches(row: dict, where: dict | None) -> bool:

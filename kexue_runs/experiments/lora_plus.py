@@ -143,8 +143,10 @@ class Results:
 
 
 def steps_to(curve: list[float], target: float, every: int) -> float:
+    """The first evaluated step at or below target; not reached within the budget counts as the
+    budget plus one evaluation interval (a censored value, so every run keeps a finite number)."""
     hit = next((i for i, v in enumerate(curve) if v <= target), None)
-    return math.inf if hit is None else hit * every
+    return float(len(curve) * every if hit is None else hit * every)
 
 
 def run(cfg, ctx) -> dict:
@@ -185,16 +187,15 @@ def run(cfg, ctx) -> dict:
     steps_needed = {r: min(steps_to(curves[(r, lr)], target, every) for lr in lrs) for r in ratios}
     best_ratio = min(ratios, key=lambda r: best[r][0])
     ctx.claim_rows = [{"lora.ratio": r, "best_loss": best[r][0], "best_lr_A": best[r][1],
-                       "steps_to_target": steps_needed[r],
-                       "speedup": steps_needed[1.0] / steps_needed[r] if math.isfinite(steps_needed[r]) else 0.0}
+                       "steps_to_target": steps_needed[r], "speedup": steps_needed[1.0] / max(steps_needed[r], 1.0)}
                       for r in ratios]
     equivalence = scale_equivalence(base, cfg, prose.train, val, ctx.device)
     write_grid(ctx.run_dir / "finetunes.csv", curves, every)
     plot(ctx, curves, best, ratios, lrs, every, cfg)
     at16 = 16.0 if 16.0 in best else best_ratio
     return {"best_ratio": best_ratio, "best_loss": best[best_ratio][0], "lora_loss": target,
-            "loss_at_16": best[at16][0], "speedup_at_16": steps_needed[1.0] / steps_needed[at16]
-            if math.isfinite(steps_needed[at16]) else 0.0, "initial_loss": curves[grid[0]][0],
+            "loss_at_16": best[at16][0], "speedup_at_16": steps_needed[1.0] / max(steps_needed[at16], 1.0),
+            "initial_loss": curves[grid[0]][0],
             "equivalence_max_diff": equivalence}
 
 
