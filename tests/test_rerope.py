@@ -184,3 +184,16 @@ def test_bad_input_is_one_line(kexue, tmp_path, args, message):
     code, out = kexue(*SMOKE_RR, *args)
     assert code == 2 and message in out, out
     assert not (tmp_path / "outputs").exists()
+
+
+def test_smoke_sweep_over_trained_arms_writes_the_cross_model_table(kexue, tmp_path):
+    import json
+
+    code, out = kexue("-m", *SMOKE_RR, "arch=baseline,kna")
+    assert code == 0, out
+    (sweep,) = (tmp_path / "outputs" / "sweeps" / "rerope_extrapolation").glob("*")
+    table = (sweep / "tables.md").read_text()
+    assert "| kna | as_trained |" in table and "47.69" in table and "| baseline | rerope_L/2 |" in table
+    checks = {c["id"]: c for c in json.loads((sweep / "claim_report.json").read_text())["checks"]}
+    assert "no runs match" not in checks["keynorm_beats_baseline"]["note"]  # both models are in the table
+    assert checks["keynorm_beats_baseline"]["n"] == 2
