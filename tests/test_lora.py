@@ -107,6 +107,7 @@ def test_smoke_sweep_writes_the_best_ratio_against_width_table(kexue, tmp_path):
     (sweep,) = (tmp_path / "outputs" / "sweeps" / "lora_plus").glob("*")
     table = (sweep / "tables.md").read_text()
     assert "| 16 |" in table and "| 32 |" in table and "√n scaling" in table
+    assert (sweep / "figure.png").exists()
     checks = {c["id"]: c for c in json.loads((sweep / "claim_report.json").read_text())["checks"]}
     assert "not recorded" not in checks["best_ratio_grows_with_width"]["note"]
     assert checks["ratio_16_beats_lora"]["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE")

@@ -197,3 +197,4 @@ def test_smoke_sweep_over_trained_arms_writes_the_cross_model_table(kexue, tmp_p
     checks = {c["id"]: c for c in json.loads((sweep / "claim_report.json").read_text())["checks"]}
     assert "no runs match" not in checks["keynorm_beats_baseline"]["note"]  # both models are in the table
     assert checks["keynorm_beats_baseline"]["n"] == 2
+    assert (sweep / "figure.png").exists()

@@ -273,3 +273,18 @@ def sweep_tables(sweep_dir: Path, jobs: list[dict]) -> None:
         lines.append(f"| {n} | {', '.join(f'{b:g}' for b in best[n])} | {mean:.3g} | "
                      f"{b0 * math.sqrt(n / n0):.3g} | {b0 * n / n0:.3g} |")
     (Path(sweep_dir) / "tables.md").write_text("\n".join(lines) + "\n")
+    from ..report import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for n in widths:
+        means = [sum(x["best_loss"] for x in cells[(n, r)]) / len(cells[(n, r)]) for r in ratios]
+        ax.plot(ratios, [m / means[0] for m in means], marker="o", label=f"n = {n}")
+    ax.axhline(1.0, color="grey", ls=":", lw=1)
+    ax.axvline(16, color="grey", ls="--", lw=1, label="LoRA+ recommendation (16)")
+    ax.set(xscale="log", xlabel="λ = η_B / η_A", ylabel="best loss / plain LoRA's (best η_A each)",
+           title="LoRA+: fine-tune loss against the ratio")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(Path(sweep_dir) / "figure.png", dpi=130)
+    plt.close(fig)

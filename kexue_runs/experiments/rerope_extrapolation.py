@@ -335,3 +335,32 @@ def sweep_tables(sweep_dir: Path, jobs: list[dict]) -> None:
         lines.append(f"| {arch} | {arm} | {fmt_pct(mean['acc_1x'])} | {fmt_pct(mean['acc_8x_rep'])} | "
                      f"{fmt_pct(mean['acc_8x_nonrep'])} | " + " | ".join(str(p) for p in post) + " |")
     (Path(sweep_dir) / "tables.md").write_text("\n".join(lines) + "\n")
+    sweep_figure(Path(sweep_dir), jobs)
+
+
+def sweep_figure(sweep_dir: Path, jobs: list[dict]) -> None:
+    """figure.png: accuracy against eval length on natural text, every trained model as trained, and the
+    Baseline model's NTK-mixed and ReRoPE arms."""
+    from ..report import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for job in jobs:
+        arch = job["config"]["arch"]["name"]
+        path = Path(job.get("run_dir") or "") / "arms.csv"
+        if not path.exists():
+            continue
+        rows = [r for r in csv.DictReader(open(path)) if r["set"] == "natural"]
+        L = int(job["config"]["data"]["length"])
+        wanted = ["as_trained"] + (["ntk_mixed", "rerope_L/2"] if arch == "baseline" else [])
+        for arm in wanted:
+            pts = sorted((int(r["length_multiple"]) * L, float(r["acc"])) for r in rows if r["arm"] == arm)
+            if pts:
+                ax.plot(*zip(*pts), marker="o", ms=3, ls="-" if arm == "as_trained" else "--",
+                        label=arch if arm == "as_trained" else f"{arch} + {arm}")
+    ax.set(xscale="log", xlabel="eval length (bytes)", ylabel="next-byte accuracy, natural text",
+           title="trained at L, tested at L..8L")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(sweep_dir / "figure.png", dpi=130)
+    plt.close(fig)
