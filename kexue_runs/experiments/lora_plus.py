@@ -259,7 +259,8 @@ def sweep_tables(sweep_dir: Path, jobs: list[dict]) -> None:
     for n in widths:
         lines.append(f"| {n} | " + " | ".join(
             f"{sum(x['best_loss'] for x in cells[(n, r)]) / len(cells[(n, r)]):.4f}" for r in ratios) + " |")
-    lines += ["", "Steps to reach plain LoRA's best loss (inf: not within the budget):", "",
+    budget = next((int(j["config"]["finetune"]["steps"]) + int(j["config"]["finetune"]["eval_every"]) for j in jobs), 0)
+    lines += ["", f"Steps to reach plain LoRA's best loss, per seed ({budget} = not reached within the budget):", "",
               "| n | " + " | ".join(f"λ={r:g}" for r in ratios) + " |", "|---|" + "---|" * len(ratios)]
     for n in widths:
         lines.append(f"| {n} | " + " | ".join(
