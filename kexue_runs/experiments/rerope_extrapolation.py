@@ -295,17 +295,20 @@ def write_run_tables(ctx, cfg, results: dict) -> None:
 def plot_arms(ctx, results: dict, L: int) -> None:
     from ..report import pyplot, save_figure
 
+    from matplotlib.ticker import NullFormatter
+
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    shown = [n for n in results if not (n.endswith("_logn†") and not n.startswith("rerope"))]  # readable
+    colours = plt.get_cmap("tab20")
     for ax, s in zip(axes, SETS):
-        for name, arm in results.items():
-            if name.endswith("_logn†") and not name.startswith("rerope"):
-                continue  # keep the figure readable: log n† shown for ReRoPE only
-            accs = [arm[s][m]["acc"].mean().item() for m in MULTIPLES]
-            ax.plot([m * L for m in MULTIPLES], accs, marker="o", ms=3, label=name,
-                    lw=2 if name in ("as_trained", "rerope_L/2") else 1)
-        ax.set(xscale="log", xlabel="eval length (tokens)", title=f"{s} test set", xticks=[m * L for m in MULTIPLES],
+        for i, name in enumerate(shown):
+            accs = [results[name][s][m]["acc"].mean().item() for m in MULTIPLES]
+            ax.plot([m * L for m in MULTIPLES], accs, marker="o", ms=3, label=name, color=colours(i % 20),
+                    ls="-" if i < 20 else "--", lw=2.5 if name in ("as_trained", "rerope_L/2") else 1)
+        ax.set(xscale="log", xlabel="eval length (bytes)", title=f"{s} test set", xticks=[m * L for m in MULTIPLES],
                xticklabels=[f"{m * L}" for m in MULTIPLES])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.axvline(L, color="grey", ls=":", lw=1)
     axes[0].set_ylabel("next-byte accuracy")
     axes[1].legend(fontsize=6, ncol=2, loc="lower left")
@@ -358,8 +361,11 @@ def sweep_figure(sweep_dir: Path, jobs: list[dict]) -> None:
             if pts:
                 ax.plot(*zip(*pts), marker="o", ms=3, ls="-" if arm == "as_trained" else "--",
                         label=arch if arm == "as_trained" else f"{arch} + {arm}")
+    from matplotlib.ticker import NullFormatter
+
     ax.set(xscale="log", xlabel="eval length (bytes)", ylabel="next-byte accuracy, natural text",
            title="trained at L, tested at L..8L")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(sweep_dir / "figure.png", dpi=130)
