@@ -293,9 +293,9 @@ def write_run_tables(ctx, cfg, results: dict) -> None:
 
 
 def plot_arms(ctx, results: dict, L: int) -> None:
-    from ..report import pyplot, save_figure
-
     from matplotlib.ticker import NullFormatter
+
+    from ..report import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
