@@ -51,8 +51,9 @@ JOBS ?= 2
 sweep-parallel: install-launchers ## the canonical sweep with JOBS parallel jobs (joblib), threads split between them
 	$(VENV)/bin/kexue-run -m experiment=$(EXP) sweep=$(EXP) scale=$(SCALE) hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
 
-figures: install ## regenerate every figure from the newest complete sweeps (runs missing ones at SCALE)
-	$(PY) scripts/make_figures.py --scale $(SCALE)
+ONLY ?=
+figures: install ## regenerate every figure from the newest complete sweeps (runs missing ones at SCALE; ONLY="a b")
+	$(PY) scripts/make_figures.py --scale $(SCALE) $(if $(ONLY),--only $(ONLY))
 
 bench: install ## hot-loop throughput and achieved FLOP/s per experiment
 	$(PY) scripts/bench.py

@@ -36,12 +36,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", default="cpu", choices=["smoke", "cpu", "gpu"])
     parser.add_argument("--outputs", default="outputs", type=Path)
+    parser.add_argument("--only", nargs="+", default=None, metavar="EXPERIMENT", help="just these experiments")
     args = parser.parse_args()
+    known = [p.stem for p in experiment_files()]
+    unknown = [n for n in args.only or [] if n not in known]
+    if unknown:
+        print(f"error: --only {unknown[0]}: no such experiment; allowed: {', '.join(known)}", file=sys.stderr)
+        return 2
     out_dir = args.outputs / "figures"
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = ["# kexue-runs figures", "", "| experiment | verdicts | figure | source | git |", "|---|---|---|---|---|"]
     for path in experiment_files():
         name = path.stem
+        if args.only and name not in args.only:
+            continue
         has_sweep = (config_dir() / "sweep" / f"{name}.yaml").exists()
         sweep = newest_complete_sweep(args.outputs, name) if has_sweep else None
         if has_sweep and sweep is None:
