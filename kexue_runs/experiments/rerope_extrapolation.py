@@ -363,8 +363,9 @@ def sweep_figure(sweep_dir: Path, jobs: list[dict]) -> None:
                         label=arch if arm == "as_trained" else f"{arch} + {arm}")
     from matplotlib.ticker import NullFormatter
 
+    lengths = sorted({m * int(j["config"]["data"]["length"]) for j in jobs for m in MULTIPLES})
     ax.set(xscale="log", xlabel="eval length (bytes)", ylabel="next-byte accuracy, natural text",
-           title="trained at L, tested at L..8L")
+           title="trained at L, tested at L..8L", xticks=lengths, xticklabels=[str(x) for x in lengths])
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize=7)
     fig.tight_layout()
