@@ -41,13 +41,25 @@ def timed(step, seconds: float) -> tuple[float, int]:
     return (time.perf_counter() - start) / count, count
 
 
+def experiment_config(*overrides: str):
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def measure(fn, seconds: float) -> tuple[float, float]:
+    """(seconds per call, FLOP per second) of fn, its FLOPs counted once by torch's counter."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    per_call, _ = timed(fn, seconds)
+    return per_call, counter.get_total_flops() / per_call
+
+
 def bench_fsq_vs_vq(seconds: float) -> list[dict]:
     from kexue_runs.experiments.fsq_vs_vq import QuantizedAutoencoder, loss_terms, to_model_range
 
     rows = []
     for quantizer in ("fsq", "vq_ste", "vq_rotation"):
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=["experiment=fsq_vs_vq", f"quantizer={quantizer}"])
+        cfg = experiment_config("experiment=fsq_vs_vq", f"quantizer={quantizer}")
         model = QuantizedAutoencoder(3, cfg.model, cfg.quantizer, torch.Generator().manual_seed(0))
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         x = to_model_range(torch.rand(int(cfg.trainer.batch_size), 3, 16, 16))
@@ -58,23 +70,18 @@ def bench_fsq_vs_vq(seconds: float) -> list[dict]:
             loss.backward()
             optimizer.step()
 
-        with FlopCounterMode(display=False) as counter:
-            step()
-        per_step, _ = timed(step, seconds)
+        per_step, flops = measure(step, seconds)
         rows.append({"experiment": "fsq_vs_vq", "arm": f"{quantizer} K={cfg.quantizer.codebook_size}",
-                     "samples_per_s": x.shape[0] / per_step, "flops": counter.get_total_flops() / per_step})
+                     "samples_per_s": x.shape[0] / per_step, "flops": flops})
     return rows
 
 
 def bench_rerope_extrapolation(seconds: float) -> list[dict]:
     """Training tokens/s at L (scale=cpu sizes), and inference at 8L: RoPE against ReRoPE's two score matrices."""
-    from torch.nn import functional as F
-
     from kexue_runs.experiments.rerope_extrapolation import arch_config
-    from kexue_runs.models.transformer import CausalLM, InferenceArm
+    from kexue_runs.models.transformer import CausalLM, InferenceArm, next_token_loss
 
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["experiment=rerope_extrapolation"])
+    cfg = experiment_config("experiment=rerope_extrapolation")
     torch.manual_seed(0)
     model = CausalLM(arch_config(cfg))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -82,25 +89,21 @@ def bench_rerope_extrapolation(seconds: float) -> list[dict]:
     tokens = torch.randint(0, 256, (batch, L + 1))
 
     def train_step():
-        loss = F.cross_entropy(model(tokens[:, :-1]).transpose(1, 2), tokens[:, 1:])
+        loss = next_token_loss(model, tokens)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
 
-    with FlopCounterMode(display=False) as counter:
-        train_step()
-    per_step, _ = timed(train_step, seconds)
+    per_step, flops = measure(train_step, seconds)
     rows = [{"experiment": "rerope_extrapolation", "arm": f"train L={L}", "samples_per_s": batch * L / per_step,
-             "flops": counter.get_total_flops() / per_step}]
+             "flops": flops}]
     long = torch.randint(0, 256, (int(cfg.eval.batch_size), 8 * L))
     model.eval()
     for arm in (InferenceArm("rope"), InferenceArm("rerope", "rerope", window=L // 2)):
         with torch.no_grad():
-            with FlopCounterMode(display=False) as counter:
-                model(long, arm)
-            per_call, _ = timed(lambda arm=arm: model(long, arm), seconds / 2)
+            per_call, flops = measure(lambda arm=arm: model(long, arm), seconds / 2)
         rows.append({"experiment": "rerope_extrapolation", "arm": f"{arm.name} eval 8L={8 * L}",
-                     "samples_per_s": long.numel() / per_call, "flops": counter.get_total_flops() / per_call})
+                     "samples_per_s": long.numel() / per_call, "flops": flops})
     rope, rerope = rows[-2]["samples_per_s"], rows[-1]["samples_per_s"]
     print(f"  ReRoPE inference at 8L costs {rope / rerope:.2f}x RoPE's time (two score matrices, no fused SDPA)")
     return rows
@@ -113,8 +116,7 @@ def bench_ddim_cifar(seconds: float) -> list[dict]:
     from kexue_runs.methods.diffusion import Sampler, Schedule, step
     from kexue_runs.models.unet import UNet
 
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["experiment=ddim_cifar"])
+    cfg = experiment_config("experiment=ddim_cifar")
     torch.manual_seed(0)
     model = UNet(1, int(cfg.model.width), tuple(cfg.model.mults), int(cfg.model.blocks))
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
@@ -127,20 +129,15 @@ def bench_ddim_cifar(seconds: float) -> list[dict]:
         loss.backward()
         optimizer.step()
 
-    with FlopCounterMode(display=False) as counter:
-        train_step()
-    per_step, _ = timed(train_step, seconds)
-    rows = [{"experiment": "ddim_cifar", "arm": "train 8x8 digits", "samples_per_s": batch / per_step,
-             "flops": counter.get_total_flops() / per_step}]
+    per_step, flops = measure(train_step, seconds)
+    rows = [{"experiment": "ddim_cifar", "arm": "train 8x8 digits", "samples_per_s": batch / per_step, "flops": flops}]
     model.eval()
     x = torch.randn(int(cfg.eval.samples), 1, 8, 8)
     for sampler in (Sampler(10, "eta", 0.0), Sampler(10, "ode_heun")):
         with torch.no_grad():
-            with FlopCounterMode(display=False) as counter:
-                step(model, x, 500, 400, schedule, sampler)
-            per_call, _ = timed(lambda s=sampler: step(model, x, 500, 400, schedule, s), seconds / 2)
+            per_call, flops = measure(lambda s=sampler: step(model, x, 500, 400, schedule, s), seconds / 2)
         rows.append({"experiment": "ddim_cifar", "arm": f"sampler step {sampler.label}",
-                     "samples_per_s": x.shape[0] / per_call, "flops": counter.get_total_flops() / per_call})
+                     "samples_per_s": x.shape[0] / per_call, "flops": flops})
         print(f"  {sampler.label}: {1 / per_call:.1f} sampler steps/s on {x.shape[0]} images")
     return rows
 

@@ -71,3 +71,10 @@ def load_text(cfg) -> TextCorpus:
 def batch_windows(stream: torch.Tensor, starts: torch.Tensor, length: int) -> torch.Tensor:
     """(len(starts), length) windows of a token stream."""
     return stream[starts[:, None] + torch.arange(length)]
+
+
+def random_windows(stream: torch.Tensor, length: int, batch: int, seed: int, step: int) -> torch.Tensor:
+    """(batch, length+1) windows at random starts: a function of (seed, step) only, so a resumed run
+    sees the very batches the killed one would have."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return batch_windows(stream, torch.randint(0, stream.numel() - length - 1, (batch,), generator=g), length + 1)

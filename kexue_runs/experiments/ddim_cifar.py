@@ -125,6 +125,15 @@ def feature_net(cfg, train, y_train, ref, y_ref, ctx) -> tuple[FeatureNet, str, 
 
 
 # -- the analytic arm -----------------------------------------------------------------------------------
+def gmm_means(rows: list[dict]) -> dict:
+    """(sampler, S) -> mean MMD² over shards, from the analytic arm's rows."""
+    cells: dict = {}
+    for r in rows:
+        if r["arm"] == "gmm":
+            cells.setdefault((r["sampler"], r["steps"]), []).append(r["mmd"])
+    return {k: sum(v) / len(v) for k, v in cells.items()}
+
+
 def gmm_grid(cfg, ctx) -> list[dict]:
     """Every sampler on the Gaussian mixture with the exact ε: MMD² to fresh true samples, per shard."""
     g = cfg.gmm
@@ -136,8 +145,8 @@ def gmm_grid(cfg, ctx) -> list[dict]:
     gen = torch.Generator().manual_seed(int(cfg.eval.seed))
     truth = mix.sample(n, gen)
     x_T = torch.randn(n, 2, generator=gen, dtype=torch.float64)
-    rows = []
-    for sampler in ctx.track(samplers(cfg), "analytic grid", total=len(samplers(cfg))):
+    rows, grid = [], samplers(cfg)
+    for sampler in ctx.track(grid, "analytic grid", total=len(grid)):
         noise = torch.Generator().manual_seed(int(cfg.eval.seed) + 1)
         x0 = sample(eps, x_T, schedule, sampler, noise)
         weights = torch.bincount(mix.mode_of(x0), minlength=len(mix.weights)).double() / n
@@ -150,7 +159,7 @@ def gmm_grid(cfg, ctx) -> list[dict]:
 
 # -- the run ------------------------------------------------------------------------------------------------
 def run(cfg, ctx) -> dict:
-    rows = gmm_grid(cfg, ctx)
+    rows, grid = gmm_grid(cfg, ctx), samplers(cfg)
     train, ref, y_train, y_ref, name = load_data(cfg)
     device = ctx.device
     schedule = Schedule(int(cfg.diffusion.T), cfg.diffusion.schedule)
@@ -160,7 +169,7 @@ def run(cfg, ctx) -> dict:
     steps, batch, decay = int(cfg.trainer.steps), int(cfg.trainer.batch_size), float(cfg.diffusion.ema)
     print(f"data {name}: train {tuple(train.shape)} reference {tuple(ref.shape)} | U-Net "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params | T={schedule.T} ({schedule.kind}, "
-          f"ᾱ_T={float(schedule.abar[-1]):.2e}) | {steps} steps x batch {batch} | {len(samplers(cfg))} samplers")
+          f"ᾱ_T={float(schedule.abar[-1]):.2e}) | {steps} steps x batch {batch} | {len(grid)} samplers")
     ctx.samples_per_step = batch
     for step in ctx.steps(steps, {"model": model, "ema": ema, "optimizer": optimizer}):
         g = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + step)
@@ -189,7 +198,7 @@ def run(cfg, ctx) -> dict:
     gen = torch.Generator().manual_seed(int(cfg.eval.seed))
     x_T = torch.randn((n,) + tuple(train.shape[1:]), generator=gen).to(device)
     grids, fids = {}, {}
-    for sampler in ctx.track(samplers(cfg), "sampler grid", total=len(samplers(cfg))):
+    for sampler in ctx.track(grid, "sampler grid", total=len(grid)):
         noise = torch.Generator().manual_seed(int(cfg.eval.seed) + 1)
         out = torch.nan_to_num(sample(eps_fn, x_T, schedule, sampler, noise), 0.0).clamp(-1, 1)
         with torch.no_grad():
@@ -237,14 +246,10 @@ def write_tables(ctx, cfg, fids, rows, metric_name, floor) -> None:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "## Analytic arm: 2-D Gaussian mixture with the exact ε, MMD² to the truth (x1000)", "",
               "| sampler | " + " | ".join(f"S={s}" for s in steps) + " |", "|---|" + "---|" * len(steps)]
-    gmm: dict = {}
-    for r in rows:
-        if r["arm"] == "gmm":
-            gmm.setdefault((r["sampler"], r["steps"]), []).append(r["mmd"])
+    gmm = gmm_means(rows)
     for label in labels:
-        lines.append(f"| {label} | " + " | ".join(
-            f"{1000 * sum(gmm[(label, s)]) / len(gmm[(label, s)]):.2f}" if (label, s) in gmm else ""
-            for s in steps) + " |")
+        lines.append(f"| {label} | " + " | ".join(f"{1000 * gmm[(label, s)]:.2f}" if (label, s) in gmm else ""
+                                                for s in steps) + " |")
     (ctx.run_dir / "tables.md").write_text("\n".join(lines) + "\n")
 
 
@@ -255,13 +260,10 @@ def plot(ctx, cfg, fids, rows, grids, ref, metric_name) -> None:
     steps = [int(s) for s in cfg.eval.steps]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     labels = list(dict.fromkeys(label for label, _ in fids))
-    gmm: dict = {}
-    for r in rows:
-        if r["arm"] == "gmm":
-            gmm.setdefault((r["sampler"], r["steps"]), []).append(r["mmd"])
+    gmm = gmm_means(rows)
     for label in labels:
         axes[0].plot(steps, [sum(fids[(label, s)]) / len(fids[(label, s)]) for s in steps], marker="o", label=label)
-        axes[1].plot(steps, [sum(gmm[(label, s)]) / len(gmm[(label, s)]) for s in steps], marker="o", label=label)
+        axes[1].plot(steps, [gmm[(label, s)] for s in steps], marker="o", label=label)
     axes[0].set(xscale="log", yscale="log", xlabel="sampling steps S", ylabel=metric_name,
                 title=f"{cfg.data.name}: quality against steps")
     axes[1].set(xscale="log", yscale="symlog", xlabel="sampling steps S", ylabel="MMD² to the true mixture",

@@ -22,13 +22,12 @@ import math
 from pathlib import Path
 
 import torch
-from torch.nn import functional as F
 
 from .. import runfiles
-from ..data.text import batch_windows, load_text
+from ..data.text import batch_windows, load_text, random_windows
 from ..errors import ConfigError
 from ..methods.lora import TARGETS, add_lora, lora_plus_groups
-from ..models.transformer import ArchConfig, CausalLM
+from ..models.transformer import ArchConfig, CausalLM, next_token_loss
 
 HIGHER_IS_BETTER = ("best_ratio", "speedup_at_16")
 
@@ -57,15 +56,6 @@ def arch(cfg) -> ArchConfig:
                       rope_base=float(m.rope_base), train_length=int(cfg.data.length))
 
 
-def windows(stream: torch.Tensor, L: int, batch: int, seed: int, step: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    return batch_windows(stream, torch.randint(0, stream.numel() - L - 1, (batch,), generator=g), L + 1)
-
-
-def lm_loss(model, tokens: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(model(tokens[:, :-1]).transpose(1, 2), tokens[:, 1:])
-
-
 def pretrained(cfg, ctx) -> CausalLM:
     """The pretrained base for this width: from the cache, or trained now and cached atomically."""
     spec = {"model": runfiles.to_jsonable(dict(cfg.model)), "data": cfg.data.name, "length": int(cfg.data.length),
@@ -85,7 +75,8 @@ def pretrained(cfg, ctx) -> CausalLM:
         lr_scale = min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         for group in optimizer.param_groups:
             group["lr"] = float(p.lr) * lr_scale
-        loss = lm_loss(model, windows(corpus.train, L, int(p.batch_size), int(p.seed), step).to(ctx.device))
+        tokens = random_windows(corpus.train, L, int(p.batch_size), int(p.seed), step)
+        loss = next_token_loss(model, tokens.to(ctx.device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -111,7 +102,7 @@ def finetune(base: CausalLM, cfg, ratio: float, lr: float, train: torch.Tensor, 
     every, L = int(ft.eval_every), int(cfg.data.length)
     curve = [val_loss(model, val, device)]
     for step in range(steps):
-        loss = lm_loss(model, windows(train, L, int(ft.batch_size), int(cfg.seed), step).to(device))
+        loss = next_token_loss(model, random_windows(train, L, int(ft.batch_size), int(cfg.seed), step).to(device))
         if not math.isfinite(loss.item()):
             return curve + [math.inf] * (steps // every + 1 - len(curve))
         optimizer.zero_grad(set_to_none=True)
@@ -124,7 +115,7 @@ def finetune(base: CausalLM, cfg, ratio: float, lr: float, train: torch.Tensor, 
 
 @torch.no_grad()
 def val_loss(model, val: torch.Tensor, device) -> float:
-    value = sum(lm_loss(model, val[i:i + 64].to(device)).item() * val[i:i + 64].shape[0]
+    value = sum(next_token_loss(model, val[i:i + 64].to(device)).item() * val[i:i + 64].shape[0]
                 for i in range(0, val.shape[0], 64)) / val.shape[0]
     return value if math.isfinite(value) else math.inf
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from ..data.text import CORPORA, batch_windows, load_text
+from ..data.text import CORPORA, batch_windows, load_text, random_windows
 from ..errors import ConfigError
-from ..models.transformer import POSITIONS, SCORES, ArchConfig, CausalLM, InferenceArm
+from ..models.transformer import POSITIONS, SCORES, ArchConfig, CausalLM, InferenceArm, next_token_loss
 from ..optim import make_optimizer
 
 DATA_PARALLEL = True
@@ -169,12 +169,6 @@ def lr_at(step: int, cfg) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def train_batch(train: torch.Tensor, L: int, batch: int, seed: int, step: int) -> torch.Tensor:
-    """(batch, L+1) windows: a function of (seed, step) only, so a resumed run sees the same batches."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    return batch_windows(train, torch.randint(0, train.numel() - L - 1, (batch,), generator=g), L + 1)
-
-
 def run(cfg, ctx) -> dict:
     corpus = load_text(cfg.data)
     L, device = int(cfg.data.length), ctx.device
@@ -195,9 +189,8 @@ def run(cfg, ctx) -> dict:
     val = sets["natural"][:, -(L + 1):]
     val_loss = math.nan
     for step in ctx.steps(steps, {"model": model, "optimizer": optimizer, "schedule": schedule}):
-        tokens = train_batch(corpus.train, L, batch, int(cfg.seed), step)
-        tokens = ctx.dist.shard(tokens).to(device)
-        loss = F.cross_entropy(net(tokens[:, :-1]).transpose(1, 2), tokens[:, 1:])
+        tokens = ctx.dist.shard(random_windows(corpus.train, L, batch, int(cfg.seed), step)).to(device)
+        loss = next_token_loss(net, tokens)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), float(cfg.trainer.grad_clip))

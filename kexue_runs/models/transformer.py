@@ -164,3 +164,8 @@ class CausalLM(nn.Module):
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def next_token_loss(model, tokens: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of predicting tokens[:, 1:] from tokens[:, :-1]; `model` may be DDP-wrapped."""
+    return F.cross_entropy(model(tokens[:, :-1]).transpose(1, 2), tokens[:, 1:])
