@@ -30,27 +30,35 @@ def scales(name: str) -> list[str]:
     return sorted(found, key=lambda s: order.get(s, 9))
 
 
-def last_verdict(name: str, outputs: Path = Path("outputs")) -> str:
+def last_report(name: str, outputs: Path = Path("outputs")) -> dict | None:
+    """The newest claim report of the experiment's sweeps, else its newest run's own verdict."""
     from .sweeps import newest_claim_report
 
-    report = newest_claim_report(name, outputs) or newest_run_verdict(name, outputs)
+    return newest_claim_report(name, outputs) or newest_run_verdict(name, outputs)
+
+
+def last_verdict(name: str, outputs: Path = Path("outputs")) -> str:
+    report = last_report(name, outputs)
     if report is None:
         return "-"
-    counts = {}
-    for check in report["checks"]:
-        counts[check["verdict"]] = counts.get(check["verdict"], 0) + 1
-    parts = [f"[{VERDICT_STYLE[v]}]{n} {v}[/]" for v, n in counts.items()]
-    return ", ".join(parts) + f" ({report.get('scale', '?')})"
+    from .claims import overall, stable
+
+    verdict = report.get("verdict") or overall(report["checks"])
+    stability = report.get("stability") or stable(report["checks"])
+    shown = "unstable" if stability == "unstable" and verdict in ("PASS", "FAIL") else verdict
+    style = VERDICT_STYLE.get(shown, "magenta")
+    return f"[{style}]{shown}[/] ({report.get('scale', '?')})"
 
 
 def newest_run_verdict(name: str, outputs: Path) -> dict | None:
-    """For claims a single run settles (numerical experiments): the newest run's own checks."""
+    """A run's own verdict (experiments a single run can decide, and the newest run of the others)."""
     from . import runfiles
 
     for path in sorted((Path(outputs) / "runs" / name).glob(f"*/{runfiles.SUMMARY}"), reverse=True):
         summary = runfiles.read_summary(path.parent)
         if summary and summary.get("checks") and summary.get("status") == "ok":
-            return {"checks": summary["checks"], "scale": f"{summary['scale']} run"}
+            return {"checks": summary["checks"], "scale": f"{summary['scale']} run",
+                    "verdict": summary.get("verdict"), "stability": summary.get("stability")}
     return None
 
 

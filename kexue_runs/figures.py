@@ -31,9 +31,9 @@ def sweep_figure(path: Path, rows: list[dict], spec: dict) -> Path | None:
                 groups[series_label(row, keys)][row[panel["x"]]].append(row[panel["metric"]])
         for label, by_x in sorted(groups.items()):
             xs = sorted(by_x)
-            cells = [Cell(by_x[x]) for x in xs]
+            cells = [Cell([((i,), v) for i, v in enumerate(by_x[x])]) for x in xs]
             means = [c.mean for c in cells]
-            stds = [c.std for c in cells]
+            stds = [c.std if c.n > 1 else 0.0 for c in cells]
             line, = ax.plot(xs, means, marker="o", ms=4, label=f"{label} (n={min(c.n for c in cells)})")
             ax.fill_between(xs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
                             color=line.get_color(), alpha=0.2)

@@ -95,34 +95,29 @@ def run_checks(cfg_dict: dict, summary: dict) -> list[dict]:
 
 
 def write_run_report(run_dir: Path, cfg, summary: dict) -> Path:
+    """report.md: the verdict on the post first (with the post's numbers beside ours), then the details."""
     cfg_dict = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
     figures = sorted((Path(run_dir) / runfiles.FIGURES).glob("*.png"))
-    lines = [f"# {summary['experiment']}: run report", ""]
+    lines = [f"# {summary['experiment']}: run report", ""] + post_lines(cfg_dict.get("meta")) + [""]
+    lines += ["**Claim.** " + str(cfg_dict.get("claim") or "(none)"), ""]
+    results = summary.get("checks")
+    if results is None and cfg_dict.get("checks"):
+        results = run_checks(cfg_dict, summary)
+    if results:
+        from .verdicts import build_report, markdown_verdicts
+
+        lines += markdown_verdicts(build_report(summary["experiment"], summary["scale"], results))
     lines += [f"status **{summary['status']}**, scale `{summary['scale']}`, seed {summary['seed']}, "
               f"config hash `{summary['config_hash']}`, {summary['timing']['wall_s']} s on "
               f"{summary['environment']['device']} (git {summary['environment']['git_sha']})", ""]
     if summary.get("error"):
         lines += ["```", summary["error"].strip()[-2000:], "```", ""]
     lines += ["## What ran", "", "`kexue-run " + " ".join(summary["overrides"]) + "`", ""]
-    lines += ["## The post", ""] + post_lines(cfg_dict.get("meta")) + [""]
-    lines += ["**Claim.** " + str(cfg_dict.get("claim") or "(none)"), ""]
     lines += ["## The post's numbers", ""] + reported_table(cfg_dict.get("reported")) + [""]
     lines += ["## Ours", "", "| metric | final | best |", "|---|---|---|"]
     for key, value in summary["final"].items():
         lines.append(f"| {key} | {fmt(value)} | {fmt(summary['best'].get(key, ''))} |")
     lines.append("")
-    results = summary.get("checks")
-    if results is None and cfg_dict.get("checks"):
-        results = run_checks(cfg_dict, summary)
-    if results:
-        lines += ["## Checks on this run alone", "",
-                  "A claim over several cells needs a sweep (`kexue-run -m experiment=... sweep=...`); "
-                  "a check that needs other cells is INCONCLUSIVE here.", "",
-                  "| check | verdict | observed (ours) | reported (post) | note |", "|---|---|---|---|---|"]
-        for r in results:
-            lines.append(f"| {r['id']}: {md_cell(r['statement'])} | **{r['verdict']}** | {md_cell(r['observed'])} | "
-                         f"{md_cell(r['reported'])} | {md_cell(r['note'])} |")
-        lines.append("")
     if figures:
         lines += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figures] + [""]
     path = Path(run_dir) / runfiles.REPORT

@@ -304,12 +304,17 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
         summary["claim_rows"] = ctx.claim_rows
     if ctx.details:
         summary["details"] = runfiles.to_jsonable(ctx.details)
-    from .claims import overall
     from .report import run_checks, write_run_figures, write_run_report  # matplotlib only when a run ends
+    from .verdicts import build_report, print_verdicts
 
+    report = None
     if cfg.checks:
         summary["checks"] = run_checks(resolved, summary)
-        summary["verdict"] = overall(summary["checks"])
+        report = build_report(cfg.name, cfg.scale.name, summary["checks"], dir=str(run_dir))
+        summary["verdict"] = report["verdict"]
+        summary["by_basis"] = report["by_basis"]
+        summary["stability"] = report["stability"]
+        summary["command"] = report["command"]
     runfiles.write_json(run_dir / runfiles.SUMMARY, summary)
 
     try:
@@ -320,12 +325,8 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
     colour = {"ok": "green", "diverged": "yellow"}.get(status, "red")
     console.print(metrics_table(f"{cfg.name}: final metrics", {k: v for k, v in final.items()},
                                 summary["best"]))
-    decided = [c for c in summary.get("checks") or [] if c["verdict"] != "INCONCLUSIVE"]
-    if decided:
-        from .sweeps import print_verdicts
-
-        print_verdicts({"experiment": cfg.name, "scale": cfg.scale.name, "checks": summary["checks"],
-                        "verdict": summary["verdict"], "jobs": {status: 1}, "sweep_dir": str(run_dir)})
+    if report is not None and status == "ok":
+        print_verdicts(report)
     console.print(f"status [{colour}]{status}[/]  wall {wall:.1f}s  ->  {run_dir}")
     if status == "failed":
         console.print(f"[red]{error.strip().splitlines()[-1]}[/]  (traceback in {run_dir / 'summary.json'})")

@@ -25,8 +25,9 @@ import yaml
 
 from . import config_dir, runfiles
 from .catalog import load_experiment
-from .claims import evaluate_checks, overall, table_from_runs
+from .claims import evaluate_checks, table_from_runs
 from .progress import console, fmt
+from .verdicts import build_report, markdown_verdicts, print_verdicts
 
 METRIC_PREFIXES = ("val/", "test/", "train/", "eval/")
 
@@ -145,13 +146,11 @@ def aggregate(sweep_dir: Path, quiet: bool = False) -> dict:
     for j in jobs:
         statuses[j["status"]] += 1
     scale = next((j.get("scale") for j in jobs if j.get("scale")), None)
-    report = {
-        "experiment": spec["name"], "sweep_dir": str(sweep_dir), "scale": scale,
-        "generated": datetime.now().isoformat(timespec="seconds"), "jobs": dict(statuses),
-        "verdict": overall(results), "checks": results,
-        "git_sha": next((j.get("environment", {}).get("git_sha") for j in jobs if j.get("environment")), None),
-        "wall_s": round(sum((j.get("timing") or {}).get("wall_s") or 0 for j in jobs), 1),
-    }
+    report = build_report(spec["name"], scale, results, sweep_dir=str(sweep_dir), jobs=dict(statuses),
+                          generated=datetime.now().isoformat(timespec="seconds"),
+                          git_sha=next((j.get("environment", {}).get("git_sha") for j in jobs
+                                        if j.get("environment")), None),
+                          wall_s=round(sum((j.get("timing") or {}).get("wall_s") or 0 for j in jobs), 1))
     runfiles.write_json(sweep_dir / "claim_report.json", report)
     runfiles.atomic_write_text(sweep_dir / "claim_report.md", claim_markdown(report, spec, grouped, keys, metrics))
     try:
@@ -184,15 +183,11 @@ def claim_markdown(report: dict, spec: dict, grouped: list[dict], keys: list[str
     lines = [f"# {report['experiment']}: claim report", ""]
     lines += [f"- [{p['archive']}] {p['title']}: {p['url']}" for p in posts] + [""]
     lines += [f"**Claim.** {spec.get('claim') or ''}", ""]
+    lines += markdown_verdicts(report)
     lines += [f"Sweep `{report['sweep_dir']}`, scale `{report['scale']}`, jobs "
               + ", ".join(f"{n} {s}" for s, n in report["jobs"].items())
               + f", summed job wall time {report['wall_s']} s, git {report['git_sha']}.", ""]
-    lines += [f"**Overall: {report['verdict']}**", "",
-              "| check | verdict | observed (ours) | reported (post) | n | note |", "|---|---|---|---|---|---|"]
-    for r in report["checks"]:
-        lines.append(f"| {r['id']}: {r['statement']} | **{r['verdict']}** | {r['observed']} | {r['reported']} | "
-                     f"{r['n']} | {r['note']} |")
-    lines += ["", "## The post's numbers", ""]
+    lines += ["## The post's numbers", ""]
     from .report import reported_table
 
     lines += reported_table(spec.get("reported")) + [""]
@@ -211,21 +206,6 @@ def sort_key(value):
         return (0, float(value), "")
     except (TypeError, ValueError):
         return (1, 0.0, str(value))
-
-
-def print_verdicts(report: dict) -> None:
-    from rich.table import Table
-
-    style = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}
-    table = Table(title=f"{report['experiment']}: claim checks ({report['scale']})")
-    for col in ("check", "verdict", "observed", "reported", "n"):
-        table.add_column(col, overflow="fold")
-    for r in report["checks"]:
-        table.add_row(r["id"], f"[{style[r['verdict']]}]{r['verdict']}[/]", r["observed"] or r["note"],
-                      str(r["reported"]), str(r["n"]))
-    console.print(table)
-    console.print(f"overall [{style[report['verdict']]}]{report['verdict']}[/]; jobs "
-                  + ", ".join(f"{n} {s}" for s, n in report["jobs"].items()) + f"  ->  {report['sweep_dir']}")
 
 
 # -- finding sweeps ----------------------------------------------------------------------------

@@ -1,8 +1,23 @@
-"""The claim engine on hand-made tables: verdicts, ties, missing cells, too few seeds, failed jobs."""
+"""The claim engine on hand-made tables: every kind, the t tests at the real n, ties, missing cells,
+failed jobs, scales and regimes, bases, stability. Each test has a case where the verdict must flip."""
+
+import math
 
 import pytest
+from scipy import stats
 
-from kexue_runs.claims import FAIL, INCONCLUSIVE, PASS, evaluate_checks, table_from_runs
+from kexue_runs.claims import (
+    FAIL,
+    INCONCLUSIVE,
+    NA,
+    PASS,
+    by_basis,
+    evaluate_checks,
+    overall,
+    stable,
+    table_from_runs,
+    validate_checks,
+)
 
 
 def rows(spec):
@@ -15,80 +30,192 @@ def rows(spec):
 
 
 def verdict(check, table):
-    (result,) = evaluate_checks([{"id": "c", "metric": "m", **check}], table)
+    (result,) = evaluate_checks([{"id": "c", "metric": "m", "basis": "empirical", "source": "test", **check}], table)
     return result
 
 
-GRID = [(arm, k, s, v + 0.01 * s) for arm, base in (("a", 1.0), ("b", 2.0)) for k, v in ((1, base), (2, base * 2))
-        for s in range(3)]
+def spread(center, offsets, arm="a", k=1):
+    return [(arm, k, s, center + o) for s, o in enumerate(offsets)]
 
 
-def test_threshold_pass_fail_and_too_few_seeds():
-    table = rows(GRID)
-    assert verdict({"kind": "threshold", "where": {"arm": "a"}, "for_each": "K", "op": ">=", "value": 0.9},
-                   table)["verdict"] == PASS
-    r = verdict({"kind": "threshold", "where": {"arm": "a"}, "for_each": "K", "op": ">=", "value": 1.5}, table)
-    assert r["verdict"] == FAIL and "1.01 @ 1" in r["observed"]
-    r = verdict({"kind": "threshold", "where": {"arm": "a"}, "op": ">=", "value": 0, "min_seeds": 7}, table)
-    assert r["verdict"] == INCONCLUSIVE and "need 7" in r["note"]
+T3 = stats.t.ppf(0.975, 2)  # 4.303: the two-sided 95% critical value at n = 3 (df = 2)
 
 
-def test_ordering_for_each_and_missing_cell():
-    table = rows(GRID)
+def test_threshold_uses_a_one_sample_t_at_the_real_n():
+    # mean 1, sample sd 1 at n = 3: SE = 1/sqrt(3); the CI half-width is T3 * SE = 2.48
+    data = rows(spread(1.0, (-1.0, 0.0, 1.0)))
+    check = {"kind": "threshold", "op": ">", "value": 1.0 - 2.4 / math.sqrt(3) * T3 / T3 * 1.0}
+    assert verdict({**check, "value": 1.0 - 1.01 * T3 / math.sqrt(3)}, data)["verdict"] == PASS
+    assert verdict({**check, "value": 1.0 - 0.99 * T3 / math.sqrt(3)}, data)["verdict"] == INCONCLUSIVE
+    assert verdict({**check, "value": 1.0 + 1.01 * T3 / math.sqrt(3)}, data)["verdict"] == FAIL
+    # 2 standard errors would have decided this one; the t test at n = 3 does not
+    assert verdict({**check, "value": 1.0 - 2.5 / math.sqrt(3)}, data)["verdict"] == INCONCLUSIVE
+
+
+def test_too_few_replicates_is_inconclusive_and_says_which_way_it_leans():
+    r = verdict({"kind": "threshold", "op": ">=", "value": 0.9}, rows([("a", 1, 0, 0.092)]))
+    assert r["verdict"] == INCONCLUSIVE and r["leans"] == FAIL
+    assert "needs >= 3 replicates per cell, has 1" in r["needs"]
+    r = verdict({"kind": "threshold", "op": ">=", "value": 0.9}, rows(spread(0.95, (0, 0.01))))
+    assert r["verdict"] == INCONCLUSIVE and r["leans"] == PASS and "has 2" in r["needs"]
+    r = verdict({"kind": "threshold", "op": ">=", "value": 0.9, "min_reps": 5}, rows(spread(0.95, (0, 0.01, 0.02))))
+    assert "needs >= 5" in r["needs"]
+
+
+def test_exact_metrics_compare_directly_and_ties_follow_the_rule():
+    one = rows([("a", 1, 0, 1.0)])
+    assert verdict({"kind": "threshold", "op": ">=", "value": 1.0, "exact": True}, one)["verdict"] == PASS
+    assert verdict({"kind": "threshold", "op": ">", "value": 1.0, "exact": True}, one)["verdict"] == FAIL  # tie, strict
+    assert verdict({"kind": "threshold", "op": ">", "value": 0.999, "exact": True}, one)["verdict"] == PASS
+    tie = rows([("a", 1, 0, 2.0), ("b", 1, 0, 2.0)])
+    check = {"kind": "ordering", "better": "lower", "a": {"arm": "a"}, "b": {"arm": "b"}, "exact": True}
+    assert verdict(check, tie)["verdict"] == FAIL  # an exact tie is not a win
+    # identical values in every replicate count as exact too
+    same = rows(spread(2.0, (0, 0, 0)) + spread(2.0, (0, 0, 0), arm="b"))
+    assert verdict({**check, "exact": False}, same)["verdict"] == FAIL
+    # with noise, a tie within the noise is undecided
+    noisy = rows(spread(2.0, (-0.1, 0.0, 0.1)) + spread(2.0, (0.1, -0.1, 0.0), arm="b"))
+    assert verdict({**check, "exact": False}, noisy)["verdict"] == INCONCLUSIVE
+
+
+def test_ordering_is_paired_when_arms_share_seeds_and_welch_otherwise():
+    # a is better than b by exactly 0.1 on every seed, but the seeds differ a lot
+    shared = rows(spread(1.0, (0.0, 1.0, -1.0)) + spread(1.1, (0.0, 1.0, -1.0), arm="b"))
+    check = {"kind": "ordering", "better": "lower", "a": {"arm": "a"}, "b": {"arm": "b"}}
+    r = verdict(check, shared)
+    assert r["verdict"] == PASS and "paired" in r["stat"]
+    # the same values on different seeds: Welch's test cannot separate them
+    unshared = rows(spread(1.0, (0.0, 1.0, -1.0)) + [("b", 1, s + 10, v) for s, v in enumerate((1.1, 2.1, 0.1))])
+    r = verdict(check, unshared)
+    assert r["verdict"] == INCONCLUSIVE and "Welch" in r["stat"]
+    assert verdict({**check, "paired": False}, shared)["verdict"] == INCONCLUSIVE
+
+
+def test_paired_decision_sits_at_the_t_critical_value():
+    # differences d = (e - s, e, e + s) have mean e and sd s: PASS iff e / (s / sqrt 3) > T3
+    def table(effect, sd=1.0):
+        a = [("a", 1, i, 0.0) for i in range(3)]
+        b = [("b", 1, i, effect + o) for i, o in enumerate((-sd, 0.0, sd))]
+        return rows(a + b)
+
+    check = {"kind": "ordering", "better": "lower", "a": {"arm": "a"}, "b": {"arm": "b"}}
+    assert verdict(check, table(1.02 * T3 / math.sqrt(3)))["verdict"] == PASS
+    assert verdict(check, table(0.98 * T3 / math.sqrt(3)))["verdict"] == INCONCLUSIVE
+    assert verdict(check, table(-1.02 * T3 / math.sqrt(3)))["verdict"] == FAIL
+    # a difference of 1.5 standard errors at n = 3 decides nothing
+    r = verdict(check, table(1.5 / math.sqrt(3)))
+    assert r["verdict"] == INCONCLUSIVE and "replicates would resolve it" in r["needs"]
+
+
+def test_ordering_for_each_fails_on_one_cell_and_reports_missing_cells():
+    grid = rows([(arm, k, s, v + 0.01 * s) for arm, base in (("a", 1.0), ("b", 2.0))
+                 for k, v in ((1, base), (2, base * 2)) for s in range(3)])
     check = {"kind": "ordering", "better": "lower", "a": {"arm": "a"}, "b": {"arm": "b"}, "for_each": "K"}
-    assert verdict(check, table)["verdict"] == PASS
-    assert verdict({**check, "better": "higher"}, table)["verdict"] == FAIL
-    missing = [r for r in table if not (r["arm"] == "b" and r["K"] == 2)]
-    r = verdict(check, missing)
-    assert r["verdict"] == INCONCLUSIVE and "missing cell K=2" in r["note"]
-    r = verdict({**check, "values": [1, 2, 4]}, table)
-    assert r["verdict"] == INCONCLUSIVE and "K=4" in r["note"]
+    assert verdict(check, grid)["verdict"] == PASS
+    assert verdict({**check, "better": "higher"}, grid)["verdict"] == FAIL
+    r = verdict({**check, "values": [1, 2, 4]}, grid)
+    assert r["verdict"] == INCONCLUSIVE and "1 of 3 K cells not run (4)" in r["needs"]
+    flipped = [dict(r, m=r["m"] + (10 if r["arm"] == "a" and r["K"] == 2 else 0)) for r in grid]
+    assert verdict({**check, "values": [1, 2, 4]}, flipped)["verdict"] == FAIL  # a failing cell decides
 
 
-def test_ties_and_noise():
-    exact_tie = rows([("a", 1, 0, 1.0), ("b", 1, 0, 1.0)])
-    check = {"kind": "ordering", "better": "lower", "a": {"arm": "a"}, "b": {"arm": "b"}, "min_seeds": 1}
-    assert verdict(check, exact_tie)["verdict"] == FAIL  # a tie is not a win
-    noisy = rows([("a", 1, s, v) for s, v in enumerate((1.0, 1.4, 0.8))]
-                 + [("b", 1, s, v) for s, v in enumerate((1.1, 0.9, 1.3))])
-    assert verdict(check, noisy)["verdict"] == INCONCLUSIVE  # inside 2 standard errors
+def test_threshold_on_the_cells_a_single_run_has():
+    """One run of a sweep experiment: the cell it has is evaluated, the rest are named."""
+    run = rows([("fsq", 1024, 0, 0.092)])
+    r = verdict({"kind": "threshold", "for_each": "K", "values": [16, 64, 256, 1024, 4096], "op": ">=",
+                 "value": 0.9}, run)
+    assert r["verdict"] == INCONCLUSIVE and r["leans"] == FAIL and "0.092 @ 1024" in r["observed"]
+    assert "4 of 5 K cells not run" in r["needs"]
 
 
 def test_a_failed_job_makes_the_check_inconclusive():
-    table = rows(GRID + [("a", 1, 3, float("nan"), "failed")])
+    table = rows(spread(1.0, (0, 0.01, 0.02)) + [("a", 1, 3, float("nan"), "failed")] + spread(1.0, (0, 0.1, 0.2), "b"))
     r = verdict({"kind": "threshold", "where": {"arm": "a"}, "op": ">=", "value": 0}, table)
     assert r["verdict"] == INCONCLUSIVE and "failed" in r["note"]
-    # a check that does not touch the failed arm still decides
     assert verdict({"kind": "threshold", "where": {"arm": "b"}, "op": ">=", "value": 0}, table)["verdict"] == PASS
 
 
-def test_monotone():
-    up = rows([("a", k, s, k + 0.01 * s) for k in (1, 2, 4, 8) for s in range(2)])
+def test_monotone_needs_the_ends_apart_and_no_step_backwards():
+    up = rows([("a", k, s, k + 0.01 * s) for k in (1, 2, 4, 8) for s in range(3)])
     check = {"kind": "monotone", "where": {"arm": "a"}, "along": "K"}
     assert verdict({**check, "direction": "increasing"}, up)["verdict"] == PASS
     assert verdict({**check, "direction": "decreasing"}, up)["verdict"] == FAIL
-    bump = rows([("a", k, s, v + 0.01 * s) for k, v in ((1, 1), (2, 5), (4, 3), (8, 9)) for s in range(2)])
+    bump = rows([("a", k, s, v + 0.01 * s) for k, v in ((1, 1), (2, 5), (4, 3), (8, 9)) for s in range(3)])
     assert verdict({**check, "direction": "increasing"}, bump)["verdict"] == FAIL
+    flat = rows([("a", k, s, 1.0 + 0.3 * ((s * 7 + k) % 3)) for k in (1, 2) for s in range(3)])
+    assert verdict({**check, "direction": "increasing"}, flat)["verdict"] == INCONCLUSIVE
 
 
-def test_crossover_reports_where_the_sign_changes():
-    # a is worse (higher) at small K, better at large K: the crossover lies between K=4 and K=8
+def test_crossover_reports_where_and_one_arm_winning_everywhere_is_not_one():
     table = rows([(arm, k, s, v + 0.001 * s) for k, va, vb in ((1, 3, 1), (4, 3, 2), (8, 2, 3), (16, 1, 3))
-                  for arm, v in (("a", va), ("b", vb)) for s in range(2)])
+                  for arm, v in (("a", va), ("b", vb)) for s in range(3)])
     check = {"kind": "crossover", "better": "lower", "a": {"arm": "a"}, "b": {"arm": "b"}, "along": "K"}
     r = verdict(check, table)
     assert r["verdict"] == PASS and "between K=4 and 8" in r["observed"]
-    never = rows([(arm, k, s, v + 0.001 * s) for k in (1, 2) for arm, v in (("a", 3), ("b", 1)) for s in range(2)])
+    everywhere = rows([(arm, k, s, v + 0.001 * s) for k in (1, 2, 4) for arm, v in (("a", 1), ("b", 3))
+                       for s in range(3)])
+    r = verdict(check, everywhere)
+    assert r["verdict"] == FAIL and "a better from K=1 on" in r["observed"]
+    never = rows([(arm, k, s, v + 0.001 * s) for k in (1, 2) for arm, v in (("a", 3), ("b", 1)) for s in range(3)])
     r = verdict(check, never)
     assert r["verdict"] == FAIL and "never better" in r["observed"]
 
 
-def test_approx_and_identity():
-    table = rows([("a", 1, 0, 0.8061)])
-    assert verdict({"kind": "approx", "value": 0.806, "atol": 1e-3, "min_seeds": 1}, table)["verdict"] == PASS
-    assert verdict({"kind": "approx", "value": 0.9, "rtol": 0.01, "min_seeds": 1}, table)["verdict"] == FAIL
-    r = verdict({"kind": "identity", "value": 0.8061, "test": "tests/test_x.py::test_y"}, table)
-    assert r["verdict"] == PASS and "tests/test_x.py" in r["note"]
+def test_approx_identity_and_zscore():
+    assert verdict({"kind": "approx", "value": 0.806, "atol": 1e-3, "exact": True},
+                   rows([("a", 1, 0, 0.8061)]))["verdict"] == PASS
+    assert verdict({"kind": "approx", "value": 0.9, "rtol": 0.01, "exact": True},
+                   rows([("a", 1, 0, 0.8061)]))["verdict"] == FAIL
+    inside = rows(spread(0.5, (-0.001, 0.0, 0.001)))
+    assert verdict({"kind": "approx", "value": 0.5, "atol": 0.05}, inside)["verdict"] == PASS
+    wide = rows(spread(0.5, (-0.2, 0.0, 0.2)))
+    assert verdict({"kind": "approx", "value": 0.5, "atol": 0.05}, wide)["verdict"] == INCONCLUSIVE
+    assert verdict({"kind": "approx", "value": 0.9, "atol": 0.05}, inside)["verdict"] == FAIL
+    assert verdict({"kind": "identity", "value": 0}, rows([("a", 1, 0, 1e-13)]))["verdict"] == FAIL
+    assert verdict({"kind": "identity", "value": 0, "atol": 1e-12}, rows([("a", 1, 0, 1e-13)]))["verdict"] == PASS
+    # zscore: Bonferroni bound at family-wise alpha 0.01 over k comparisons
+    bound = stats.norm.ppf(1 - 0.01 / (2 * 20))
+    z = rows([("a", 1, 0, 0.99 * bound)])
+    r = verdict({"kind": "zscore", "comparisons": 20}, z)
+    assert r["verdict"] == PASS and f"{bound:.4g}" in r["note"]
+    assert verdict({"kind": "zscore", "comparisons": 20}, rows([("a", 1, 0, 1.01 * bound)]))["verdict"] == FAIL
+    assert verdict({"kind": "zscore", "comparisons": 1}, rows([("a", 1, 0, 3.0)]))["verdict"] == FAIL
+
+
+def test_scales_and_regimes_make_a_check_not_applicable():
+    table = [dict(r, **{"scale.name": "cpu"}) for r in rows(spread(0.1, (0, 0.01, 0.02)))]
+    r = verdict({"kind": "threshold", "op": ">=", "value": 0.9, "scales": ["gpu"]}, table)
+    assert r["verdict"] == NA and "gpu" in r["note"] and r["observed"]
+    r = verdict({"kind": "threshold", "op": ">=", "value": 0.9,
+                 "regime": {"where": {"K": [256]}, "reason": "n/r large"}}, table)
+    assert r["verdict"] == NA and "n/r large" in r["note"]
+    assert verdict({"kind": "threshold", "op": ">=", "value": 0.9, "regime": {"where": {"K": 1}, "reason": "x"}},
+                   table)["verdict"] == FAIL
+
+
+def test_overall_comes_from_derivation_and_empirical_never_from_ours():
+    results = [{"verdict": PASS, "basis": "derivation"}, {"verdict": PASS, "basis": "empirical"},
+               {"verdict": FAIL, "basis": "ours"}]
+    assert overall(results) == PASS
+    assert by_basis(results) == {"derivation": PASS, "empirical": PASS, "ours": FAIL}
+    assert overall(results + [{"verdict": FAIL, "basis": "derivation"}]) == FAIL
+    assert overall([{"verdict": NA, "basis": "empirical"}, {"verdict": PASS, "basis": "ours"}]) == INCONCLUSIVE
+    assert overall([{"verdict": NA, "basis": "empirical"}, {"verdict": PASS, "basis": "empirical"}]) == PASS
+
+
+def test_a_verdict_that_flips_on_the_held_out_replicates_is_unstable():
+    # a beats b clearly on seeds 0-3, loses clearly on seeds 4-7; over all 8 it is a (weak) win
+    a = [("a", 1, s, 1.0 + 0.001 * s) for s in range(8)]
+    b = [("b", 1, s, (2.0 if s < 4 else 0.9) + 0.001 * s) for s in range(8)]
+    check = {"id": "c", "metric": "m", "basis": "empirical", "source": "t", "kind": "ordering", "better": "lower",
+             "a": {"arm": "a"}, "b": {"arm": "b"}, "min_reps": 3}
+    table = rows(a + b)
+    (r,) = evaluate_checks([{**check, "alpha": 0.5}], table)
+    assert r["verdict"] == PASS and r["stability"].startswith("unstable")
+    assert stable([r]) == "unstable"
+    steady = rows(a + [("b", 1, s, 2.0 + 0.001 * s) for s in range(8)])
+    (r,) = evaluate_checks([check], steady)
+    assert r["verdict"] == PASS and r["stability"].startswith("held") and stable([r]) == "stable"
 
 
 def test_table_from_runs_flattens_config_and_keeps_status():
@@ -98,26 +225,31 @@ def test_table_from_runs_flattens_config_and_keeps_status():
     assert row["status"] == "failed" and row["val/mse"] == 0.5
 
 
-@pytest.mark.parametrize("bad", [{"kind": "nope"}, {"kind": "threshold", "metric": "m", "op": "=>", "value": 1}])
-def test_malformed_checks_are_reported(bad):
-    from kexue_runs.claims import validate_checks
-
-    assert validate_checks([{"id": "x", **bad}])
-
-
-def test_claim_rows_expand_a_run_into_one_row_per_arm_and_shard():
-    from kexue_runs.claims import evaluate_checks, table_from_runs
-
-    run = {"status": "ok", "config": {"arch": {"name": "baseline"}}, "final": {"acc_run": 0.5},
-           "claim_rows": [{"arm": arm, "shard": s, "acc": acc + 0.001 * s}
+def test_claim_rows_expand_a_run_and_the_run_row_never_joins_their_groups():
+    run = {"status": "ok", "config": {"arch": {"name": "baseline"}, "seed": 0}, "final": {"acc_run": 0.5, "acc": 0.4},
+           "claim_rows": [{"arm": arm, "shard": s, "acc": acc + 0.001 * s + 0.01 * (s % 2)}
                           for arm, acc in (("rope", 0.5), ("pi", 0.3)) for s in range(4)]}
-    rows = table_from_runs([run])
-    assert len(rows) == 9 and all(r["arch.name"] == "baseline" for r in rows)
-    assert [r.get("acc_run") for r in rows] == [0.5] + [None] * 8  # the run's own row, once
-    check = {"id": "x", "kind": "ordering", "metric": "acc", "better": "higher",
+    table = table_from_runs([run])
+    assert len(table) == 9 and all(r["arch.name"] == "baseline" for r in table)
+    assert "acc" not in table[0]  # the run's summary of a per-replicate metric is not a replicate
+    check = {"id": "x", "basis": "empirical", "source": "t", "kind": "ordering", "metric": "acc", "better": "higher",
              "a": {"arm": "rope"}, "b": {"arm": "pi"}}
-    assert evaluate_checks([check], rows)[0]["verdict"] == "PASS"
-    assert evaluate_checks([check | {"a": {"arm": "pi"}, "b": {"arm": "rope"}}], rows)[0]["verdict"] == "FAIL"
-    assert len(table_from_runs([run | {"claim_rows": []}])) == 1
-    threshold = {"id": "t", "kind": "threshold", "metric": "acc_run", "op": ">=", "value": 0.4}
-    assert "1 seed(s)" in evaluate_checks([threshold], rows)[0]["note"]  # final metric: one run, one value
+    (r,) = evaluate_checks([check], table)
+    assert r["verdict"] == PASS and "paired" in r["stat"] and "n=4" in r["stat"]
+    # every arm within 1 point of the model as trained: the run-level row (no arm) forms no group
+    per_arm = {"id": "y", "basis": "empirical", "source": "t", "kind": "threshold", "metric": "acc", "for_each": "arm",
+               "op": ">=", "value": 0.2}
+    (r,) = evaluate_checks([per_arm], table)
+    assert r["verdict"] == PASS and "None" not in r["observed"]
+    threshold = {"id": "t", "basis": "empirical", "source": "t", "kind": "threshold", "metric": "acc_run", "op": ">=",
+                 "value": 0.4}
+    assert "has 1" in evaluate_checks([threshold], table)[0]["needs"]
+
+
+@pytest.mark.parametrize("bad", [{"kind": "nope"}, {"kind": "threshold", "metric": "m", "op": "=>", "value": 1},
+                                 {"kind": "identity", "metric": "m", "source": "x"},
+                                 {"kind": "identity", "metric": "m", "basis": "ours"},
+                                 {"kind": "identity", "metric": "m", "basis": "ours", "source": "x", "sigma": 2}])
+def test_malformed_checks_are_reported(bad):
+    assert validate_checks([{"id": "x", "basis": "empirical", "source": "s"} | bad if "basis" not in bad
+                            and bad.get("kind") != "identity" else {"id": "x", **bad}])

@@ -48,7 +48,8 @@ def test_smoke_multirun_aggregates_with_verdicts(kexue, tmp_path, monkeypatch):
     assert verdicts["vq_utilization_falls"]["verdict"] == "INCONCLUSIVE"
     assert "failed" in verdicts["vq_utilization_falls"]["note"]
     md = (sweep / "claim_report.md").read_text()
-    assert "reported (post)" in md and "crossover near 1000 codes" in md
+    assert "the post's |" in md and "crossover near 1000 codes" in md
+    assert md.index("**Verdict on the post") < md.index("Sweep `")
 
     # `report` rebuilds everything from the run files alone
     for name in ("aggregate.csv", "claim_report.json", "figure.png"):

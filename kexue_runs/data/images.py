@@ -40,14 +40,23 @@ def load_images(data_cfg) -> ImageSplits:
     raise ConfigError(f"data={name}: unknown image dataset; allowed: {', '.join(EMBEDDED + DOWNLOADABLE)}")
 
 
+def sample_photos() -> list[np.ndarray]:
+    """scikit-learn's two bundled photos (china.jpg, flower.jpg) as uint8 (H, W, 3) arrays, read with PIL
+    (importing sklearn.datasets to load them costs a second)."""
+    from importlib.util import find_spec
+
+    from PIL import Image
+
+    folder = Path(find_spec("sklearn").submodule_search_locations[0]) / "datasets" / "images"
+    return [np.array(Image.open(folder / name).convert("RGB")) for name in ("china.jpg", "flower.jpg")]
+
+
 DATA_SEED = 1234  # crop positions are fixed: every run and every seed of a sweep sees the same sets
 
 
 def photo_patches(patch: int, train_size: int, val_size: int) -> ImageSplits:
     """Random crops of china.jpg and flower.jpg; the bottom fifth of each photo is validation only."""
-    from sklearn.datasets import load_sample_images
-
-    photos = [torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255.0 for img in load_sample_images().images]
+    photos = [torch.from_numpy(img).permute(2, 0, 1).float() / 255.0 for img in sample_photos()]
     gen = torch.Generator().manual_seed(DATA_SEED)
     train, val = [], []
     for i, photo in enumerate(photos):

@@ -79,24 +79,31 @@ def run(cfg, ctx) -> dict:
     bert = (0.02 * factor, 0.02 * factor)
     curves = {}
     arms = [("post_norm_unit", True, unit), ("pre_norm_unit", False, unit), ("post_norm_bert", True, bert)]
+    steps = np.arange(1, layers + 1)
     for name, post, (std_in, std_out) in ctx.track(arms, "residual path", total=len(arms)):
-        coefficients = np.mean([identity_path(post, layers, width, std_in, std_out, s)
-                                for s in range(int(sim.seeds))], axis=0)
-        curves[name] = coefficients
-        slope = float(np.polyfit(np.arange(1, layers + 1), np.log2(np.abs(coefficients)), 1)[0])
-        results[f"{name}_log2_path_slope"] = slope
-        results[f"{name}_path_at_last"] = float(coefficients[-1])
-        grads = np.mean([layer_grad_norms(post, layers, width, std_in, std_out, s)
-                         for s in range(int(sim.seeds))], axis=0)
-        results[f"{name}_log2_grad_slope"] = float(np.polyfit(np.arange(1, layers + 1), np.log2(grads), 1)[0])
-        ctx.log(0, name, log2_slope=slope, path_at_last=coefficients[-1],
+        paths, slopes = [], []
+        for s in range(int(sim.seeds)):  # independent random blocks: the replicates
+            coefficients = identity_path(post, layers, width, std_in, std_out, 1000 * int(cfg.seed) + s)
+            grads = layer_grad_norms(post, layers, width, std_in, std_out, 1000 * int(cfg.seed) + s)
+            path_slope = float(np.polyfit(steps, np.log2(np.abs(coefficients)), 1)[0])
+            grad_slope = float(np.polyfit(steps, np.log2(grads), 1)[0])
+            ctx.claim_rows.append({"arm": name, "replicate": s, "log2_path_slope": path_slope,
+                                   "path_at_last": float(coefficients[-1]), "log2_grad_slope": grad_slope})
+            paths.append(coefficients)
+            slopes.append((path_slope, grad_slope))
+        curves[name] = np.mean(paths, axis=0)
+        results[f"{name}_log2_path_slope"] = float(np.mean([a for a, _ in slopes]))
+        results[f"{name}_path_at_last"] = float(curves[name][-1])
+        results[f"{name}_log2_grad_slope"] = float(np.mean([b for _, b in slopes]))
+        ctx.log(0, name, log2_slope=results[f"{name}_log2_path_slope"], path_at_last=curves[name][-1],
                 log2_grad_slope=results[f"{name}_log2_grad_slope"])
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     for name, coefficients in curves.items():
         ax.plot(range(1, layers + 1), np.abs(coefficients), "o-", ms=3, label=name)
     ax.plot(range(1, layers + 1), 2.0 ** (-np.arange(1, layers + 1) / 2), "k--", lw=1, label="2^(-l/2)")
-    ax.set(yscale="log", xlabel="block l", ylabel="coefficient of x_0 in x_l", title=f"{layers} blocks, width {width}")
+    ax.set(yscale="log", xlabel="block l", ylabel="coefficient of x_0 in x_l (log scale)",
+           title=f"residual path at init: {layers} blocks, width {width}, mean of {sim.seeds} draws")
     ax.legend(fontsize=7)
-    figure(ctx, "gradient_norms", fig)
+    figure(ctx, "residual_path", fig)
     return results

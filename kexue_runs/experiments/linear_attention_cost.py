@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -43,33 +44,54 @@ def crossovers(h: int, d: int) -> dict:
     }
 
 
-def best_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def measure(n: int, h: int, d: int, repeats: int) -> tuple[float, float]:
-    """Wall time of one BERT-style layer's attention (projections + softmax attention) and FFN."""
+def layer(n: int, h: int, d: int, device: str = "cpu"):
+    """One BERT-style layer's attention (projections + softmax attention, written as plain matmuls) and FFN."""
     width = h * d
-    x = torch.randn(1, n, width)
-    w_qkv, w_o = torch.randn(width, 3 * width) / width ** 0.5, torch.randn(width, width) / width ** 0.5
-    w_1, w_2 = torch.randn(width, 4 * width) / width ** 0.5, torch.randn(4 * width, width) / width ** 0.5
+    x = torch.randn(1, n, width, device=device)
+    w_qkv, w_o = torch.randn(width, 3 * width, device=device), torch.randn(width, width, device=device)
+    w_1, w_2 = torch.randn(width, 4 * width, device=device), torch.randn(4 * width, width, device=device)
 
-    @torch.no_grad()
     def attention():
         q, k, v = (x @ w_qkv).view(1, n, 3, h, d).permute(2, 0, 3, 1, 4)
-        return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(1, n, width) @ w_o
+        a = torch.softmax(q @ k.transpose(-1, -2) / d ** 0.5, dim=-1)
+        return (a @ v).transpose(1, 2).reshape(1, n, width) @ w_o
 
-    @torch.no_grad()
     def ffn():
         return F.gelu(x @ w_1) @ w_2
 
-    return best_time(attention, repeats), best_time(ffn, repeats)
+    return attention, ffn
+
+
+def counted_crossover(h: int, d: int, limit: int = 1 << 15) -> int:
+    """The smallest n where torch's FLOP counter finds more work in the attention than in the FFN
+    (run on the meta device: shapes only, no arithmetic)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def flops(fn) -> int:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        return counter.get_total_flops()
+
+    def sa_heavier(n: int) -> bool:
+        attention, ffn = layer(n, h, d, "meta")
+        return flops(attention) > flops(ffn)
+
+    return first_n(sa_heavier, limit)
+
+
+@torch.no_grad()
+def timings(n: int, h: int, d: int, repeats: int) -> list[tuple[float, float]]:
+    """(attention seconds, FFN seconds) per round; the two are timed back to back in each round."""
+    attention, ffn = layer(n, h, d)
+    attention(), ffn()  # warm-up
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        attention()
+        mid = time.perf_counter()
+        ffn()
+        out.append((mid - start, time.perf_counter() - mid))
+    return out
 
 
 def run(cfg, ctx) -> dict:
@@ -77,22 +99,27 @@ def run(cfg, ctx) -> dict:
     h, d = int(sim.heads), int(sim.head_dim)
     results = {k: float(v) for k, v in crossovers(h, d).items()}
     results.update(formula_2hd=2 * h * d, formula_6hd=6 * h * d, formula_16d=16 * d)
+    results["counted_sa_exceeds_ffn_from_n"] = float(counted_crossover(h, d))
     ctx.log(0, "counts", **results)
     lengths = [int(n) for n in sim.lengths]
-    ratios = []
+    medians = []
     for n in ctx.track(lengths, "timing", total=len(lengths)):
-        t_sa, t_ffn = measure(n, h, d, int(sim.repeats))
-        ratios.append(t_sa / t_ffn)
-        ctx.log(n, "timing", attention_s=t_sa, ffn_s=t_ffn, ratio=t_sa / t_ffn,
+        rounds = timings(n, h, d, int(sim.repeats))
+        for r, (t_sa, t_ffn) in enumerate(rounds):
+            ctx.claim_rows += [{"part": "attention", "n": n, "replicate": r, "seconds": t_sa},
+                               {"part": "ffn", "n": n, "replicate": r, "seconds": t_ffn}]
+        ratio = float(np.median([a / b for a, b in rounds]))
+        medians.append(ratio)
+        ctx.log(n, "timing", attention_s=float(np.median([a for a, _ in rounds])),
+                ffn_s=float(np.median([b for _, b in rounds])), ratio=ratio,
                 flop_ratio=sa_mults(n, h, d) / ffn_mults(n, h, d))
-    above = [n for n, r in zip(lengths, ratios) if r > 1]
-    results["measured_sa_exceeds_ffn_from_n"] = float(above[0]) if above else float("nan")
+    ratios = medians
     results["measured_ratio_at_longest"] = ratios[-1]
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     ns = torch.logspace(6, 14, 60, base=2).tolist()
     ax.plot(ns, [sa_mults(int(n), h, d) / ffn_mults(int(n), h, d) for n in ns], label="multiplications SA / FFN")
-    ax.plot(lengths, ratios, "o-", label="measured time SA / FFN (this machine)")
+    ax.plot(lengths, ratios, "o-", label="measured time SA / FFN (median of rounds, this machine)")
     ax.axhline(1, color="0.5", lw=1)
     ax.axvline(2 * h * d, color="0.5", ls="--", lw=1, label=f"post: n = 2hd = {2 * h * d}")
     ax.set(xscale="log", yscale="log", xlabel="sequence length n", title=f"BERT-base layer (h={h}, d={d})")

@@ -55,7 +55,12 @@ def run(cfg, ctx) -> dict:
             se = per_gen.mean(axis=0).std(ddof=1) / math.sqrt(runs)
             results["log_var_step_z"] = z_score(per_gen.mean(), step, se)
             results["median_var_final"] = float(np.median(var[-1]))
+            for r, runs_r in enumerate(np.array_split(np.arange(runs), int(sim.batches))):  # independent batches
+                ctx.claim_rows.append({"replicate": r, "median_var_final": float(np.median(var[-1, runs_r])),
+                                       "log_var_step": float(per_gen[:, runs_r].mean())})
     results["max_var_z"] = max(v for k, v in results.items() if k.endswith("_var_z"))
+    results["var_comparisons"] = float(len(sim.lambdas))
+    results["mean_log_var_step"] = results.pop("log_var_step")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     t = np.arange(gens + 1)

@@ -55,43 +55,64 @@ def online_sgd(x, y, etas):
     return losses
 
 
-def run(cfg, ctx) -> dict:
-    sim = cfg.sim
-    rng = np.random.default_rng(int(cfg.seed))
-    T, dim, D, G = int(sim.T), int(sim.dim), 2.0, 2.0
+def replicate(T: int, dim: int, alpha: float, horizons: np.ndarray, rng: np.random.Generator, D: float, G: float):
+    """One data stream: per schedule, the average regret and the bound at every horizon."""
     x, y = stream(T, dim, rng)
-    horizons = np.unique(np.logspace(2, math.log10(T), int(sim.horizons)).astype(int))
     schedules = {"constant": lambda h: np.full(h, D / (G * math.sqrt(h))),
-                 "inv_sqrt": lambda h: float(sim.alpha) / np.sqrt(np.arange(1, h + 1))}
-    results, curves = {}, {name: ([], []) for name in schedules}
-    violations = 0
-    for h in ctx.track(horizons, "horizons", total=len(horizons)):
+                 "inv_sqrt": lambda h: alpha / np.sqrt(np.arange(1, h + 1))}
+    curves = {name: ([], []) for name in schedules}
+    for h in horizons:
         best = best_in_ball(x[:h], y[:h])
         best_loss = 0.5 * (x[:h] @ best - y[:h]) ** 2
         for name, make in schedules.items():
             etas = make(h)
-            regret = (online_sgd(x[:h], y[:h], etas).sum() - best_loss.sum()) / h
-            bound = D ** 2 / (2 * h * etas[-1]) + G ** 2 / (2 * h) * etas.sum()
-            violations += regret > bound
-            curves[name][0].append(regret)
-            curves[name][1].append(bound)
-            ctx.log(int(h), name, regret=regret, bound=bound)
-    for name, (regrets, bounds) in curves.items():
-        results[f"{name}_regret"] = float(regrets[-1])
-        results[f"{name}_bound"] = float(bounds[-1])
-        results[f"{name}_min_looseness"] = float(min(b / max(r, 1e-300) for r, b in zip(regrets, bounds)))
-        positive = [(h, r) for h, r in zip(horizons, regrets) if r > 0]
-        slope = np.polyfit(np.log([h for h, _ in positive]), np.log([r for _, r in positive]), 1)[0]
-        results[f"{name}_loglog_slope"] = float(slope)
+            curves[name][0].append((online_sgd(x[:h], y[:h], etas).sum() - best_loss.sum()) / h)
+            curves[name][1].append(D ** 2 / (2 * h * etas[-1]) + G ** 2 / (2 * h) * etas.sum())
+    return curves
+
+
+def loglog_slope(horizons, regrets) -> float:
+    positive = [(h, r) for h, r in zip(horizons, regrets) if r > 0]
+    return float(np.polyfit(np.log([h for h, _ in positive]), np.log([r for _, r in positive]), 1)[0])
+
+
+def run(cfg, ctx) -> dict:
+    sim = cfg.sim
+    rng = np.random.default_rng(int(cfg.seed))
+    T, dim, D, G = int(sim.T), int(sim.dim), 2.0, 2.0
+    horizons = np.unique(np.logspace(2, math.log10(T), int(sim.horizons)).astype(int))
+    results, violations, looseness = {}, 0, np.inf
+    all_curves = []
+    for r in ctx.track(range(int(sim.replicates)), "data streams", total=int(sim.replicates)):
+        curves = replicate(T, dim, float(sim.alpha), horizons, rng, D, G)
+        all_curves.append(curves)
+        for name, (regrets, bounds) in curves.items():
+            violations += sum(reg > b for reg, b in zip(regrets, bounds))
+            looseness = min(looseness, min(b / max(reg, 1e-300) for reg, b in zip(regrets, bounds)))
+            ctx.claim_rows.append({"replicate": r, "schedule": name, "final_regret": float(regrets[-1]),
+                                   "loglog_slope": loglog_slope(horizons, regrets)})
+            if r == 0:
+                for h, reg, b in zip(horizons, regrets, bounds):
+                    ctx.log(int(h), name, regret=reg, bound=b)
     results["bound_violations"] = float(violations)
+    results["min_looseness"] = float(looseness)
+    for name in ("constant", "inv_sqrt"):
+        mine = [row for row in ctx.claim_rows if row["schedule"] == name]
+        results[f"mean_{name}_regret"] = float(np.mean([row["final_regret"] for row in mine]))
+        results[f"mean_{name}_loglog_slope"] = float(np.mean([row["loglog_slope"] for row in mine]))
     results["sum_inv_sqrt_1e6"] = float(np.sum(1 / np.sqrt(np.arange(1, 10**6 + 1))))
-    results["constant_minus_inv_sqrt_regret"] = results["constant_regret"] - results["inv_sqrt_regret"]
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for name, (regrets, bounds) in curves.items():
-        line, = ax.plot(horizons, np.maximum(regrets, 1e-8), "o-", ms=3, label=f"{name}: average regret")
-        ax.plot(horizons, bounds, "--", color=line.get_color(), label=f"{name}: bound")
-    ax.set(xscale="log", yscale="log", xlabel="T", title=f"online least squares, d={dim}, D={D:g}, G={G:g}")
+    for name, colour in (("constant", "C0"), ("inv_sqrt", "C1")):
+        regrets = np.array([c[name][0] for c in all_curves])
+        bounds = all_curves[0][name][1]
+        mean, sd = regrets.mean(0), regrets.std(0, ddof=1) if len(regrets) > 1 else 0 * regrets.mean(0)
+        ax.plot(horizons, np.maximum(mean, 1e-8), "o-", ms=3, color=colour,
+                label=f"{name}: average regret (mean of {len(regrets)} streams, band: std)")
+        ax.fill_between(horizons, np.maximum(mean - sd, 1e-8), mean + sd, color=colour, alpha=0.2)
+        ax.plot(horizons, bounds, "--", color=colour, label=f"{name}: the post's bound")
+    ax.set(xscale="log", yscale="log", xlabel="horizon T", ylabel="average regret",
+           title=f"online least squares, d={dim}, D={D:g}, G={G:g}")
     ax.legend(fontsize=7)
     figure(ctx, "regret_vs_bound", fig)
     return results

@@ -57,6 +57,9 @@ def run(cfg, ctx) -> dict:
         results[f"{mode}_phi_final"] = float(path[-1, 1])
         results[f"{mode}_theta_final"] = float(path[-1, 2])
         results[f"{mode}_invariant_drift"] = float(np.abs(conserved - conserved[0]).max())
+        for t in sim.checkpoints:  # theta along the trajectory, for the trend checks
+            i = min(len(path) - 1, int(round(float(t) / dt)))
+            ctx.claim_rows.append({"mode": mode, "t": float(t), "theta": float(path[i, 2]), "phi": float(path[i, 1])})
         ctx.log(0, mode, phi=path[-1, 1], theta=path[-1, 2])
     results["theta_limit_closed_form"] = math.sqrt(1 - (phi0 ** 2 - theta0 ** 2))
     results["stop_gradient_theta_error"] = abs(results["stop_gradient_theta_final"]

@@ -1,0 +1,122 @@
+"""Verdict tables for people: the console table a run or sweep ends with, the markdown that opens
+report.md and claim_report.md, and the command that runs the cells a claim still needs.
+
+A verdict report is a dict: experiment, scale, checks (claims.evaluate_checks), verdict (the post's,
+from derivation and empirical checks), by_basis, stability, jobs, dir.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import config_dir
+from .claims import FAIL, INCONCLUSIVE, NA, PASS, by_basis, overall, stable
+
+STYLE = {PASS: "green", FAIL: "red", INCONCLUSIVE: "yellow", NA: "dim", "unstable": "magenta"}
+BASIS_TAG = {"derivation": "derivation", "empirical": "empirical", "ours": "ours, not the post's"}
+
+
+def build_report(experiment: str, scale: str | None, results: list[dict], **extra) -> dict:
+    report = {"experiment": experiment, "scale": scale, "verdict": overall(results), "by_basis": by_basis(results),
+              "stability": stable(results), "checks": results}
+    report["command"] = next_command(experiment, scale, results)
+    return report | extra
+
+
+def shown_verdict(verdict: str, stability: str) -> str:
+    """What a reader sees: a decided verdict that flips on held-out replicates is 'unstable'."""
+    return "unstable" if stability == "unstable" and verdict in (PASS, FAIL) else verdict
+
+
+def verdict_text(result: dict) -> str:
+    text = result["verdict"]
+    if result.get("leans"):
+        text += f" (leans {result['leans']})"
+    if result.get("stability", "").startswith("unstable"):
+        text += " unstable"
+    return text
+
+
+def next_command(experiment: str, scale: str | None, results: list[dict]) -> str | None:
+    """The command that gives the undecided checks the cells or replicates they lack."""
+    short = [r for r in results if r["verdict"] == INCONCLUSIVE and r.get("basis") != "ours"
+             and any(w in (r.get("needs") or "") + (r.get("note") or "")
+                     for w in ("not run", "replicates", "needs at least", "has 1"))]
+    if not short:
+        return None
+    scale_arg = f" scale={scale}" if scale and scale != "cpu" else ""
+    if (config_dir() / "sweep" / f"{experiment}.yaml").is_file():
+        return f"kexue-run -m experiment={experiment} sweep={experiment}{scale_arg}"
+    if scale == "smoke":
+        return f"kexue-run experiment={experiment}"
+    return f"kexue-run -m experiment={experiment}{scale_arg} seed=0,1,2,3,4"
+
+
+def print_verdicts(report: dict, console=None) -> None:
+    from rich.table import Table
+
+    from .progress import console as default_console
+
+    console = console or default_console
+    table = Table(title=f"{report['experiment']}: the post's claim, checked ({report.get('scale')})",
+                  show_lines=False, title_justify="left")
+    table.add_column("check", overflow="fold", ratio=3)
+    table.add_column("ours", overflow="fold", ratio=4)
+    table.add_column("the post's", overflow="fold", ratio=2)
+    table.add_column("verdict", overflow="fold", ratio=2)
+    for r in report["checks"]:
+        detail = r.get("stat") or ""
+        if r.get("needs"):
+            detail += ("; " if detail else "") + r["needs"]
+        ours = (r.get("observed") or r.get("note") or "") + (f"\n[dim]{detail}[/]" if detail else "")
+        v = r["verdict"]
+        table.add_row(f"{r['id']}\n[dim]{BASIS_TAG.get(r.get('basis'), '')}[/]", ours, str(r.get("reported", "")),
+                      f"[{STYLE.get(v, 'white')}]{verdict_text(r)}[/]")
+    console.print(table)
+    console.print(overall_line(report, markup=True), highlight=False)
+    if report.get("command"):
+        console.print(f"to decide the rest: {report['command']}", highlight=False, soft_wrap=True)
+
+
+def overall_line(report: dict, markup: bool = False) -> str:
+    v = report["verdict"]
+    shown = shown_verdict(v, report.get("stability", "-"))
+    head = f"[bold {STYLE.get(shown, 'white')}]{shown}[/]" if markup else shown
+    parts = [f"{basis} {verdict}" for basis, verdict in (report.get("by_basis") or {}).items()]
+    stability = report.get("stability", "-")
+    tail = f"; held-out replicates: {stability}" if stability != "-" else ""
+    jobs = report.get("jobs")
+    job_text = ("; jobs " + ", ".join(f"{n} {s}" for s, n in jobs.items())) if jobs else ""
+    return f"overall {head} ({', '.join(parts)}){tail}{job_text}"
+
+
+def md(value) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_verdicts(report: dict) -> list[str]:
+    """The block that opens report.md and claim_report.md."""
+    lines = [f"**Verdict on the post: {shown_verdict(report['verdict'], report.get('stability', '-'))}** "
+             f"({overall_line(report).split('(', 1)[1]}", ""]
+    lines += ["| check | kind | ours | the post's | verdict | test | note |", "|---|---|---|---|---|---|---|"]
+    for r in report["checks"]:
+        kind = f"{BASIS_TAG.get(r.get('basis'), r.get('basis'))}; {r.get('source', '')}"
+        note = "; ".join(x for x in (r.get("needs"), r.get("note"), r.get("stability")) if x)
+        cells = [f"{r['id']}: {r.get('statement', '')}", kind, r.get("observed", ""), r.get("reported", ""),
+                 f"**{verdict_text(r)}**", r.get("stat", ""), note]
+        lines.append("| " + " | ".join(md(c) for c in cells) + " |")
+    lines.append("")
+    lines += ["Derivation checks recompute the post's own arithmetic (consistency, not evidence); empirical "
+              "checks are measurements that could contradict it; 'ours' extends the post and never decides its "
+              "verdict. Noisy comparisons use a t test at the real n (paired where arms share replicates), "
+              "decided by the 95% confidence interval; see `kexue_runs/claims.py`.", ""]
+    if report.get("command"):
+        lines += [f"To decide the rest: `{report['command']}`", ""]
+    return lines
+
+
+def relative(path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
