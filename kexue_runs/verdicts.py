@@ -66,7 +66,7 @@ def print_verdicts(report: dict, console=None) -> None:
     table.add_column("verdict", overflow="fold", ratio=2)
     for r in report["checks"]:
         detail = r.get("stat") or ""
-        if r.get("needs"):
+        if r.get("needs") and r["needs"] != r.get("note") or r.get("observed") and r.get("needs"):
             detail += ("; " if detail else "") + r["needs"]
         ours = (r.get("observed") or r.get("note") or "") + (f"\n[dim]{detail}[/]" if detail else "")
         v = r["verdict"]

@@ -55,18 +55,31 @@ DATA_SEED = 1234  # crop positions are fixed: every run and every seed of a swee
 
 
 def photo_patches(patch: int, train_size: int, val_size: int) -> ImageSplits:
-    """Random crops of china.jpg and flower.jpg; the bottom fifth of each photo is validation only."""
+    """Random crops of china.jpg and flower.jpg. Each photo is cut into vertical stripes 4 patches wide:
+    even stripes give training crops, odd stripes validation crops, so both come from the same mix of
+    image content and never share a pixel. Each split has its own generator: the training crops do not
+    depend on val_size, nor the validation crops on train_size."""
     photos = [torch.from_numpy(img).permute(2, 0, 1).float() / 255.0 for img in sample_photos()]
-    gen = torch.Generator().manual_seed(DATA_SEED)
-    train, val = [], []
-    for i, photo in enumerate(photos):
-        h = photo.shape[1]
-        cut = int(h * 0.8)
-        n_train = train_size // len(photos) + (i < train_size % len(photos))
-        n_val = val_size // len(photos) + (i < val_size % len(photos))
-        train.append(random_crops(photo[:, :cut], patch, n_train, gen))
-        val.append(random_crops(photo[:, cut:], patch, n_val, gen))
-    return ImageSplits(torch.cat(train), torch.cat(val), "photo_patches")
+    stripe = 4 * patch
+    regions = {0: [], 1: []}
+    for photo in photos:
+        for k, left in enumerate(range(0, photo.shape[2] - patch + 1, stripe)):
+            regions[k % 2].append(photo[:, :, left:left + stripe])
+    train = crops_from(regions[0], patch, train_size, torch.Generator().manual_seed(DATA_SEED))
+    val = crops_from(regions[1], patch, val_size, torch.Generator().manual_seed(DATA_SEED + 1))
+    return ImageSplits(train, val, "photo_patches")
+
+
+def crops_from(regions: list[torch.Tensor], size: int, n: int, gen: torch.Generator) -> torch.Tensor:
+    """n random size x size crops, each from a region drawn in proportion to its area."""
+    areas = torch.tensor([float((r.shape[1] - size + 1) * (r.shape[2] - size + 1)) for r in regions])
+    which = torch.multinomial(areas / areas.sum(), n, replacement=True, generator=gen)
+    out = torch.empty(n, regions[0].shape[0], size, size)
+    for i, region in enumerate(regions):
+        chosen = (which == i).nonzero().flatten()
+        if len(chosen):
+            out[chosen] = random_crops(region, size, len(chosen), gen)
+    return out
 
 
 def random_crops(image: torch.Tensor, size: int, n: int, gen: torch.Generator) -> torch.Tensor:

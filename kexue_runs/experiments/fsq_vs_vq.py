@@ -25,7 +25,8 @@ from ..models.conv_ae import Decoder, Encoder
 from ..optim import make_optimizer
 
 QUANTIZERS = ("fsq", "vq_ste", "vq_rotation")
-HIGHER_IS_BETTER = ("utilization", "perplexity", "codes_used")
+HIGHER_IS_BETTER = ("utilization", "perplexity", "codes_used", "train_utilization", "train_perplexity",
+                    "train_codes_used")
 DATA_PARALLEL = True  # runs under torchrun: each rank trains its shard of the global batch
 
 
@@ -73,7 +74,7 @@ class QuantizedAutoencoder(nn.Module):
                                              q_cfg.init, generator)
             code_dim = int(q_cfg.dim)
         args = (code_dim, int(model_cfg.width), int(model_cfg.downsample), int(model_cfg.res_blocks))
-        self.encoder = Encoder(channels, *args)
+        self.encoder = Encoder(channels, *args, latent_norm=model_cfg.get("latent_norm", "none"))
         self.decoder = Decoder(channels, *args)
 
     @property
@@ -110,27 +111,61 @@ def loss_terms(out: dict, x: torch.Tensor, loss_cfg) -> tuple[torch.Tensor, torc
 
 
 @torch.no_grad()
-def evaluate(model: QuantizedAutoencoder, val: torch.Tensor, batch_size: int, ctx) -> dict:
-    model.eval()
+def code_counts(model: QuantizedAutoencoder, images: torch.Tensor, batch_size: int, ctx, description: str):
+    """Code counts, summed squared error, codebook loss and pre-quantization |z| over `images`."""
     counts = torch.zeros(model.codebook_size, dtype=torch.long)
-    sq_err = codebook = 0.0
-    batches = range(0, val.shape[0], batch_size)
-    for start in ctx.track(batches, "eval", total=len(batches)):
-        x = to_model_range(val[start:start + batch_size].to(ctx.device))
+    sq_err = codebook = z_abs = 0.0
+    extreme = 0
+    batches = range(0, images.shape[0], batch_size)
+    for start in ctx.track(batches, description, total=len(batches)):
+        x = to_model_range(images[start:start + batch_size].to(ctx.device))
         out = model(x)
+        z, _ = model.encode(x)
         sq_err += F.mse_loss(out["x_hat"], x, reduction="sum").item()
         codebook += out["codebook_loss"].item() * x.shape[0]
         counts += torch.bincount(out["indices"].cpu(), minlength=model.codebook_size)
-    model.train()
+        z_abs += z.abs().mean().item() * x.shape[0]
+        if isinstance(model.quantizer, FSQ):  # digits at the lowest or highest level: a saturated bound
+            digits = torch.round(model.quantizer.to_unit_interval(z))
+            extreme += ((digits == 0) | (digits == model.quantizer._levels - 1)).float().mean().item() * x.shape[0]
+    return counts, sq_err, codebook, z_abs, extreme
+
+
+def usage(counts: torch.Tensor) -> dict:
     p = counts.float() / counts.sum()
     entropy = -(p[p > 0] * p[p > 0].log()).sum().item()
-    return {
-        "mse": sq_err / val.numel(),
-        "utilization": (counts > 0).float().mean().item(),
-        "perplexity": math.exp(entropy),
-        "codebook_loss": codebook / val.shape[0],
-        "codes_used": float((counts > 0).sum().item()),
-    }
+    return {"utilization": (counts > 0).float().mean().item(), "perplexity": math.exp(entropy),
+            "codes_used": float((counts > 0).sum().item())}
+
+
+def latents_per_image(model_cfg, data) -> int:
+    return (data.shape[1] // 2 ** int(model_cfg.downsample)) ** 2
+
+
+@torch.no_grad()
+def evaluate(model: QuantizedAutoencoder, val: torch.Tensor, train_probe: torch.Tensor, batch_size: int,
+             ctx) -> dict:
+    """Validation metrics, and code usage on a fixed probe of training images (both with >= 20 latents per
+    code when the sizes allow it)."""
+    model.eval()
+    counts, sq_err, codebook, z_abs, extreme = code_counts(model, val, batch_size, ctx, "eval")
+    train_counts = code_counts(model, train_probe, batch_size, ctx, "eval (train latents)")[0]
+    model.train()
+    n = val.shape[0]
+    out = {"mse": sq_err / val.numel(), "codebook_loss": codebook / n, "z_abs_mean": z_abs / n} | usage(counts)
+    out |= {f"train_{k}": v for k, v in usage(train_counts).items()}
+    out["latents_per_code"] = float(counts.sum().item() / model.codebook_size)
+    if isinstance(model.quantizer, FSQ):
+        out["extreme_digit_fraction"] = extreme / n
+    return out
+
+
+def probe_size(q_cfg, model_cfg, data) -> int:
+    """Training images for the usage probe: as many as the validation set, and at least enough latents to
+    give every code 20 chances (capped by the training set)."""
+    codebook = math.prod(fsq_levels(q_cfg)) if q_cfg.name == "fsq" else int(q_cfg.codebook_size)
+    needed = math.ceil(20 * codebook / latents_per_image(model_cfg, data))
+    return min(data.train.shape[0], max(data.val.shape[0], needed))
 
 
 def run(cfg, ctx) -> dict:
@@ -140,11 +175,14 @@ def run(cfg, ctx) -> dict:
     model = QuantizedAutoencoder(data.shape[0], cfg.model, cfg.quantizer, generator).to(device)
     net = ctx.dist.wrap(model, device)  # DDP under torchrun (rank 0's weights everywhere); `model` otherwise
     optimizer = make_optimizer(cfg.optimizer, model.parameters())
-    latents = data.train.shape[0] * (data.shape[1] // 2 ** int(cfg.model.downsample)) ** 2
+    latents = data.train.shape[0] * latents_per_image(cfg.model, data)
+    probe = data.train[:probe_size(cfg.quantizer, cfg.model, data)]
+    val_per_code = data.val.shape[0] * latents_per_image(cfg.model, data) / model.codebook_size
     print(f"data {data.name}: train {tuple(data.train.shape)} val {tuple(data.val.shape)} | "
           f"params {sum(p.numel() for p in model.parameters()) / 1e6:.3f}M | codebook {model.codebook_size} "
           f"({cfg.quantizer.name}{', levels ' + str(model.quantizer.levels) if cfg.quantizer.name == 'fsq' else ''})"
-          f" | train latents {latents} | steps {steps} x batch {batch_size}")
+          f" | train latents {latents} | val latents per code {val_per_code:.1f} | steps {steps} x batch {batch_size}"
+          f" | latent norm {cfg.model.get('latent_norm', 'none')}")
     if cfg.quantizer.name != "fsq" and cfg.quantizer.init == "kmeans":
         with torch.no_grad():
             z, _ = model.encode(to_model_range(data.train[:4096].to(device)))
@@ -163,12 +201,12 @@ def run(cfg, ctx) -> dict:
             terms = {"loss": loss, "mse": mse, "codebook_loss": out["codebook_loss"]}
             ctx.log(step, "train", **{k: ctx.dist.mean(v).item() for k, v in terms.items()})
         if ctx.is_eval_step(step, steps) and ctx.is_main:
-            val_metrics = evaluate(model, data.val, 512, ctx)
+            val_metrics = evaluate(model, data.val, probe, 512, ctx)
             ctx.log(step + 1, "val", **val_metrics)
     if not ctx.is_main:
         return {}
     if not val_metrics:  # resumed after the last step: evaluate the restored model once
-        val_metrics = evaluate(model, data.val, 512, ctx)
+        val_metrics = evaluate(model, data.val, probe, 512, ctx)
     plot_run(model, data.val, ctx)
     return {"val/" + k: v for k, v in val_metrics.items()} | {"codebook_size_actual": float(model.codebook_size)}
 

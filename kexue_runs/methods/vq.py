@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 GRADIENTS = ("ste", "rotation")
-INITS = ("normal", "small_norm", "kmeans")
+INITS = ("normal", "small_norm", "uniform", "kmeans")
 
 
 def straight_through(z: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -64,8 +64,10 @@ class VectorQuantizer(nn.Module):
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
         self.codebook_size, self.dim, self.gradient, self.init = codebook_size, dim, gradient, init
-        if init == "small_norm":  # the classic VQ-VAE init U(-1/K, 1/K): |q| << |z|
+        if init == "small_norm":  # U(-1/K, 1/K), the common PyTorch VQ-VAE init: |q| << |z|
             weight = (torch.rand(codebook_size, dim, generator=generator) * 2 - 1) / codebook_size
+        elif init == "uniform":  # the VQ-VAE paper's code (uniform unit scaling): U(-sqrt(3/d), sqrt(3/d))
+            weight = (torch.rand(codebook_size, dim, generator=generator) * 2 - 1) * (3 / dim) ** 0.5
         else:  # normal; kmeans starts here and is overwritten by kmeans_init()
             weight = torch.randn(codebook_size, dim, generator=generator)
         self.codebook = nn.Parameter(weight)
