@@ -136,11 +136,47 @@ def test_smoke_run_writes_the_grid_and_sample_grid(kexue, tmp_path):
     s = summary(run)
     samplers = {(r["arm"], r["sampler"], r["steps"]) for r in s["claim_rows"]}
     assert ("images", "eta0", 5) in samplers and ("gmm", "ode_heun", 10) in samplers
-    assert ("images", "gap_eta1_minus_eta0", 10) in samplers
-    assert s["details"]["metric"] == "FID-digits"
+    assert ("images", "gap_eta1_minus_eta0", 10) in samplers and ("images", "gap_minus_eta0_fid", 10) in samplers
+    assert ("raw_weights", "eta0", 5) in samplers and ("raw_weights", "eta1", 5) in samplers
+    assert s["details"]["metric"] == "FID-digits-classifier"
+    # the wide-margin rows are the paper's criterion, eta1 - 2 eta0, per shard (shards share x_T)
+    rows = {(r["sampler"], r["shard"]): r["fid"] for r in s["claim_rows"] if r["arm"] == "images" and r["steps"] == 10}
+    assert rows[("gap_minus_eta0_fid", 0)] == pytest.approx(rows[("eta1", 0)] - 2 * rows[("eta0", 0)])
     table = (run / "tables.md").read_text()
     assert "| eta0 |" in table and "Analytic arm" in table
     assert (run / "figures" / "samples.png").exists() and (run / "figures" / "quality_vs_steps.png").exists()
+
+
+def test_ema_warm_up_schedule():
+    from kexue_runs.experiments.ddim_cifar import ema_decay
+
+    assert ema_decay(0.999, 0, True) == pytest.approx(0.1) and ema_decay(0.999, 90, True) == pytest.approx(0.91)
+    assert ema_decay(0.999, 10**6, True) == 0.999 and ema_decay(0.999, 0, False) == 0.999
+    # what is left of the random init after 2000 steps: 13.5% without warm-up, nothing to speak of with it
+    import math
+
+    left = lambda warm: math.prod(ema_decay(0.999, t, warm) for t in range(2000))  # noqa: E731
+    assert left(False) == pytest.approx(0.135, abs=0.001) and left(True) < 1e-6
+
+
+def test_labelled_local_set_gets_a_classifier_metric(kexue, tmp_path):
+    """data=cifar10 from a local `datasets` folder with labels: FID in a trained classifier's features."""
+    import datasets
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    def split(n):
+        imgs = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(n)]
+        return datasets.Dataset.from_dict({"img": imgs, "label": [i % 10 for i in range(n)]},
+                                          features=datasets.Features({"img": datasets.Image(),
+                                                                      "label": datasets.ClassLabel(num_classes=10)}))
+    root = tmp_path / "cifar"
+    datasets.DatasetDict({"train": split(64), "test": split(32)}).save_to_disk(str(root))
+    code, out = kexue(*SMOKE_DD, "data=cifar10", f"data.root={root}", "data.train_size=64", "data.val_size=32",
+                      "eval.classifier_steps=2")
+    assert code == 0, out
+    (run,) = run_dirs(tmp_path / "outputs", "ddim_cifar")
+    assert summary(run)["details"]["metric"] == "FID-cifar10-classifier"
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -23,6 +23,8 @@ class ImageSplits:
     train: torch.Tensor
     val: torch.Tensor
     name: str
+    train_labels: torch.Tensor | None = None  # class labels where the set has them (cifar10, fashion_mnist)
+    val_labels: torch.Tensor | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -130,11 +132,12 @@ def downloadable(data_cfg) -> ImageSplits:
     root = data_cfg.get("root")
     if data_cfg.name == "fashion_mnist" and root and list(Path(root).glob("*-images-idx3-ubyte*")):
         train, val = read_idx_images(Path(root), "train"), read_idx_images(Path(root), "t10k")
+        y_train, y_val = read_idx_labels(Path(root), "train"), read_idx_labels(Path(root), "t10k")
     else:
-        train, val = hf_images(data_cfg)
-    train = train[: int(data_cfg.train_size)]
-    val = val[: int(data_cfg.val_size)]
-    return ImageSplits(train, val, data_cfg.name)
+        (train, y_train), (val, y_val) = hf_images(data_cfg)
+    n_train, n_val = int(data_cfg.train_size), int(data_cfg.val_size)
+    return ImageSplits(train[:n_train], val[:n_val], data_cfg.name,
+                       y_train[:n_train] if y_train is not None else None, y_val[:n_val] if y_val is not None else None)
 
 
 def read_idx_images(root: Path, prefix: str) -> torch.Tensor:
@@ -145,7 +148,16 @@ def read_idx_images(root: Path, prefix: str) -> torch.Tensor:
     return torch.from_numpy(x.copy()).float() / 255.0
 
 
-def hf_images(data_cfg, attempts: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+def read_idx_labels(root: Path, prefix: str) -> torch.Tensor | None:
+    paths = list(root.glob(f"{prefix}-labels-idx1-ubyte*"))
+    if not paths:
+        return None
+    raw = gzip.open(paths[0]).read() if paths[0].suffix == ".gz" else paths[0].read_bytes()
+    return torch.from_numpy(np.frombuffer(raw, dtype=np.uint8, offset=8).astype(np.int64))
+
+
+def hf_images(data_cfg, attempts: int = 3):
+    """((train images, train labels or None), (test images, test labels or None)) through `datasets`."""
     import datasets
 
     root = data_cfg.get("root")
@@ -168,4 +180,8 @@ def hf_images(data_cfg, attempts: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.from_numpy(np.stack(imgs)).float() / 255.0
         return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
 
-    return to_tensor(ds["train"]), to_tensor(ds["test"])
+    def labels(split) -> torch.Tensor | None:
+        key = data_cfg.get("label_key", "label")
+        return torch.tensor(split[key], dtype=torch.long) if key in split.column_names else None
+
+    return (to_tensor(ds["train"]), labels(ds["train"])), (to_tensor(ds["test"]), labels(ds["test"]))
