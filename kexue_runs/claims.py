@@ -562,16 +562,23 @@ def stable(results: list[dict]) -> str:
 
 
 def check_stability(check: dict, rows: list[dict], verdict: str) -> str:
-    """Re-evaluate a decided check on each half of the replicate ids (first half = development,
-    second half = held out): 'unstable' when a half decides the opposite way."""
+    """Re-evaluate a decided check on each half of the replicates, split on the outermost replicate key
+    that varies (seeds, else shards, else Monte Carlo replicates; the later half is the held-out one):
+    'unstable' when a half decides the opposite way."""
     if verdict not in (PASS, FAIL) or check.get("exact") or check["kind"] in ("identity", "zscore"):
         return ""
     ids = sort_ids({replicate_id(r) for r in rows if r.get(check.get("metric")) is not None
                     and r.get("status") == "ok"})
     if len(ids) < 2:
         return ""
-    half = (len(ids) + 1) // 2
-    halves = (set(ids[:half]), set(ids[half:]))
+    # split on the outermost replicate key that varies (seeds before shards): the later half is held out
+    key = next((k for k in REPLICATE_KEYS if len({dict(i).get(k) for i in ids}) > 1), None)
+    groups = sort_values({dict(i).get(key) for i in ids})
+    cut = (len(groups) + 1) // 2
+    first = set(groups[:cut])
+    halves = ({i for i in ids if dict(i).get(key) in first}, {i for i in ids if dict(i).get(key) not in first})
+    if not halves[1]:
+        return ""
     seen = []
     for part in halves:
         subset = [r for r in rows if replicate_id(r) in part or r.get(check.get("metric")) is None]
@@ -579,10 +586,11 @@ def check_stability(check: dict, rows: list[dict], verdict: str) -> str:
         seen.append(sub)
     opposite = FAIL if verdict == PASS else PASS
     if opposite in seen:
-        return f"unstable: {seen[0]} on the first half of the replicates, {seen[1]} on the held-out half"
+        return (f"unstable: {seen[0]} on {key}s {', '.join(map(str, groups[:cut]))}, {seen[1]} on the held-out "
+                f"{key}s {', '.join(map(str, groups[cut:]))}")
     if seen[1] == verdict:
-        return f"held on the held-out half ({len(halves[1])} replicates)"
-    return f"not decided on the held-out half ({seen[1]})"
+        return f"held on the held-out {key}s ({', '.join(map(str, groups[cut:]))})"
+    return f"not decided on the held-out {key}s ({seen[1]})"
 
 
 def sort_ids(ids) -> list:

@@ -198,3 +198,22 @@ def test_smoke_sweep_over_trained_arms_writes_the_cross_model_table(kexue, tmp_p
     assert "no runs match" not in checks["keynorm_beats_baseline"]["note"]  # both models are in the table
     assert checks["keynorm_beats_baseline"]["n"] == 2
     assert (sweep / "figure.png").exists()
+
+
+def test_yarn_ramp_scaled_to_the_training_length_keeps_the_posts_share_of_pairs():
+    """At L = 64 the scaled ramp (alpha = 1/8, beta = 4) treats the same pairs as alpha = 1, beta = 32 at L = 512."""
+    from omegaconf import OmegaConf
+
+    from kexue_runs.experiments.rerope_extrapolation import yarn_ramp
+
+    cfg = OmegaConf.create({"data": {"length": 64}, "eval": {"yarn_alpha": 1.0, "yarn_beta": 32.0,
+                                                            "yarn_ramp": "scaled", "yarn_reference_length": 512}})
+    assert yarn_ramp(cfg) == (0.125, 4.0)
+    assert yarn_ramp(OmegaConf.merge(cfg, {"eval": {"yarn_ramp": "absolute"}})) == (1.0, 32.0)
+    d, base, s = 64, 10000.0, 8.0
+    ours = rp.inv_freq(d, base, "yarn", s, train_length=64, yarn_alpha=0.125, yarn_beta=4.0)
+    posts = rp.inv_freq(d, base, "yarn", s, train_length=512, yarn_alpha=1.0, yarn_beta=32.0)
+    rope = rp.inv_freq(d, base)
+    assert torch.allclose(ours / rope, posts / rope, atol=1e-6)  # the same blend for every pair
+    absolute = rp.inv_freq(d, base, "yarn", s, train_length=64, yarn_alpha=1.0, yarn_beta=32.0)
+    assert (absolute / rope < 0.99).all()  # the paper's numbers at L = 64: no pair extrapolates

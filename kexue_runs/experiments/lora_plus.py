@@ -7,9 +7,11 @@ One run = one width n and one seed:
      <output_root>/cache/lora_plus/, keyed by the pretraining config's hash, so every job of a sweep
      reuses it);
   2. fine-tune it with LoRA (base frozen) on English prose (pydoc topics) for every ratio λ = η_B/η_A
-     in lora.ratios and every η_A in lora.lrs, at a fixed budget of steps;
-  3. per ratio: the best validation loss over η_A, and the steps that ratio needs to reach the
-     target (the best loss plain LoRA, λ = 1, reaches within the budget);
+     in lora.ratios, searching η_A on a factor-2 grid until the best η_A has a worse neighbour on both
+     sides (so no ratio's best sits on the grid's edge);
+  3. per ratio: the best validation loss over η_A at the full budget and at shorter ones (does the
+     ordering of the ratios still change with the budget?), and the steps that ratio needs to reach
+     the target (the best loss plain LoRA, λ = 1, reaches within the budget);
   4. the control: LoRA+ at λ against plain LoRA at α·λ with Adam at ε = 0, no weight decay, no
      clipping: the two loss curves should agree to float precision.
 """
@@ -41,8 +43,10 @@ def validate(cfg) -> None:
         raise ConfigError(f"lora.rank={lo.rank}: must be >= 1")
     if 1 not in [float(r) for r in lo.ratios]:
         raise ConfigError(f"lora.ratios={list(lo.ratios)}: must include 1 (plain LoRA, the reference)")
-    if any(float(r) <= 0 for r in lo.ratios) or any(float(x) <= 0 for x in lo.lrs):
-        raise ConfigError("lora.ratios and lora.lrs must be > 0")
+    if any(float(r) <= 0 for r in lo.ratios) or float(lo.lr_start) <= 0:
+        raise ConfigError("lora.ratios and lora.lr_start must be > 0")
+    if int(lo.max_tries) < 3:
+        raise ConfigError(f"lora.max_tries={lo.max_tries}: the eta_A search needs at least 3 fine-tunes per ratio")
     if cfg.optimizer.name != "adam":
         raise ConfigError(f"optimizer={cfg.optimizer.name}: LoRA+ is stated for Adam; allowed: adam")
     if int(cfg.model.width) % int(cfg.model.heads) or (int(cfg.model.width) // int(cfg.model.heads)) % 2:
@@ -121,7 +125,8 @@ def val_loss(model, val: torch.Tensor, device) -> float:
 
 
 class Results:
-    """Fine-tune curves finished so far: checkpointed, so a killed run resumes at the next one."""
+    """Fine-tune curves finished so far, keyed "ratio/lr": checkpointed, so a killed run resumes at the
+    next ratio (the search inside a ratio is deterministic, so redoing it gives the same numbers)."""
 
     def __init__(self):
         self.curves: dict[str, list[float]] = {}
@@ -140,23 +145,46 @@ def steps_to(curve: list[float], target: float, every: int) -> float:
     return float(len(curve) * every if hit is None else hit * every)
 
 
+def search_lr(loss_at, start: float, max_tries: int) -> dict[float, float]:
+    """η_A on a factor-2 grid: try start/2, start, 2 start, then extend toward the better edge until the
+    best η_A has a tried, worse neighbour on both sides (or max_tries fine-tunes are spent)."""
+    tried: dict[float, float] = {}
+    for lr in (start / 2, start, start * 2):
+        tried[lr] = loss_at(lr)
+    while len(tried) < max_tries:
+        best = min(tried, key=lambda lr: (tried[lr], lr))
+        if best == min(tried):
+            nxt = best / 2
+        elif best == max(tried):
+            nxt = best * 2
+        else:
+            break
+        tried[nxt] = loss_at(nxt)
+    return tried
+
+
+def best_at(curve: list[float], budget: int, every: int) -> float:
+    """The best validation loss seen within the first `budget` steps."""
+    return min(curve[: budget // every + 1])
+
+
 def run(cfg, ctx) -> dict:
     base = pretrained(cfg, ctx)
     base.eval()
     prose = load_text(cfg.finetune.data)
-    L, every = int(cfg.data.length), int(cfg.finetune.eval_every)
+    L, every, budget = int(cfg.data.length), int(cfg.finetune.eval_every), int(cfg.finetune.steps)
     g = torch.Generator().manual_seed(1234)
     val = batch_windows(prose.test, torch.randint(0, prose.test.numel() - L - 1, (int(cfg.finetune.val_samples),),
                                                   generator=g), L + 1)
-    ratios, lrs = [float(r) for r in cfg.lora.ratios], [float(x) for x in cfg.lora.lrs]
-    grid = [(r, lr) for r in ratios for lr in lrs]
+    ratios = sorted(float(r) for r in cfg.lora.ratios)
     print(f"width n={cfg.model.width} ({base.num_params() / 1e6:.2f}M params) | LoRA r={cfg.lora.rank} "
-          f"alpha={cfg.lora.alpha} on {list(cfg.lora.targets)} | fine-tune on {prose.describe()} | "
-          f"{len(ratios)} ratios x {len(lrs)} lrs x {cfg.finetune.steps} steps")
+          f"(n/r = {int(cfg.model.width) / int(cfg.lora.rank):g}) alpha={cfg.lora.alpha} on {list(cfg.lora.targets)} "
+          f"| fine-tune on {prose.describe()} | {len(ratios)} ratios, eta_A searched on a factor-2 grid from "
+          f"{cfg.lora.lr_start:g} | {budget} steps each")
     probe = copy.deepcopy(base)
     wrapped = add_lora(probe, list(cfg.lora.targets), int(cfg.lora.rank), float(cfg.lora.alpha), int(cfg.seed))
     ctx.details["optimizer_groups"] = {
-        group["name"]: {"lr": f"{group['lr']:g} x lora.lrs" if group["name"] == "A" else "ratio x lr(A)",
+        group["name"]: {"lr": f"{group['lr']:g} x eta_A" if group["name"] == "A" else "ratio x lr(A)",
                         "params": [n for n, p in probe.named_parameters() if p.requires_grad and
                                    n.endswith("lora_" + group["name"])]}
         for group in lora_plus_groups(probe, 1.0, 1.0)}
@@ -164,29 +192,51 @@ def run(cfg, ctx) -> dict:
                                                  "(tied) embedding stay at their pretrained values")
     ctx.details["adapted_layers"] = wrapped
     results = Results()
-    ctx.samples_per_step = int(cfg.finetune.steps) * int(cfg.finetune.batch_size)
-    for i in ctx.steps(len(grid), {"results": results}, description="fine-tunes"):
-        ratio, lr = grid[i]
-        curve = finetune(base, cfg, ratio, lr, prose.train, val, ctx.device)
-        results.curves[f"{ratio}/{lr}"] = curve
-        best = min(curve)
-        ctx.log(i, "finetune", ratio=ratio, lr_A=lr, best_loss=best if math.isfinite(best) else 99.0)
+    ctx.samples_per_step = budget * int(cfg.finetune.batch_size)
+    start = float(cfg.lora.lr_start)
+    for i in ctx.steps(len(ratios), {"results": results}, description="ratios"):
+        ratio = ratios[i]
+        done = {float(k.split("/")[1]): min(v) for k, v in results.curves.items() if float(k.split("/")[0]) == ratio}
+        if i > 0:  # start the next ratio's search below the previous ratio's best (B's rate grows with it)
+            prev = {float(k.split("/")[1]): min(v) for k, v in results.curves.items()
+                    if float(k.split("/")[0]) == ratios[i - 1]}
+            start = min(prev, key=lambda lr: (prev[lr], lr)) / 2
+
+        def loss_at(lr: float, ratio=ratio, done=done) -> float:
+            if lr in done:
+                return done[lr]
+            curve = finetune(base, cfg, ratio, lr, prose.train, val, ctx.device)
+            results.curves[f"{ratio}/{lr}"] = curve
+            return min(curve)
+
+        tried = search_lr(loss_at, start, int(cfg.lora.max_tries))
+        best_lr = min(tried, key=lambda lr: (tried[lr], lr))
+        ctx.log(i, "finetune", ratio=ratio, lr_A=best_lr, best_loss=min(tried[best_lr], 99.0), tries=len(tried))
     curves = {tuple(map(float, k.split("/"))): v for k, v in results.curves.items()}
-    # per ratio: the best η_A; the target is plain LoRA's best loss within the budget
-    best = {r: min((min(curves[(r, lr)]), lr) for lr in lrs) for r in ratios}
+    lrs_of = {r: sorted(lr for rr, lr in curves if rr == r) for r in ratios}
+    best = {r: min((min(curves[(r, lr)]), lr) for lr in lrs_of[r]) for r in ratios}
     target = best[1.0][0]
-    steps_needed = {r: min(steps_to(curves[(r, lr)], target, every) for lr in lrs) for r in ratios}
+    steps_needed = {r: min(steps_to(curves[(r, lr)], target, every) for lr in lrs_of[r]) for r in ratios}
     best_ratio = min(ratios, key=lambda r: best[r][0])
+    budgets = [b for b in (budget // 4, budget // 2, budget) if b >= every]
+    at_budget = {b: {r: min(best_at(curves[(r, lr)], b, every) for lr in lrs_of[r]) for r in ratios} for b in budgets}
     ctx.claim_rows = [{"lora.ratio": r, "best_loss": best[r][0], "best_lr_A": best[r][1],
+                       "lr_interior": float(lrs_of[r][0] < best[r][1] < lrs_of[r][-1]),
                        "steps_to_target": steps_needed[r], "speedup": steps_needed[1.0] / max(steps_needed[r], 1.0)}
+                      | {f"best_loss_at_{b}": at_budget[b][r] for b in budgets}
                       for r in ratios]
+    ranking = {b: sorted(ratios, key=lambda r: at_budget[b][r]) for b in budgets}
     equivalence = scale_equivalence(base, cfg, prose.train, val, ctx.device)
     write_grid(ctx.run_dir / "finetunes.csv", curves, every)
-    plot(ctx, curves, best, ratios, lrs, every, cfg)
+    plot(ctx, curves, best, ratios, every, cfg)
     at16 = 16.0 if 16.0 in best else best_ratio
-    return {"best_ratio": best_ratio, "best_loss": best[best_ratio][0], "lora_loss": target,
+    return {"best_ratio": best_ratio, "log2_best_ratio": math.log2(best_ratio), "best_loss": best[best_ratio][0],
+            "lora_loss": target,
             "loss_at_16": best[at16][0], "speedup_at_16": steps_needed[1.0] / max(steps_needed[at16], 1.0),
-            "initial_loss": curves[grid[0]][0],
+            "initial_loss": curves[(1.0, lrs_of[1.0][0])][0],
+            "ranking_same_at_half_budget": float(ranking[budgets[-1]] == ranking[budgets[-2]])
+            if len(budgets) > 1 else math.nan,
+            "fine_tunes": float(len(curves)),
             "equivalence_max_diff": equivalence}
 
 
@@ -211,23 +261,24 @@ def write_grid(path: Path, curves: dict, every: int) -> None:
                 w.writerow([r, lr, i * every, v])
 
 
-def plot(ctx, curves, best, ratios, lrs, every, cfg) -> None:
+def plot(ctx, curves, best, ratios, every, cfg) -> None:
     from ..report import pyplot, save_figure
 
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    for lr in lrs:
-        ax1.plot(ratios, [min(curves[(r, lr)]) for r in ratios], marker="o", label=f"η_A={lr:g}")
-    ax1.plot(ratios, [best[r][0] for r in ratios], "k--", lw=1, label="best over η_A")
-    ax1.set(xscale="log", xlabel="λ = η_B / η_A", ylabel="best val loss", title=f"n = {cfg.model.width}")
-    ax1.set_ylim(top=min(ax1.get_ylim()[1], best[1.0][0] * 1.5))
-    ax1.legend(fontsize=7)
+    for r in ratios:
+        lrs = sorted(lr for rr, lr in curves if rr == r)
+        ax1.plot(lrs, [min(curves[(r, lr)]) for lr in lrs], marker="o", ms=3, label=f"λ={r:g}")
+    ax1.set(xscale="log", xlabel="η_A (factor-2 grid, searched per ratio)", ylabel="best val loss (nats/byte)",
+            title=f"n = {cfg.model.width}, r = {cfg.lora.rank}: loss against η_A")
+    ax1.set_ylim(top=min(ax1.get_ylim()[1], best[1.0][0] * 1.3))
+    ax1.legend(fontsize=7, ncol=2)
     for r in ratios:
         curve = curves[(r, best[r][1])]
         ax2.plot([i * every for i in range(len(curve))], curve, label=f"λ={r:g}")
-    ax2.axhline(best[1.0][0], color="grey", ls=":", lw=1)
-    ax2.set(xlabel="fine-tune step", ylabel="val loss (best η_A per λ)", title="curves")
-    ax2.legend(fontsize=7)
+    ax2.axhline(best[1.0][0], color="grey", ls=":", lw=1, label="plain LoRA's best")
+    ax2.set(xlabel="fine-tune step", ylabel="val loss (best η_A per λ)", title="curves at each ratio's best η_A")
+    ax2.legend(fontsize=7, ncol=2)
     save_figure(ctx, "ratio_sweep", fig)
 
 

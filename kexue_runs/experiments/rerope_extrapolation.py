@@ -42,13 +42,29 @@ def hwfa_window(cfg) -> int:
     return int((0.75 * int(cfg.data.length) - 1) // max(1, int(cfg.model.layers) - 1)) + 1
 
 
+def yarn_ramp(cfg) -> tuple[float, float]:
+    """YaRN's ramp (alpha, beta), in turns a RoPE pair makes within the training length L.
+
+    The YaRN paper's alpha = 1, beta = 32 were set for training lengths in the thousands; the posts train
+    at 512. Pair m makes L theta_m / 2 pi turns, so at a shorter L every pair makes proportionally fewer:
+    `scaled` (default) multiplies alpha and beta by L / reference_length, which keeps the same pairs (the
+    same share of dimensions) interpolated, blended and extrapolated as at the posts' L = 512. At L = 64
+    that is alpha = 1/8, beta = 4. `absolute` uses the paper's numbers as they are."""
+    e = cfg.eval
+    alpha, beta = float(e.yarn_alpha), float(e.yarn_beta)
+    if e.yarn_ramp == "scaled":
+        factor = int(cfg.data.length) / float(e.yarn_reference_length)
+        return alpha * factor, beta * factor
+    return alpha, beta
+
+
 def arch_config(cfg) -> ArchConfig:
     m, a = cfg.model, cfg.arch
+    alpha, beta = yarn_ramp(cfg)
     return ArchConfig(vocab_size=256, width=int(m.width), layers=int(m.layers), heads=int(m.heads),
                       mlp_ratio=int(m.mlp_ratio), rope_base=float(m.rope_base), train_length=int(cfg.data.length),
                       score=a.score, position=a.position, logn=bool(a.logn), window=hwfa_window(cfg),
-                      mixed_b=float(cfg.eval.ntk_mixed_b), yarn_alpha=float(cfg.eval.yarn_alpha),
-                      yarn_beta=float(cfg.eval.yarn_beta))
+                      mixed_b=float(cfg.eval.ntk_mixed_b), yarn_alpha=alpha, yarn_beta=beta)
 
 
 def validate(cfg) -> None:
@@ -72,6 +88,8 @@ def validate(cfg) -> None:
     unknown = [x for x in cfg.eval.arms if x not in ARM_FAMILIES]
     if unknown:
         raise ConfigError(f"eval.arms: unknown {unknown[0]!r}; allowed: {', '.join(ARM_FAMILIES)}")
+    if cfg.eval.yarn_ramp not in ("scaled", "absolute"):
+        raise ConfigError(f"eval.yarn_ramp={cfg.eval.yarn_ramp}: allowed: scaled, absolute")
     for fraction in cfg.eval.rerope_windows:
         window_size(str(fraction), int(cfg.data.length))
 
