@@ -1,0 +1,180 @@
+"""The flagships' smoke numbers and verdicts, pinned. Tolerances are three times the seed-to-seed
+standard deviation measured over seeds 0-4 at scale=smoke (the sampling error of a run), or 1e-5
+relative where every seed gives the same number; the verdicts of a single smoke run are pinned exactly.
+"""
+
+import sys
+
+import pytest
+from conftest import summary
+
+from kexue_runs import cli
+
+# name: (overrides, {metric: (seed-0 value, tolerance)}, overall verdict, {check: verdict})
+PINNED = {
+    'fsq': (['experiment=fsq_vs_vq'], {
+        'val/mse': (0.4558885971705119, 0.0134),
+        'val/utilization': (0.06800000369548798, 0.076),
+        'val/train_utilization': (0.052000001072883606, 0.0666),
+        'val/z_abs_mean': (0.26321386694908144, 0.0896),
+        'val/codebook_loss': (0.004889198578894138, 0.00152),
+        'val/latents_per_code': (20.48, 0.000205),
+        'train/loss': (0.4001081585884094, 0.105),
+    }, 'INCONCLUSIVE', {
+        'fsq_uses_nearly_all_codes': 'INCONCLUSIVE',
+        'vq_small_codebooks_well_used': 'INCONCLUSIVE',
+        'vq_utilization_falls': 'INCONCLUSIVE',
+        'vq_uses_fewer_codes_than_fsq': 'INCONCLUSIVE',
+        'fsq_overtakes_vq': 'INCONCLUSIVE',
+        'rotation_collapses_from_small_norm_init': 'INCONCLUSIVE',
+        'rotation_reconstructs_worse_from_small_norm_init': 'INCONCLUSIVE',
+        'rotation_raises_utilization_from_kmeans_init': 'INCONCLUSIVE',
+        'fsq_full_usage_at_1024_imagenet': 'N/A',
+        'normal_init_collapses': 'INCONCLUSIVE',
+    }),
+    'vq_ste': (['experiment=fsq_vs_vq', 'quantizer=vq_ste'], {
+        'val/mse': (0.45997598965962727, 0.0182),
+        'val/utilization': (0.7431640625, 0.0881),
+        'val/train_utilization': (0.7099609375, 0.117),
+        'val/codebook_loss': (0.00490951044484973, 0.00419),
+        'val/latents_per_code': (20.0, 0.0002),
+        'train/loss': (0.41111549735069275, 0.0925),
+    }, 'INCONCLUSIVE', {
+        'fsq_uses_nearly_all_codes': 'INCONCLUSIVE',
+        'vq_small_codebooks_well_used': 'INCONCLUSIVE',
+        'vq_utilization_falls': 'INCONCLUSIVE',
+        'vq_uses_fewer_codes_than_fsq': 'INCONCLUSIVE',
+        'fsq_overtakes_vq': 'INCONCLUSIVE',
+        'rotation_collapses_from_small_norm_init': 'INCONCLUSIVE',
+        'rotation_reconstructs_worse_from_small_norm_init': 'INCONCLUSIVE',
+        'rotation_raises_utilization_from_kmeans_init': 'INCONCLUSIVE',
+        'fsq_full_usage_at_1024_imagenet': 'N/A',
+        'normal_init_collapses': 'INCONCLUSIVE',
+    }),
+    'vq_rotation': (['experiment=fsq_vs_vq', 'quantizer=vq_rotation', 'quantizer.init=small_norm'], {
+        'val/mse': (0.46228461265563964, 0.015),
+        'val/utilization': (0.390625, 0.21),
+        'val/train_utilization': (0.3154296875, 0.193),
+        'val/codebook_loss': (0.005696053151041269, 0.00495),
+        'val/z_abs_mean': (0.061099758744239806, 0.0221),
+        'train/loss': (0.4180934727191925, 0.0955),
+    }, 'INCONCLUSIVE', {
+        'fsq_uses_nearly_all_codes': 'INCONCLUSIVE',
+        'vq_small_codebooks_well_used': 'INCONCLUSIVE',
+        'vq_utilization_falls': 'INCONCLUSIVE',
+        'vq_uses_fewer_codes_than_fsq': 'INCONCLUSIVE',
+        'fsq_overtakes_vq': 'INCONCLUSIVE',
+        'rotation_collapses_from_small_norm_init': 'INCONCLUSIVE',
+        'rotation_reconstructs_worse_from_small_norm_init': 'INCONCLUSIVE',
+        'rotation_raises_utilization_from_kmeans_init': 'INCONCLUSIVE',
+        'fsq_full_usage_at_1024_imagenet': 'N/A',
+        'normal_init_collapses': 'INCONCLUSIVE',
+    }),
+    'ddim': (['experiment=ddim_cifar'], {
+        'classifier_acc': (0.26599326729774475, 0.146),
+        'fid_floor': (0.0009732595406345216, 0.000711),
+        'fid_eta0_S5': (0.0631374007273349, 0.376),
+        'fid_eta1_S10': (0.06444346778376767, 0.42),
+        'train/loss': (1.0185757875442505, 0.174),
+    }, 'INCONCLUSIVE', {
+        'ddim_beats_ddpm_at_10_steps': 'INCONCLUSIVE',
+        'ddim_beats_ddpm_by_a_wide_margin': 'INCONCLUSIVE',
+        'raw_weights_ordering': 'INCONCLUSIVE',
+        'eta0_improves_with_steps': 'INCONCLUSIVE',
+        'eta02_improves_with_steps': 'INCONCLUSIVE',
+        'eta05_improves_with_steps': 'INCONCLUSIVE',
+        'eta1_improves_with_steps': 'INCONCLUSIVE',
+        'sigma_hat_improves_with_steps': 'INCONCLUSIVE',
+        'gap_closes_by_1000_steps': 'INCONCLUSIVE',
+        'rows_order_eta0_eta02': 'INCONCLUSIVE',
+        'rows_order_eta02_eta05': 'INCONCLUSIVE',
+        'rows_order_eta05_eta1': 'INCONCLUSIVE',
+        'rows_order_eta1_sigma_hat': 'INCONCLUSIVE',
+        'analytic_ddim_beats_ddpm_at_10_steps': 'INCONCLUSIVE',
+        'analytic_eta1_improves_with_steps': 'INCONCLUSIVE',
+    }),
+    'rerope': (['experiment=rerope_extrapolation'], {
+        'acc_1x': (0.1484375, 0.0105),
+        'acc_8x_rep': (0.240234375, 0.00735),
+        'acc_8x_nonrep': (0.3603515625, 3.6e-06),
+        'loss_1x': (5.098262786865234, 0.0518),
+        'loss_8x_nonrep': (4.850194931030273, 0.0877),
+        'train/loss': (4.9180006980896, 0.169),
+    }, 'INCONCLUSIVE', {
+        'baseline_degrades_at_8x': 'INCONCLUSIVE',
+        'arms_equal_at_training_length_from_below': 'PASS',
+        'arms_equal_at_training_length_from_above': 'PASS',
+        'pi_below_baseline': 'INCONCLUSIVE',
+        'ntk_above_baseline': 'INCONCLUSIVE',
+        'ntk_mixed_above_old': 'INCONCLUSIVE',
+        'ntk_mixed_above_fixed': 'INCONCLUSIVE',
+        'rerope_above_ntk_mixed': 'INCONCLUSIVE',
+        'rerope_window_quarter_beats_eighth': 'INCONCLUSIVE',
+        'rerope_window_half_beats_three_quarters': 'INCONCLUSIVE',
+        'rerope_collapses_at_w_equal_L': 'INCONCLUSIVE',
+        'logn_dagger_helps_rerope': 'INCONCLUSIVE',
+        'logn_trained_beats_dagger': 'INCONCLUSIVE',
+        'yarn_between_ntk_and_rerope': 'INCONCLUSIVE',
+        'rerope_above_yarn': 'INCONCLUSIVE',
+        'window_needs_sinks': 'INCONCLUSIVE',
+        'keynorm_beats_baseline': 'INCONCLUSIVE',
+        'keynorm_beats_querynorm': 'INCONCLUSIVE',
+        'keynorm_needs_rope': 'INCONCLUSIVE',
+        'hwfa_beats_baseline': 'INCONCLUSIVE',
+        'hwfa_close_to_rerope': 'INCONCLUSIVE',
+    }),
+    'lora': (['experiment=lora_plus'], {
+        'best_loss': (5.381551742553711, 0.0265),
+        'lora_loss': (5.41629695892334, 0.027),
+        'loss_at_16': (5.381551742553711, 0.0276),
+        'initial_loss': (5.462723255157471, 5.46e-05),
+        'fine_tunes': (9.0, 9e-05),
+        'equivalence_max_diff': (0.0, 1e-08),
+    }, 'INCONCLUSIVE', {
+        'best_ratio_above_1': 'INCONCLUSIVE',
+        'ratio_16_beats_lora': 'N/A',
+        'ratio_16_reaches_target_sooner': 'N/A',
+        'best_ratio_grows_with_width': 'INCONCLUSIVE',
+        'ranking_settled_by_the_budget': 'PASS',
+        'grid_brackets_every_best_lr': 'FAIL',
+        'scale_equivalence': 'PASS',
+    }),
+}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("flagships")
+    out = {}
+    for name, (args, *_rest) in PINNED.items():
+        old = sys.argv
+        sys.argv = ["kexue-run"]
+        try:
+            code = cli.main([*args, "scale=smoke", "trainer.progress=false", "trainer.threads=1", "seed=0",
+                             f"output_root={root / name}"])
+        finally:
+            sys.argv = old
+        assert code == 0, name
+        (run,) = (root / name / "runs").glob("*/*")
+        out[name] = summary(run)
+    return out
+
+
+@pytest.mark.parametrize("name", list(PINNED))
+def test_flagship_smoke_numbers_are_pinned(runs, name):
+    s = runs[name]
+    assert s["status"] == "ok", s["error"]
+    for key, (value, tol) in PINNED[name][1].items():
+        assert s["final"][key] == pytest.approx(value, abs=tol), key
+
+
+@pytest.mark.parametrize("name", list(PINNED))
+def test_flagship_smoke_verdicts_are_pinned(runs, name):
+    s = runs[name]
+    assert s["verdict"] == PINNED[name][2]
+    assert {c["id"]: c["verdict"] for c in s["checks"]} == PINNED[name][3]
+    # a single smoke run names the command that gives the undecided checks what they lack: the canonical
+    # sweep, or (an experiment a single run decides) the default scale
+    sweep = name not in ("ddim",)
+    assert s["command"] == (f"kexue-run -m experiment={s['experiment']} sweep={s['experiment']} scale=smoke"
+                            if sweep else f"kexue-run experiment={s['experiment']}")
