@@ -23,7 +23,22 @@ from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from . import config_dir  # noqa: E402
-from .errors import ConfigError  # noqa: E402
+from .errors import (  # noqa: E402
+    EXIT_BAD_INPUT,
+    EXIT_ENVIRONMENT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    ConfigError,
+    EnvironmentFailure,
+    Terminated,
+)
+
+# what a run's status means for the process's exit code (a sweep goes on after a failed job)
+STATUS_EXIT = {"failed": EXIT_FAILED, "environment": EXIT_ENVIRONMENT, "interrupted": EXIT_INTERRUPTED,
+               "terminated": EXIT_TERMINATED, "busy": EXIT_BAD_INPUT}
+# overrides that may come with resume=: they change how a run is shown or where it runs, not its numbers
+RESUME_SAFE = ("trainer.progress", "trainer.threads", "trainer.device", "logger", "output_root")
 
 HYDRA_INFO_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "--version", "--shell-completion", "-sc")
 HYDRA_VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",
@@ -37,8 +52,11 @@ def hydra_app(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     status = execute(cfg, hc.runtime.output_dir, list(hc.overrides.task), in_sweep=hc.mode == RunMode.MULTIRUN,
                      parallel_jobs=parallel_jobs(hc))
-    if hc.mode == RunMode.RUN and status == "failed":
-        sys.exit(1)
+    code = STATUS_EXIT.get(status)
+    if code is None:
+        return
+    if hc.mode == RunMode.RUN or code in (EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_ENVIRONMENT):
+        sys.exit(code)  # in a sweep: a signal or a broken environment stops it; a failed job does not
 
 
 def parallel_jobs(hc) -> int:
@@ -78,14 +96,45 @@ def split_args(argv: list[str]) -> tuple[list[str], bool, bool]:
     return overrides, multirun, info
 
 
-def fail(message: str) -> int:
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
+    from rich.text import Text
+
     from .progress import console
 
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return 2
+    console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
+    return code
+
+
+def on_sigterm(signum, frame):
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
+    """kexue-run: every error the user can cause is one line and exit 2; a broken environment exit 3."""
+    import signal
+
+    from .runfiles import LockHeld, is_environment_error
+
+    try:
+        signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        pass
+    try:
+        return run_command(argv)
+    except ConfigError as exc:
+        return fail(str(exc))
+    except LockHeld as exc:
+        return fail(str(exc))
+    except EnvironmentFailure as exc:
+        return fail(str(exc), EXIT_ENVIRONMENT)
+    except OSError as exc:
+        if not is_environment_error(exc):
+            raise
+        return fail(f"{exc.filename or ''}: {exc.strerror}; free space or pick a writable folder "
+                    f"(output_root=DIR)".lstrip(": "), EXIT_ENVIRONMENT)
+
+
+def run_command(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "list":
         from .catalog import print_catalog
@@ -96,16 +145,16 @@ def main(argv: list[str] | None = None) -> int:
         from .sweeps import report_main
 
         return report_main(argv[1:])
-    try:
-        argv = expand_resume(argv)
-        overrides, multirun, info = split_args(argv)
-        plan = None
-        if not info:
-            from .validate import preflight
+    argv = expand_resume(argv)
+    if argv is None:  # resume= of a run that already ended: nothing to do
+        return 0
+    overrides, multirun, info = split_args(argv)
+    plan = None
+    if not info:
+        from .validate import preflight
 
-            plan = preflight(overrides, multirun)
-    except ConfigError as exc:
-        return fail(str(exc))
+        plan = preflight(overrides, multirun)
+        check_writable(overrides, plan)
     prog = sys.argv[0] if sys.argv else "kexue-run"
     from .distributed import from_env
 
@@ -113,18 +162,56 @@ def main(argv: list[str] | None = None) -> int:
         return run_worker_rank(overrides)
     if not multirun or plan is None:
         sys.argv = [prog] + argv
-        hydra_app()
+        try:
+            hydra_app()
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else EXIT_FAILED
         return 0
     # One sweep folder for every grid of the sweep; Hydra launches each grid's jobs.
     pinned = [a for a in argv if not a.startswith("hydra.sweep.dir=")] + [f"hydra.sweep.dir={plan.sweep_dir}"]
+    stopped = 0
     for grid in plan.grids:
         GlobalHydra.instance().clear()
         sys.argv = [prog] + pinned + grid
-        hydra_app()
+        try:
+            hydra_app()
+        except KeyboardInterrupt as exc:  # between jobs
+            stopped = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+        except SystemExit as exc:  # a job was interrupted, or the environment broke: stop the sweep
+            stopped = exc.code if isinstance(exc.code, int) else EXIT_FAILED
+        if stopped:
+            break
     from .sweeps import finish_sweep
 
-    finish_sweep(plan.sweep_dir)
-    return 0
+    report = finish_sweep(plan.sweep_dir)
+    if stopped:
+        from .progress import console
+
+        console.print(f"sweep stopped; finish it with: kexue-run -m {' '.join(a for a in argv if a != '-m')} "
+                      f"resume={plan.sweep_dir}", highlight=False, soft_wrap=True)
+        return stopped
+    jobs = (report or {}).get("jobs") or {}
+    return EXIT_FAILED if any(status != "ok" for status in jobs) else 0
+
+
+def check_writable(overrides: list[str], plan) -> None:
+    """The outputs folder (or hydra.run.dir / hydra.sweep.dir) must be writable before Hydra makes anything."""
+    import tempfile
+
+    given = dict(o.split("=", 1) for o in overrides if "=" in o)
+    folder = given.get("hydra.sweep.dir") or (plan.sweep_dir if plan and plan.sweep_dir else None) \
+        or given.get("hydra.run.dir") or given.get("output_root", "outputs")
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    from . import faults
+
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            faults.hit("writable_probe")
+    except OSError as exc:
+        raise EnvironmentFailure(f"{folder} is not writable ({exc.strerror}); pick another folder with "
+                                 f"output_root=DIR") from None
 
 
 def run_worker_rank(overrides: list[str]) -> int:
@@ -136,9 +223,11 @@ def run_worker_rank(overrides: list[str]) -> int:
     return 1 if execute(cfg, None, overrides) == "failed" else 0
 
 
-def expand_resume(argv: list[str]) -> list[str]:
-    """resume=<run dir> reruns a run's own overrides in its folder; with -m, resume=<sweep dir>
-    reruns the sweep into that folder, where finished cells are skipped and killed ones resume."""
+def expand_resume(argv: list[str]) -> list[str] | None:
+    """resume=<run dir> reruns a run's own overrides in its folder, after taking the folder's lock; with -m,
+    resume=<sweep dir> reruns the sweep into that folder, where finished cells are skipped and killed ones
+    resume. Overrides given with resume= are kept where they cannot change the result (RESUME_SAFE) and
+    refused where they could. Returns None for a run that already ended: there is nothing to do."""
     given = [a for a in argv if a.startswith("resume=")]
     if not given or given[0] in ("resume=null", "resume="):
         return argv
@@ -148,9 +237,44 @@ def expand_resume(argv: list[str]) -> list[str]:
         if not Path(target).is_dir():
             raise ConfigError(f"resume={target}: no such sweep folder; give outputs/sweeps/<experiment>/<stamp>")
         return rest + [f"hydra.sweep.dir={target}"]
+    from . import runfiles
     from .validate import resume_overrides
 
-    return [a for a in rest if a.startswith("-")] + resume_overrides(target)
+    saved = resume_overrides(target)
+    summary = runfiles.read_summary(Path(target))
+    extra = [a for a in rest if not a.startswith("-")]
+    kept = check_resume_overrides(target, extra, saved)
+    if summary and summary.get("status") in ("ok", "diverged"):
+        from .progress import console
+
+        if not (Path(target) / runfiles.REPORT).exists():  # killed while writing its report: finish that
+            from .sweeps import report_main
+
+            runfiles.lock_run_dir(Path(target))
+            report_main([target])
+        console.print(f"{target}: this run already ended (status {summary['status']}); nothing to resume",
+                      highlight=False, soft_wrap=True)
+        return None
+    runfiles.lock_run_dir(Path(target))  # before Hydra writes anything into the folder
+    return [a for a in rest if a.startswith("-")] + saved + kept
+
+
+def check_resume_overrides(target: str, extra: list[str], saved: list[str]) -> list[str]:
+    """The overrides given with resume=: kept if they cannot change the result, refused otherwise."""
+    before = dict(o.split("=", 1) for o in saved if "=" in o)
+    kept = []
+    for item in extra:
+        key, _, value = item.partition("=")
+        key = key.lstrip("+~")
+        if key.split(".")[0] in RESUME_SAFE or key in RESUME_SAFE:
+            kept.append(item)
+        elif before.get(key) == value:
+            continue
+        else:
+            was = f" (the run has {key}={before[key]})" if key in before else ""
+            raise ConfigError(f"resume={target}: {item} would change what the run computes{was}; with resume= "
+                              f"only {', '.join(RESUME_SAFE)} may change; start a new run instead")
+    return kept
 
 
 def entry() -> None:

@@ -7,3 +7,17 @@ class ConfigError(ValueError):
 
 class Diverged(RuntimeError):
     """A training metric became NaN or inf."""
+
+
+class EnvironmentFailure(RuntimeError):
+    """The machine, not the input: a full or read-only disk, an unwritable folder, a missing optional package."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what Slurm sends before it kills a job): handled like Ctrl-C, with its own exit code."""
+
+
+# Exit codes (README "Exit codes"): 0 ok; 1 a run failed or a sweep had failed jobs; 2 bad input; 3 the
+# environment failed (disk full, read-only or forbidden folder, missing optional package); 130 Ctrl-C;
+# 143 SIGTERM.
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143

@@ -7,6 +7,7 @@ the old file or the new one, never half of one.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -29,6 +30,50 @@ NON_SEMANTIC_KEYS = ("resume", "output_root", "trainer.progress", "trainer.devic
 
 # The experiment's claim apparatus: kept in the experiment file, not copied into every summary.
 SPEC_KEYS = ("meta", "claim", "reported", "checks", "figure", "sweep_grids")
+
+
+LOCK = ".lock"
+_held: dict[str, int] = {}  # run folders this process holds, path -> open descriptor
+ENVIRONMENT_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT)
+
+
+class LockHeld(RuntimeError):
+    """Another process holds the run folder."""
+
+
+def lock_run_dir(run_dir: Path) -> None:
+    """Take the run folder's exclusive lock (one writer per folder). The OS releases it when the process
+    ends, however it ends, so a SIGKILL never leaves a stale lock. Re-entrant within one process."""
+    path = Path(run_dir).resolve() / LOCK
+    if str(path) in _held:
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locking
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise LockHeld(f"{run_dir} is in use by another kexue-run (pid {holder}); wait for it to end or stop it, "
+                       f"then run this again") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _held[str(path)] = fd
+
+
+def unlock_run_dir(run_dir: Path) -> None:
+    fd = _held.pop(str(Path(run_dir).resolve() / LOCK), None)
+    if fd is not None:
+        os.close(fd)
+
+
+def is_environment_error(exc: BaseException) -> bool:
+    """Disk full, read-only or forbidden: the machine's fault, not the experiment's."""
+    return isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -107,5 +152,12 @@ def config_hash(resolved: dict) -> str:
 
 
 def saved_overrides(run_dir: Path) -> list[str]:
+    """The overrides a run was made with (.hydra/overrides.yaml); ValueError if the file is not a list."""
     path = Path(run_dir) / ".hydra" / "overrides.yaml"
-    return list(yaml.safe_load(path.read_text()) or [])
+    try:
+        items = yaml.safe_load(path.read_text()) or []
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ValueError(f"{path} must be a list of key=value strings")
+    return items

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import runfiles
+from . import faults, runfiles
 from .distributed import Dist, from_env, start, stop
-from .errors import Diverged
+from .errors import Diverged, Terminated
 from .progress import console, format_metrics, make_progress, metrics_table
 
 
@@ -102,7 +102,9 @@ class RunContext:
         self.progress = make_progress(bool(cfg.trainer.progress) and self.dist.is_main)
         self._live: dict[str, float] = {}
         self._train_task = None
-        if self.dist.is_main and not resuming and self.metrics_path.exists():
+        # A fresh run, or a resumed one with no checkpoint to resume from (killed before its first, or an
+        # experiment without checkpoints): it starts over, so what the killed run logged goes.
+        if self.dist.is_main and self.metrics_path.exists() and not (resuming and self.checkpoint_path.exists()):
             self.metrics_path.unlink()
 
     @property
@@ -146,6 +148,7 @@ class RunContext:
             yield step
             done = step + 1
             self.step = done
+            faults.hit("step")
             if self.is_main and (done % every == 0 or done == total):
                 self._save(state, done)
             self.progress.advance(self._train_task)
@@ -161,6 +164,7 @@ class RunContext:
     def track(self, iterable: Iterable, description: str, total: int | None = None) -> Iterator:
         """A progress bar for an evaluation (or any other long) loop."""
         task = self.progress.add_task(description, total=total, metrics="")
+        faults.hit("eval")
         for item in iterable:
             yield item
             self.progress.advance(task)
@@ -174,9 +178,21 @@ class RunContext:
             "metrics_bytes": self.metrics_path.stat().st_size if self.metrics_path.exists() else 0,
             "elapsed": self.wall_time(),
         }
-        tmp = self.checkpoint_path.with_suffix(".pt.tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, self.checkpoint_path)
+        # a temp name of its own (two writers never share one), removed on any error: a failed or
+        # killed write leaves the previous checkpoint as it was
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=".checkpoint.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(payload, f)
+                f.flush()
+                os.fsync(f.fileno())
+            faults.hit("checkpoint_write")
+            os.replace(tmp, self.checkpoint_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def _restore(self, state: dict) -> int:
         ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
@@ -251,6 +267,12 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
         return "ok"
     device = start(dist, cfg.trainer.device)
     run_dir = Path(dist.broadcast(str(run_dir) if dist.is_main else None))
+    if dist.is_main:
+        try:
+            runfiles.lock_run_dir(run_dir)
+        except runfiles.LockHeld as exc:
+            console.print(f"[red]{exc}[/]", highlight=False)
+            return "busy"
     torch.set_num_threads(cpu_threads(cfg, parallel_jobs * dist.local_world_size))
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -269,10 +291,12 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
             returned = module.run(cfg, ctx)
     except Diverged as exc:
         status, error = "diverged", str(exc)
-    except KeyboardInterrupt:
-        status, error = "interrupted", "KeyboardInterrupt"
-    except Exception:  # a failed run still leaves its summary; the sweep goes on
+    except KeyboardInterrupt as exc:
+        status, error = "interrupted", "SIGTERM" if isinstance(exc, Terminated) else "KeyboardInterrupt (Ctrl-C)"
+    except Exception as exc:  # a failed run still leaves its summary; the sweep goes on
         status, error = "failed", traceback.format_exc()
+        if runfiles.is_environment_error(exc):
+            status, error = "failed", f"environment: {exc}"
     if not dist.is_main:  # rank 0 writes the summary, report and figures
         stop(dist)
         return status
@@ -315,8 +339,12 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
         summary["by_basis"] = report["by_basis"]
         summary["stability"] = report["stability"]
         summary["command"] = report["command"]
-    runfiles.write_json(run_dir / runfiles.SUMMARY, summary)
-
+    try:
+        runfiles.write_json(run_dir / runfiles.SUMMARY, summary)
+    except OSError as exc:  # disk full or read-only: the previous summary (if any) is intact
+        console.print(f"[red]could not write {run_dir / runfiles.SUMMARY}: {exc}[/]", highlight=False)
+        return "environment"
+    faults.hit("report")
     try:
         write_run_figures(run_dir)
         write_run_report(run_dir, cfg, summary)
@@ -329,7 +357,15 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
         print_verdicts(report)
     console.print(f"status [{colour}]{status}[/]  wall {wall:.1f}s  ->  {run_dir}")
     if status == "failed":
-        console.print(f"[red]{error.strip().splitlines()[-1]}[/]  (traceback in {run_dir / 'summary.json'})")
+        console.print(f"[red]{error.strip().splitlines()[-1]}[/]  (traceback in {run_dir / 'summary.json'})",
+                      highlight=False)
+        if error.startswith("environment: "):
+            status = "environment"
+    if status == "interrupted":
+        console.print(f"interrupted ({error}); continue with: kexue-run resume={run_dir}", highlight=False,
+                      soft_wrap=True)
+        if error == "SIGTERM":
+            status = "terminated"
     sys.stdout.flush()
     stop(dist)
     return status

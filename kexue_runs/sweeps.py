@@ -233,7 +233,7 @@ def find_completed(outputs: Path, name: str, config_hash: str, git_sha: str) -> 
 
 def copy_job(source: Path, target: Path) -> None:
     for item in source.iterdir():
-        if item.name in (".hydra", runfiles.CHECKPOINT):
+        if item.name in (".hydra", runfiles.CHECKPOINT, runfiles.LOCK):
             continue
         dest = target / item.name
         if item.is_dir():

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -23,12 +24,91 @@ from . import config_dir
 from .errors import ConfigError
 
 MAX_CELLS = 2000
+SPEC = ("meta", "claim", "reported", "checks", "figure", "paper_table", "hydra")
 
-# Generic rules for the shared groups; experiments add their own in validate(cfg).
-POSITIVE = ("trainer.steps", "trainer.batch_size", "trainer.eval_every", "trainer.log_every",
-            "trainer.checkpoint_every", "optimizer.lr")
-NON_NEGATIVE = ("seed", "optimizer.weight_decay", "optimizer.momentum", "optimizer.eps")
-CHOICES = {"trainer.device": ("auto", "cpu", "cuda")}
+
+# -- the schema: every value's type and range, declared in kexue_runs/schema.yaml -----------------------
+def schema() -> dict:
+    import yaml
+
+    return yaml.safe_load((Path(__file__).parent / "schema.yaml").read_text())
+
+
+def leaves(node, prefix: str = ""):
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if not prefix and key in SPEC:
+            continue
+        if isinstance(value, dict) and value:
+            yield from leaves(value, name + ".")
+        else:
+            yield name, value
+
+
+def rule_for(key: str, rules: dict) -> dict | None:
+    from fnmatch import fnmatchcase
+
+    if key in rules:
+        return rules[key]
+    return next((rule for pattern, rule in rules.items() if "*" in pattern and fnmatchcase(key, pattern)), None)
+
+
+def short(value) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def problem(value, rule: dict) -> str | None:
+    """What is wrong with value under rule, or None."""
+    kind = rule.get("type", "any")
+    if value is None:
+        return None if rule.get("nullable") or kind == "any" else "must be set (not null)"
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    expected = {"int": isinstance(value, int) and not isinstance(value, bool), "float": numeric, "number": numeric,
+                "bool": isinstance(value, bool), "str": isinstance(value, str), "list": isinstance(value, list),
+                "dict": isinstance(value, dict), "any": True}[kind]
+    if not expected:
+        article = {"int": "an integer", "float": "a number", "number": "a number", "bool": "true or false",
+                   "str": "a string", "list": "a list [a,b,...]", "dict": "a mapping"}[kind]
+        return f"must be {article}"
+    if numeric:
+        import math
+
+        if rule.get("finite", True) and not math.isfinite(value):
+            return "must be finite"
+        for field, test, words in (("min", lambda v, b: v >= b, ">="), ("max", lambda v, b: v <= b, "<="),
+                                   ("gt", lambda v, b: v > b, ">"), ("lt", lambda v, b: v < b, "<")):
+            if field in rule and not test(value, rule[field]):
+                return f"must be {words} {rule[field]}"
+    if "choices" in rule and value not in rule["choices"]:
+        return f"allowed: {', '.join(map(str, rule['choices']))}"
+    if isinstance(value, list):
+        if "length" in rule and len(value) != rule["length"]:
+            return f"must have {rule['length']} entries"
+        if len(value) < rule.get("min_length", 0):
+            return f"must have at least {rule['min_length']} entr{'y' if rule['min_length'] == 1 else 'ies'}"
+        for item in value:
+            bad = problem(item, rule["items"]) if "items" in rule else None
+            if bad:
+                return f"every entry {bad} ({short(item)} is not)"
+    return None
+
+
+def check_schema(cfg: DictConfig, rules: dict | None = None) -> None:
+    rules = rules if rules is not None else schema()
+    values = OmegaConf.to_container(cfg, resolve=True)
+    for key, value in leaves(values):
+        rule = rule_for(key, rules)
+        if rule is None:
+            continue  # tests/test_bad_input.py fails on any key without a rule
+        bad = problem(value, rule)
+        if bad:
+            raise ConfigError(f"{key}={short(value)}: {bad}")
+
+
+def uncovered_keys(cfg: DictConfig, rules: dict | None = None) -> list[str]:
+    rules = rules if rules is not None else schema()
+    return [key for key, _ in leaves(OmegaConf.to_container(cfg, resolve=False)) if rule_for(key, rules) is None]
 
 
 def group_options(group: str) -> list[str]:
@@ -44,12 +124,15 @@ def expand(overrides: list[str]) -> list[list[str]]:
     """The cartesian cells of a command line's sweep overrides (Hydra's basic sweeper semantics)."""
     parsed = []
     for item in overrides:
+        hint = "write key=value, lists as key=[a,b], sweeps (with -m) as key=a,b"
+        if "=" not in item or item.split("=", 1)[0].lstrip("+~") == "":
+            raise ConfigError(f"cannot parse override '{short_text(item)}' (no key=value); {hint}")
         try:
             parsed += OverridesParser.create().parse_overrides([item])
-        except HydraException as exc:
-            reason = "; ".join(line.strip() for line in str(exc).splitlines()[1:2] if line.strip())
-            raise ConfigError(f"cannot parse override '{item}' ({reason}); write key=value, lists as "
-                              f"key=[a,b], sweeps (with -m) as key=a,b") from None
+        except (HydraException, ValueError) as exc:
+            reason = "; ".join(line.strip() for line in str(exc).splitlines()[1:2] if line.strip()) or \
+                short_text(first_line(str(exc)))
+            raise ConfigError(f"cannot parse override '{short_text(item)}' ({reason}); {hint}") from None
     lists = []
     for override in parsed:
         key = override.get_key_element()
@@ -62,12 +145,27 @@ def expand(overrides: list[str]) -> list[list[str]]:
     return [list(cell) for cell in itertools.product(*lists)]
 
 
+def short_text(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def first_line(message: str) -> str:
     return next((line.strip() for line in message.splitlines() if line.strip()), message)
 
 
+def yaml_problem(exc) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{mark.name}, line {mark.line + 1}" if mark else "a config file"
+    problem = getattr(exc, "problem", None) or first_line(str(exc))
+    return f"malformed YAML in {where}: {problem}; fix or remove that file"
+
+
 def explain(exc: Exception, base: DictConfig | None) -> str:
     """Turn Hydra/OmegaConf's multi-line messages into one line with what is allowed."""
+    import yaml
+
+    if isinstance(exc, yaml.YAMLError):
+        return yaml_problem(exc)
     message = str(exc)
     missing = re.search(r"Could not find '([^']+)'", message)
     if missing:
@@ -81,8 +179,12 @@ def explain(exc: Exception, base: DictConfig | None) -> str:
         key = bad_key.group(1)
         parent = key.rpartition(".")[0]
         node = OmegaConf.select(base, parent) if (base is not None and parent) else base
-        known = ", ".join(str(k) for k in node.keys()) if isinstance(node, DictConfig) else "see --cfg job"
-        return f"unknown key '{key}'; keys{' under ' + parent if parent else ''}: {known}"
+        known = ", ".join(str(k) for k in node.keys() if str(k) not in SPEC) if isinstance(node, DictConfig) \
+            else "see --cfg job"
+        if not parent:
+            groups = ", ".join(sorted(g for g in top_groups() if g not in ("sizing", "hydra", "local")))
+            return f"unknown key or group '{key}'; groups: {groups}; keys: {known}"
+        return f"unknown key '{key}'; keys under {parent}: {known}"
     return first_line(message)
 
 
@@ -111,18 +213,8 @@ def check_types(cfg: DictConfig, default: DictConfig, cell: list[str]) -> None:
 
 
 def check_values(cfg: DictConfig) -> None:
-    for key in POSITIVE:
-        value = OmegaConf.select(cfg, key)
-        if value is not None and not value > 0:
-            raise ConfigError(f"{key}={value}: must be > 0")
-    for key in NON_NEGATIVE:
-        value = OmegaConf.select(cfg, key)
-        if value is not None and value < 0:
-            raise ConfigError(f"{key}={value}: must be >= 0")
-    for key, allowed in CHOICES.items():
-        value = OmegaConf.select(cfg, key)
-        if value is not None and value not in allowed:
-            raise ConfigError(f"{key}={value}: allowed: {', '.join(allowed)}")
+    check_schema(cfg)
+    check_sizes(cfg)
     if cfg.trainer.device == "cuda":
         import torch
 
@@ -136,6 +228,15 @@ def check_values(cfg: DictConfig) -> None:
     check_world_size(cfg, module)
     if hasattr(module, "validate"):
         module.validate(cfg)
+
+
+def check_sizes(cfg: DictConfig) -> None:
+    """Sizes that cannot work: a batch larger than the data it is drawn from."""
+    data, trainer = cfg.get("data") or {}, cfg.get("trainer") or {}
+    train_size, batch = data.get("train_size"), trainer.get("batch_size")
+    if data.get("name") == "photo_patches" and train_size and batch and int(batch) > int(train_size):
+        raise ConfigError(f"trainer.batch_size={batch} is larger than the training set (data.train_size="
+                          f"{train_size}); allowed: 1..{train_size}")
 
 
 def check_world_size(cfg: DictConfig, module) -> None:
@@ -193,8 +294,21 @@ def preflight(overrides: list[str], multirun: bool) -> Plan:
         GlobalHydra.instance().clear()
 
 
+def check_group_options(overrides: list[str]) -> None:
+    """group=option for every config group, the optional ones (sweep, local) too, which Hydra would skip."""
+    groups = top_groups()
+    for item in overrides:
+        key, _, value = item.partition("=")
+        key = key.lstrip("+~")
+        if key in groups and key not in ("sizing", "hydra") and value and "," not in value and value != "null":
+            options = group_options(key)
+            if value not in options:
+                raise ConfigError(f"unknown {key} '{short_text(value)}'; allowed: {', '.join(options)}")
+
+
 def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
     cells = expand(overrides)
+    check_group_options([c for cell in cells for c in cell])
     if not multirun:
         if len(cells) > 1:
             raise ConfigError(f"{next(o for o in overrides if ',' in o.split('=', 1)[-1])}: several values "
@@ -202,7 +316,7 @@ def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
         cells = [overrides]
     try:
         head = compose_cell(cells[0], return_hydra=multirun)
-    except (HydraException, OmegaConfBaseException) as exc:
+    except (HydraException, OmegaConfBaseException, yaml.YAMLError) as exc:
         raise ConfigError(explain(exc, safe_base())) from None
     plan = Plan(jobs=len(cells))
     if multirun:
@@ -221,7 +335,7 @@ def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
     for cell in cells:
         try:
             cfg = compose_cell(cell)
-        except (HydraException, OmegaConfBaseException) as exc:
+        except (HydraException, OmegaConfBaseException, yaml.YAMLError) as exc:
             raise ConfigError(explain(exc, safe_base())) from None
         if cfg.get("name") is None or cfg.get("task") is None:
             raise ConfigError(f"no experiment chosen: kexue-run experiment=<name>; allowed: {', '.join(experiments())}")
@@ -252,5 +366,9 @@ def resume_overrides(run_dir: str) -> list[str]:
     if not (path / ".hydra" / "overrides.yaml").is_file():
         raise ConfigError(f"resume={run_dir}: not a run folder (no .hydra/overrides.yaml); "
                           f"give a folder under outputs/runs/<experiment>/")
-    kept = [o for o in saved_overrides(path) if not o.startswith(("resume=", "hydra.run.dir="))]
+    try:
+        saved = saved_overrides(path)
+    except ValueError as exc:
+        raise ConfigError(f"resume={run_dir}: {exc}") from None
+    kept = [o for o in saved if not o.startswith(("resume=", "hydra.run.dir="))]
     return kept + [f"resume={path}", f"hydra.run.dir={path}"]

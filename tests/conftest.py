@@ -50,7 +50,8 @@ def summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
-def subprocess_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = os.environ | {"COLUMNS": "200"}
+def subprocess_cli(*args: str, cwd: Path, timeout: float = 300,
+                   env: dict | None = None) -> subprocess.CompletedProcess:
+    env = os.environ | {"COLUMNS": "200"} | (env or {})
     return subprocess.run([sys.executable, "-m", "kexue_runs.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)

@@ -1,28 +1,81 @@
-"""Bad input: one clear line naming the problem and what is allowed, exit code 2, nothing written."""
+"""Bad input: one clear line naming the problem and what is allowed, exit code 2, nothing written.
+
+Every value is checked against kexue_runs/schema.yaml; a composed config with a key no rule covers
+fails the coverage test below, so a new key cannot go unchecked."""
 
 import pytest
 from conftest import SMOKE
 
+FSQ = SMOKE
+RE = ["experiment=rerope_extrapolation", "scale=smoke", "trainer.progress=false"]
+DD = ["experiment=ddim_cifar", "scale=smoke", "trainer.progress=false"]
+LP = ["experiment=lora_plus", "scale=smoke", "trainer.progress=false"]
+SG = ["experiment=sgd_bound", "scale=smoke"]
+UN = ["experiment=unargmaxable", "scale=smoke"]
+RA = ["experiment=reparam_argmax", "scale=smoke"]
+
 BAD = [
+    # choosing things
     (["experiment=fsq_vs_vqq"], "unknown experiment 'fsq_vs_vqq'; allowed: attention_sparsity, bert_init,"),
     ([], "no experiment chosen"),
-    ([*SMOKE, "quantizer=lfq"], "unknown quantizer 'lfq'; allowed: fsq, vq_rotation, vq_ste"),
-    ([*SMOKE, "optimizer=lion"], "unknown optimizer 'lion'; allowed: adam, adamw, sgd"),
-    ([*SMOKE, "scale=huge"], "unknown scale 'huge'; allowed: cpu, gpu, smoke"),
-    ([*SMOKE, "trainer.stepz=5"], "unknown key 'trainer.stepz'; keys under trainer:"),
-    ([*SMOKE, "trainer.steps=abc"], "trainer.steps='abc' has the wrong type: expected an integer"),
-    ([*SMOKE, "optimizer.lr=-0.1"], "optimizer.lr=-0.1: must be > 0"),
-    ([*SMOKE, "quantizer.codebook_size=0"], "the codebook is empty"),
-    ([*SMOKE, "quantizer.levels=[5,1]"], "every FSQ level must be >= 2"),
-    ([*SMOKE, "quantizer.codebook_size=1000"], "no FSQ level table entry"),
-    ([*SMOKE, "quantizer=vq_ste", "quantizer.init=zeros"], "quantizer.init=zeros: allowed: normal, small_norm, kmeans"),
-    ([*SMOKE, "trainer.device=tpu"], "trainer.device=tpu: allowed: auto, cpu, cuda"),
-    ([*SMOKE, "trainer.batch_size=0"], "trainer.batch_size=0: must be > 0"),
-    ([*SMOKE, "model.downsample=5"], "model.downsample=5"),
-    ([*SMOKE, "data=cifar10", "data.root=/nonexistent"], "data=cifar10 needs a local copy or the network"),
-    ([*SMOKE, "seed=-1"], "seed=-1: must be >= 0"),
+    ([*FSQ, "quantizer=lfq"], "unknown quantizer 'lfq'; allowed: fsq, vq_rotation, vq_ste"),
+    ([*FSQ, "optimizer=lion"], "unknown optimizer 'lion'; allowed: adam, adam_layer_adapted, adamw, sgd"),
+    ([*FSQ, "scale=huge"], "unknown scale 'huge'; allowed: cpu, gpu, smoke"),
+    ([*FSQ, "sweep=nope"], "unknown sweep 'nope'; allowed: fsq_vs_vq, lora_plus, rerope_extrapolation"),
+    ([*FSQ, "quantiser=fsq"], "unknown key or group 'quantiser'"),
+    ([*FSQ, "trainer.stepz=5"], "unknown key 'trainer.stepz'; keys under trainer:"),
+    ([*RE, "arch=gau"], "unknown arch 'gau'; allowed: baseline, cosa, hwfa, kna, kna_nope, logn, qna"),
+    # types
+    ([*FSQ, "trainer.steps=abc"], "trainer.steps='abc' has the wrong type: expected an integer"),
+    ([*FSQ, "trainer.steps=1.5"], "trainer.steps=1.5 has the wrong type: expected an integer"),
+    ([*FSQ, "trainer.progress=maybe"], "trainer.progress='maybe' has the wrong type: expected a boolean"),
+    ([*FSQ, "quantizer.levels=[8,abc]"], "quantizer.levels=[8, 'abc']: every FSQ level must be an integer"),
+    ([*FSQ, "trainer.threads=abc"], "trainer.threads='abc'"),
+    ([*FSQ, "optimizer.betas=0.9"], "optimizer.betas=0.9"),
+    # ranges, from the schema
+    ([*FSQ, "optimizer.lr=-0.1"], "optimizer.lr=-0.1: must be > 0"),
+    ([*FSQ, "optimizer.lr=inf"], "optimizer.lr=inf: must be finite"),
+    ([*FSQ, "optimizer.lr=0"], "optimizer.lr=0: must be > 0"),
+    ([*FSQ, "optimizer.betas=[2.0,0.999]"], "optimizer.betas=[2.0, 0.999]: every entry must be < 1"),
+    ([*FSQ, "optimizer.betas=[0.9]"], "optimizer.betas=[0.9]: must have 2 entries"),
+    ([*FSQ, "trainer.threads=-1"], "trainer.threads=-1: must be >= 1"),
+    ([*FSQ, "trainer.threads=0"], "trainer.threads=0: must be >= 1"),
+    ([*FSQ, "trainer.batch_size=0"], "trainer.batch_size=0: must be >= 1"),
+    ([*FSQ, "trainer.steps=0"], "trainer.steps=0: must be >= 1"),
+    ([*FSQ, "trainer.checkpoint_every=0"], "trainer.checkpoint_every=0: must be >= 1"),
+    ([*FSQ, "trainer.device=tpu"], "trainer.device='tpu': allowed: auto, cpu, cuda"),
+    ([*FSQ, "seed=-1"], "seed=-1: must be >= 0"),
+    ([*FSQ, "data.train_size=0"], "data.train_size=0: must be >= 1"),
+    ([*FSQ, "data.val_size=0"], "data.val_size=0: must be >= 1"),
+    ([*FSQ, "trainer.batch_size=100000"], "trainer.batch_size=100000 is larger than the training set"),
+    ([*FSQ, "model.latent_norm=layernorm"], "model.latent_norm='layernorm': allowed: groupnorm, batchnorm, none"),
+    ([*FSQ, "loss.commitment_weight=-1"], "loss.commitment_weight=-1: must be >= 0"),
+    ([*DD, "diffusion.ema=1.5"], "diffusion.ema=1.5: must be < 1"),
+    ([*DD, "eval.steps=[]"], "eval.steps=[]: must have at least 1 entry"),
+    ([*LP, "lora.rank=0"], "lora.rank=0: must be >= 1"),
+    ([*LP, "lora.ratios=[1,-4]"], "lora.ratios=[1, -4]: every entry must be > 0"),
+    ([*RE, "eval.yarn_ramp=linear"], "eval.yarn_ramp='linear': allowed: scaled, absolute"),
+    ([*SG, "sim.horizons=1"], "sim.horizons=1: must be >= 2"),
+    ([*UN, "sim.norm_spreads=[-0.5]"], "sim.norm_spreads=[-0.5]: every entry must be >= 0"),
+    ([*RA, "sim.mu=[1.0]"], "sim.mu=[1.0]: must have at least 2 entries"),
+    # the experiments' own rules
+    ([*FSQ, "quantizer.codebook_size=0"], "quantizer.codebook_size=0: must be >= 1"),
+    ([*FSQ, "quantizer.levels=[5,1]"], "every FSQ level must be >= 2"),
+    ([*FSQ, "quantizer.codebook_size=1000"], "no FSQ level table entry"),
+    ([*FSQ, "quantizer=vq_ste", "quantizer.init=zeros"],
+     "quantizer.init=zeros: allowed: normal, small_norm, uniform, kmeans"),
+    ([*FSQ, "model.downsample=5"], "model.downsample=5"),
+    ([*DD, "diffusion.schedule=cosine"], "diffusion.schedule=cosine: allowed: su, linear"),
+    ([*LP, "optimizer=sgd"], "optimizer=sgd: LoRA+ is stated for Adam; allowed: adam"),
+    ([*RE, "model.heads=3"], "the head size width/heads must be an even integer"),
+    # parsing and the environment
+    ([*FSQ, "data=cifar10", "data.root=/nonexistent"], "data=cifar10 needs a local copy or the network"),
     (["resume=/nonexistent/run"], "not a run folder"),
-    ([*SMOKE, "trainer.steps=[1"], "trainer.steps=[1"),
+    ([*FSQ, "trainer.steps=[1"], "trainer.steps=[1"),
+    ([*FSQ, "=5"], "cannot parse override '=5'"),
+    ([*FSQ, "trainer.steps"], "cannot parse override 'trainer.steps'"),
+    ([*FSQ, "quantizer.codebook_size=16,64"], "several values need -m"),
+    ([*FSQ, "optimizer.lr=" + "1" * 5000], "optimizer.lr="),
 ]
 
 
@@ -33,11 +86,47 @@ def test_bad_input_gets_one_clear_line(kexue, tmp_path, args, message):
     lines = [line for line in out.strip().splitlines() if line.strip()]
     assert len(lines) == 1, out
     assert lines[0].startswith("error: ") and message in lines[0], out
+    assert len(lines[0]) < 400, "a long value must not be echoed whole"
     assert "Traceback" not in out
     assert not (tmp_path / "outputs").exists()  # nothing half-written
 
 
+def test_there_are_at_least_40_bad_inputs():
+    assert len(BAD) >= 40
+
+
 def test_a_bad_cell_in_a_sweep_stops_it_before_any_job(kexue, tmp_path):
-    code, out = kexue("-m", *SMOKE, "quantizer.codebook_size=16,1000")
+    code, out = kexue("-m", *FSQ, "quantizer.codebook_size=16,1000")
     assert code == 2 and "no FSQ level table entry" in out
     assert not (tmp_path / "outputs").exists()
+
+
+def test_every_config_key_has_a_schema_rule():
+    from hydra import compose, initialize_config_dir
+
+    from kexue_runs import config_dir
+    from kexue_runs.validate import experiments, group_options, uncovered_keys
+
+    missing = set()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        for name in experiments():
+            for scale in ("smoke", "cpu", "gpu"):
+                missing |= set(uncovered_keys(compose("config", overrides=[f"experiment={name}", f"scale={scale}"])))
+        for group in ("optimizer", "quantizer", "data", "arch"):
+            for option in group_options(group):
+                cfg = compose("config", overrides=["experiment=fsq_vs_vq", f"{group}={option}"]
+                              if group != "arch" else ["experiment=rerope_extrapolation", f"arch={option}"])
+                missing |= set(uncovered_keys(cfg))
+    assert not missing, f"keys without a rule in kexue_runs/schema.yaml: {sorted(missing)}"
+
+
+def test_schema_rules_flag_what_they_should():
+    from kexue_runs.validate import problem
+
+    assert problem(3, {"type": "int", "min": 1}) is None
+    assert problem(True, {"type": "int"}) == "must be an integer"
+    assert problem(0.5, {"type": "number", "gt": 0, "lt": 1}) is None
+    assert problem(1.0, {"type": "number", "lt": 1}) == "must be < 1"
+    assert problem(float("nan"), {"type": "number"}) == "must be finite"
+    assert problem(None, {"type": "int", "nullable": True}) is None
+    assert problem([1, 2], {"type": "list", "items": {"type": "int", "min": 2}}).startswith("every entry must be >= 2")

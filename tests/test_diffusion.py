@@ -187,3 +187,17 @@ def test_labelled_local_set_gets_a_classifier_metric(kexue, tmp_path):
 def test_bad_input_is_one_line(kexue, args, message):
     code, out = kexue(*SMOKE_DD, *args)
     assert code == 2 and message in out, out
+
+
+@pytest.mark.parametrize("eta", [0.3, 0.5, 0.8])
+def test_step_noise_is_eta_times_ddpm_sigma(eta):
+    """sigma_t = eta * bbar_s / bbar_t * sqrt(1 - (abar_t / abar_s)^2) (9181): the spread of one step from a
+    fixed x_t with a fixed eps is exactly that, linear in eta."""
+    schedule = Schedule(100, "su")
+    t, s = 60, 40
+    x = torch.zeros(20000, 1, dtype=torch.float64)
+    out = step(lambda x_, t_: torch.zeros_like(x_), x, t, s, schedule, Sampler(10, "eta", eta),
+               torch.Generator().manual_seed(0))
+    a_t, b_t, a_s, b_s = (float(v) for v in (schedule.abar[t], schedule.bbar[t], schedule.abar[s], schedule.bbar[s]))
+    sigma = eta * (b_s / b_t) * math.sqrt(1 - (a_t / a_s) ** 2)
+    assert out.std().item() == pytest.approx(sigma, rel=0.03)  # 20000 draws: the std's SE is 0.5%

@@ -2,12 +2,10 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
-from conftest import REPO, SMOKE, run_dirs, subprocess_cli, summary
+from conftest import SMOKE, run_dirs, subprocess_cli, summary
 
 
 def test_smoke_run_writes_every_file(kexue, tmp_path):
@@ -30,7 +28,7 @@ def test_smoke_run_writes_every_file(kexue, tmp_path):
     assert all({"step", "time", "split"} <= set(r) for r in rows)
     report = (run / "report.md").read_text()
     assert "**Claim.**" in report and "## The post's numbers" in report and "val/utilization" in report
-    assert "final metrics" in out and str(run) in out.replace("\n", "")
+    assert str(run) in out.replace("\n", "")
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers(kexue, tmp_path):
@@ -42,35 +40,6 @@ def test_same_seed_same_numbers_other_seed_other_numbers(kexue, tmp_path):
                          for x in (r / "metrics.jsonl").read_text().splitlines()]
     assert metrics(run_dirs(tmp_path / "outputs")[0]) == metrics(run_dirs(tmp_path / "outputs")[1])
     assert c["final"]["val/mse"] != a["final"]["val/mse"]
-
-
-def test_sigkill_then_resume_ends_like_an_uninterrupted_run(kexue, tmp_path):
-    slow = [*SMOKE, "quantizer=vq_rotation", "trainer.steps=400", "trainer.checkpoint_every=40",
-            "trainer.eval_every=100"]
-    assert kexue(*slow, outputs=tmp_path / "straight")[0] == 0
-    (straight,) = run_dirs(tmp_path / "straight")
-    killed_root = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "kexue_runs.cli", *slow, f"output_root={killed_root}"],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        runs = run_dirs(killed_root)
-        if runs and (runs[0] / "checkpoint.pt").exists():
-            rows = (runs[0] / "metrics.jsonl").read_text().splitlines()
-            if rows and json.loads(rows[-1])["step"] >= 120:
-                break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    (killed,) = run_dirs(killed_root)
-    assert not (killed / "summary.json").exists(), "the run finished before it could be killed"
-    code, out = kexue(f"resume={killed}")
-    assert code == 0, out
-    assert "resumed from step" in out
-    assert summary(killed)["final"] == summary(straight)["final"]
-    strip = lambda r: [{k: v for k, v in json.loads(x).items() if k != "time"}  # noqa: E731
-                       for x in (r / "metrics.jsonl").read_text().splitlines()]
-    assert strip(killed) == strip(straight)
 
 
 def test_divergence_stops_the_run_and_keeps_its_metrics(kexue, tmp_path):

@@ -46,6 +46,9 @@ def validate(cfg) -> None:
                               f"{', '.join(map(str, PAPER_LEVELS))}, or set quantizer.levels=[L1,L2,...]")
         if q.levels != "auto" and (not isinstance(q.levels, (list, tuple)) and not hasattr(q.levels, "__iter__")):
             raise ConfigError(f"quantizer.levels={q.levels}: must be 'auto' or a list of integers >= 2")
+        if q.levels != "auto" and not all(isinstance(v, int) and not isinstance(v, bool) for v in q.levels):
+            raise ConfigError(f"quantizer.levels={list(q.levels)}: every FSQ level must be an integer >= 2; "
+                              f"allowed: auto, or a list like [8,5,5,5]")
         levels = fsq_levels(q)
         if not levels or any(level < 2 for level in levels):
             raise ConfigError(f"quantizer.levels={levels}: every FSQ level must be >= 2 (the paper advises >= 5)")

@@ -1,0 +1,105 @@
+"""Mutation check: break one formula at a time and see whether the test suite notices.
+
+    python scripts/mutations.py            # every mutation below, with the test files that cover it
+    python scripts/mutations.py 3 7        # only these (by number)
+
+Each mutation replaces one exact snippet of the source, runs the named test files (pytest -x, 1 thread),
+and restores the file; "killed" means a test turned red. Not part of `make test` (minutes of CPU).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+NUMERIC = ["tests/test_numeric.py"]
+CLAIMS = ["tests/test_claims.py"]
+
+# (file, old, new, what it breaks, tests)
+MUTATIONS = [
+    ("kexue_runs/claims.py", "    return float(t.ppf(1 - alpha / 2, df))",
+     "    return 0.5 * float(t.ppf(1 - alpha / 2, df))",
+     "claim engine: half the t critical value (the decision multiplier)", CLAIMS),
+    ("kexue_runs/claims.py", "/ (self.n - 1) if self.n > 1 else math.nan", "/ self.n if self.n > 1 else math.nan",
+     "claim engine: sample variance with ddof=0", CLAIMS),
+    ("kexue_runs/claims.py", "    elif hi == FAIL or (lo == PASS and hi == PASS):", "    elif hi == FAIL:",
+     "claim engine: a arm winning everywhere counted as a crossover", CLAIMS),
+    ("kexue_runs/claims.py", "            return FAIL if strict else PASS", "            return PASS",
+     "claim engine: an exact tie wins a strict claim", CLAIMS),
+    ("kexue_runs/methods/diffusion.py", "        sigma = mean_sigma = sampler.eta * ddpm_sigma",
+     "        sigma = mean_sigma = sampler.eta ** 2 * ddpm_sigma", "DDIM: sigma = eta^2 sigma_DDPM",
+     ["tests/test_diffusion.py"]),
+    ("kexue_runs/experiments/sgd_bound.py", "D ** 2 / (2 * h * etas[-1])", "D ** 2 / (200 * h * etas[-1])",
+     "sgd_bound: the bound's first term divided by 100", NUMERIC),
+    ("kexue_runs/experiments/self_consuming.py", "var[t] = x.var(axis=0, ddof=1)", "var[t] = x.var(axis=0, ddof=0)",
+     "self_consuming: the refit variance with ddof=0", NUMERIC),
+    ("kexue_runs/experiments/quanta_scaling.py", "    return zeta(gamma + 1, n + 1) / zeta(gamma + 1)",
+     "    return zeta(gamma + 1, n) / zeta(gamma + 1)", "quanta_scaling: the tail sum off by one", NUMERIC),
+    ("kexue_runs/experiments/attention_sparsity.py", "    num = (math.sqrt(2 / math.pi) * gamma",
+     "    num = (math.sqrt(2) / math.pi * gamma", "attention_sparsity: sqrt(2/pi) -> sqrt(2)/pi", NUMERIC),
+    ("kexue_runs/experiments/reparam_argmax.py", "np.arange(1, points + 1) / (points + 1)",
+     "np.arange(1, points + 1) / (points + 2)", "reparam_argmax: quantiles k/(K+2)", NUMERIC),
+    ("kexue_runs/experiments/lossless_bound.py", "        log2_v = bits / int(length)",
+     "        log2_v = bits / int(length) + 1", "lossless_bound: log2 V off by one", NUMERIC),
+    ("kexue_runs/experiments/unargmaxable.py", "SEPARATION = 1e-9", "SEPARATION = 1e-2",
+     "unargmaxable: Su's criterion with a loose zero", NUMERIC),
+    ("kexue_runs/experiments/linear_attention_cost.py", "    return 4 * n * h * h * d * d + 2 * n * n * h * d",
+     "    return 4 * n * h * h * d * d + n * n * h * d", "linear_attention_cost: the quadratic term halved", NUMERIC),
+    ("kexue_runs/experiments/bert_init.py", "factor = float(truncnorm(-2, 2).std())",
+     "factor = float(truncnorm(-3, 3).std())", "bert_init: truncation at 3 std", NUMERIC),
+    ("kexue_runs/experiments/ddpm_schedule.py", "    return np.sqrt(1 - 0.02 * t / T)",
+     "    return np.sqrt(1 - 0.01 * t / T)", "ddpm_schedule: 0.01 for 0.02", NUMERIC),
+    ("kexue_runs/experiments/simsiam_dynamics.py", "        d_theta = -r * phi\n",
+     "        d_theta = -r * (phi + 0.01)\n", "simsiam_dynamics: the stop-gradient flow perturbed", NUMERIC),
+    ("kexue_runs/experiments/local_global_cosine.py",
+     "    return float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y)))",
+     "    return float(x @ y / (np.linalg.norm(x) + np.linalg.norm(y)))",
+     "local_global_cosine: the cosine's denominator", NUMERIC),
+    ("kexue_runs/experiments/ddim_cifar.py", "min(decay, (1 + step) / (10 + step))",
+     "min(decay, (1 + step) / (100 + step))", "ddim_cifar: a slower EMA warm-up", ["tests/test_diffusion.py"]),
+    ("kexue_runs/experiments/rerope_extrapolation.py",
+     "        factor = int(cfg.data.length) / float(e.yarn_reference_length)",
+     "        factor = 1.0", "rerope: YaRN's ramp not scaled to L", ["tests/test_rerope.py"]),
+    ("kexue_runs/experiments/lora_plus.py", "            nxt = best / 2", "            nxt = best / 4",
+     "lora_plus: the eta_A search skips grid points", ["tests/test_lora.py"]),
+    ("kexue_runs/methods/fsq.py", "        half_l = (levels - 1) * (1 + self.eps) / 2",
+     "        half_l = (levels - 1) * (1 + self.eps) / 2.5", "FSQ: the bound's half width", ["tests/test_fsq.py"]),
+]
+
+
+def run(index: int) -> tuple[str, float]:
+    path, old, new, _, tests = MUTATIONS[index]
+    file = REPO / path
+    source = file.read_text()
+    if source.count(old) != 1:
+        return "snippet not found", 0.0
+    file.write_text(source.replace(old, new))
+    start = time.time()
+    try:
+        env = os.environ | {"OMP_NUM_THREADS": "1"}
+        code = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
+                              cwd=REPO, env=env, capture_output=True).returncode
+    finally:
+        file.write_text(source)
+    return ("killed" if code != 0 else "SURVIVED"), time.time() - start
+
+
+def main(argv: list[str]) -> int:
+    chosen = [int(a) for a in argv] or range(len(MUTATIONS))
+    print("| # | mutation | file | tests | result |\n|---|---|---|---|---|")
+    survived = 0
+    for i in chosen:
+        result, seconds = run(i)
+        survived += result != "killed"
+        path, _, _, what, tests = MUTATIONS[i]
+        print(f"| {i} | {what} | {path} | {', '.join(Path(t).name for t in tests)} | {result} ({seconds:.0f} s) |",
+              flush=True)
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
