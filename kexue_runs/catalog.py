@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from rich.table import Table
 
 from . import config_dir
 from .progress import console
@@ -37,17 +36,25 @@ def last_report(name: str, outputs: Path = Path("outputs")) -> dict | None:
     return newest_claim_report(name, outputs) or newest_run_verdict(name, outputs)
 
 
-def last_verdict(name: str, outputs: Path = Path("outputs")) -> str:
+def verdict_and_stability(name: str, outputs: Path = Path("outputs")) -> tuple[str, str, str]:
+    """(verdict as shown, where it comes from, stability on held-out replicates) of the newest report."""
     report = last_report(name, outputs)
     if report is None:
-        return "-"
+        return "-", "", "-"
     from .claims import overall, stable
 
     verdict = report.get("verdict") or overall(report["checks"])
     stability = report.get("stability") or stable(report["checks"])
     shown = "unstable" if stability == "unstable" and verdict in ("PASS", "FAIL") else verdict
-    style = VERDICT_STYLE.get(shown, "magenta")
-    return f"[{style}]{shown}[/] ({report.get('scale', '?')})"
+    source = str(report.get("scale", "?"))
+    return shown, source if source.endswith(" run") else f"{source} sweep", stability
+
+
+def last_verdict(name: str, outputs: Path = Path("outputs")) -> str:
+    shown, source, _ = verdict_and_stability(name, outputs)
+    if shown == "-":
+        return "-"
+    return f"[{VERDICT_STYLE.get(shown, 'magenta')}]{shown}[/] ({source})"
 
 
 def newest_run_verdict(name: str, outputs: Path) -> dict | None:
@@ -62,18 +69,80 @@ def newest_run_verdict(name: str, outputs: Path) -> dict | None:
     return None
 
 
+def short_title(title: str) -> str:
+    """The English gloss in a post title's last parentheses, else the title."""
+    if title.endswith(")") and "(" in title:
+        return title[title.rindex("(") + 1:-1]
+    return title
+
+
 def print_catalog(outputs: Path = Path("outputs")) -> None:
-    table = Table(title="kexue-runs experiments", show_lines=True)
-    for column in ("experiment", "post", "claim", "scales", "last verdict"):
-        table.add_column(column, overflow="fold")
+    """One line per experiment at any width (80 columns and up): name, post, short title, last verdict and
+    where it came from, and whether it held on held-out replicates."""
+    from rich.markup import escape
+
+    width = max(console.width, 80)
+    fixed = {"experiment": 22, "post": 7, "verdict": 24, "held-out": 9}
+    title_width = width - sum(fixed.values())
+    cut = lambda text, n: text if len(text) <= n else text[: n - 1] + "…"  # noqa: E731
+    console.print("kexue-runs experiments (kexue-run show <name>: a post's claim, checks, results)", highlight=False)
+    console.print(f"{'experiment':<22}{'post':<7}{'title':<{title_width}}{'verdict':<24}held-out", style="bold",
+                  highlight=False)
     for path in experiment_files():
         spec = load_experiment(path)
         posts = (spec.get("meta") or {}).get("posts", [])
-        post = "\n".join(f"{p['archive']} {p['title']}" for p in posts)
-        headline = (spec.get("meta") or {}).get("headline") or spec.get("claim", "")
-        table.add_row(path.stem, post, str(headline).strip(), " ".join(scales(path.stem)),
-                      last_verdict(path.stem, outputs))
-    console.print(table)
+        post = str(posts[0]["archive"]) + ("+" if len(posts) > 1 else "") if posts else ""
+        title = cut(short_title(posts[0]["title"]) if posts else "", title_width - 1)
+        shown, source, stability = verdict_and_stability(path.stem, outputs)
+        verdict = cut(f"{shown} {source}".strip(), 23)
+        coloured = verdict.replace(shown, f"[{VERDICT_STYLE.get(shown, 'magenta')}]{shown}[/]", 1) if shown != "-" \
+            else verdict
+        pad = " " * (24 - len(verdict))
+        console.print(f"{escape(cut(path.stem, 21)):<22}{post:<7}{escape(title):<{title_width}}{coloured}{pad}"
+                      f"{stability}", highlight=False, soft_wrap=True)
+
+
+def print_experiment(name: str, outputs: Path = Path("outputs")) -> int:
+    """`kexue-run show <experiment>`: the posts, the claim, each check, the post's numbers, the last results."""
+    from .errors import ConfigError
+
+    path = config_dir() / "experiment" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown experiment '{name}'; allowed: {', '.join(p.stem for p in experiment_files())}")
+    spec = load_experiment(path)
+    from rich.markup import escape
+
+    from .report import reported_table
+    from .verdicts import BASIS_TAG, print_verdicts
+
+    console.print(f"[bold]{name}[/]: {(spec.get('meta') or {}).get('headline', '')}", highlight=False)
+    for p in (spec.get("meta") or {}).get("posts", []):
+        console.print(f"  {p['archive']} {p['title']}  {p['url']}", highlight=False, soft_wrap=True)
+    console.print(f"\n[bold]Claim.[/] {escape(str(spec.get('claim') or '').strip())}\n", highlight=False)
+    console.print("[bold]Checks[/] (fixed before results; derivation = the post's arithmetic, empirical = a "
+                  "measurement that could contradict it, ours = beyond the post):", highlight=False)
+    for c in spec.get("checks") or []:
+        console.print(escape(f"  {c['id']} ({BASIS_TAG.get(c.get('basis'), c.get('basis'))}; {c.get('source', '')}): "
+                             f"{c.get('statement', '')}"), highlight=False, soft_wrap=True)
+    console.print("\n[bold]The post's numbers[/]", highlight=False)
+    for line in reported_table(spec.get("reported"))[2:]:
+        console.print(escape("  " + line.strip("| ").replace(" | ", "; ")), highlight=False, soft_wrap=True)
+    report = last_report(name, outputs)
+    console.print("")
+    if report is None:
+        console.print(f"No results yet: kexue-run experiment={name}", highlight=False)
+    else:
+        report.setdefault("experiment", name)
+        from .claims import by_basis, overall, stable
+
+        report.setdefault("verdict", overall(report["checks"]))
+        report.setdefault("by_basis", by_basis(report["checks"]))
+        report["stability"] = report.get("stability") or stable(report["checks"])
+        print_verdicts(report)
+    has_sweep = (config_dir() / "sweep" / f"{name}.yaml").is_file()
+    console.print(f"\nrun: kexue-run experiment={name}" + (f"   sweep: kexue-run -m experiment={name} sweep={name}"
+                                                            if has_sweep else ""), highlight=False)
+    return 0
 
 
 def data_parallel_experiments() -> list[str]:

@@ -141,6 +141,12 @@ def run_command(argv: list[str] | None = None) -> int:
 
         print_catalog()
         return 0
+    if argv and argv[0] == "show":
+        from .catalog import print_experiment
+
+        if len(argv) != 2:
+            raise ConfigError("usage: kexue-run show <experiment>")
+        return print_experiment(argv[1])
     if argv and argv[0] == "report":
         from .sweeps import report_main
 
