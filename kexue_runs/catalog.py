@@ -82,11 +82,11 @@ def print_catalog(outputs: Path = Path("outputs")) -> None:
     from rich.markup import escape
 
     width = max(console.width, 80)
-    fixed = {"experiment": 22, "post": 7, "verdict": 24, "held-out": 9}
+    fixed = {"experiment": 22, "post": 7, "verdict": 25, "held-out": 9}
     title_width = width - sum(fixed.values())
     cut = lambda text, n: text if len(text) <= n else text[: n - 1] + "…"  # noqa: E731
     console.print("kexue-runs experiments (kexue-run show <name>: a post's claim, checks, results)", highlight=False)
-    console.print(f"{'experiment':<22}{'post':<7}{'title':<{title_width}}{'verdict':<24}held-out", style="bold",
+    console.print(f"{'experiment':<22}{'post':<7}{'title':<{title_width}}{'verdict':<25}held-out", style="bold",
                   highlight=False)
     for path in experiment_files():
         spec = load_experiment(path)
@@ -94,10 +94,10 @@ def print_catalog(outputs: Path = Path("outputs")) -> None:
         post = str(posts[0]["archive"]) + ("+" if len(posts) > 1 else "") if posts else ""
         title = cut(short_title(posts[0]["title"]) if posts else "", title_width - 1)
         shown, source, stability = verdict_and_stability(path.stem, outputs)
-        verdict = cut(f"{shown} {source}".strip(), 23)
+        verdict = cut(f"{shown} {source}".strip(), 24)
         coloured = verdict.replace(shown, f"[{VERDICT_STYLE.get(shown, 'magenta')}]{shown}[/]", 1) if shown != "-" \
             else verdict
-        pad = " " * (24 - len(verdict))
+        pad = " " * (25 - len(verdict))
         console.print(f"{escape(cut(path.stem, 21)):<22}{post:<7}{escape(title):<{title_width}}{coloured}{pad}"
                       f"{stability}", highlight=False, soft_wrap=True)
 
