@@ -26,7 +26,7 @@ def kexue(tmp_path, capsys):
     def run(*args: str, outputs: Path | None = None) -> tuple[int, str]:
         root = outputs or tmp_path / "outputs"
         argv = list(args)
-        if not any(a.startswith("output_root=") for a in argv) and args and args[0] not in ("list", "report"):
+        if not any(a.startswith("output_root=") for a in argv) and args and args[0] not in ("list", "report", "show"):
             argv.append(f"output_root={root}")
         old = sys.argv
         try:
