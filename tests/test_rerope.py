@@ -217,3 +217,30 @@ def test_yarn_ramp_scaled_to_the_training_length_keeps_the_posts_share_of_pairs(
     assert torch.allclose(ours / rope, posts / rope, atol=1e-6)  # the same blend for every pair
     absolute = rp.inv_freq(d, base, "yarn", s, train_length=64, yarn_alpha=1.0, yarn_beta=32.0)
     assert (absolute / rope < 0.99).all()  # the paper's numbers at L = 64: no pair extrapolates
+
+
+@pytest.mark.parametrize(("length", "window", "leaky", "chunk"), [
+    (200, 32, None, 64), (200, 32, 16.0, 64), (64, 64, None, 16), (300, 7, 8.0, 50), (50, 100, None, 256),
+    (129, 1, None, 32)])
+def test_blockwise_rerope_equals_the_two_matrix_softmax(length, window, leaky, chunk):
+    """The band + shifted fused call + log-sum-exp merge is the explicit softmax over rerope_logits."""
+    g = torch.Generator().manual_seed(length + window)
+    q, k, v = (torch.randn(2, 3, length, 16, generator=g, dtype=torch.float64) for _ in range(3))
+    theta = rp.inv_freq(16, 10000.0).double()
+    logits = rp.rerope_logits(q, k, theta, window, leaky) * 0.25
+    ref = logits.masked_fill(rp.relative_positions(length) < 0, float("-inf")).softmax(-1) @ v
+    got = rp.rerope_attention(q, k, v, theta, window, 0.25, leaky, chunk=chunk)
+    assert (got - ref).abs().max().item() < 1e-12
+    got32 = rp.rerope_attention(q.float(), k.float(), v.float(), theta.float(), window, 0.25, leaky, chunk=chunk)
+    assert (got32.double() - ref).abs().max().item() < 5e-6
+
+
+def test_the_public_api_fallback_matches_fused_causal_attention():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 100, 8, generator=g) for _ in range(3))
+    out, lse = rp.blockwise_attention_lse(q, k, v, 0.3, block=17)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.3)
+    scores = (q @ k.transpose(-1, -2) * 0.3).masked_fill(rp.relative_positions(100) < 0, float("-inf"))
+    assert (out - ref).abs().max() < 1e-5 and (lse - torch.logsumexp(scores, -1)).abs().max() < 1e-5
+    fused_out, fused_lse = rp.causal_attention_lse(q, k, v, 0.3)
+    assert (fused_out - ref).abs().max() < 1e-5 and (fused_lse - lse).abs().max() < 1e-5

@@ -10,7 +10,8 @@ Training-time options (`arch`, each its own trained model):
 
 Inference-time options (`InferenceArm`): the position scheme of methods/rerope.py, log n†, and a
 sliding-window mask with or without the first tokens kept. Attention runs through
-scaled_dot_product_attention except for ReRoPE, whose two score matrices need an explicit softmax.
+scaled_dot_product_attention; ReRoPE through methods.rerope.rerope_attention (a band plus one fused
+causal call on shifted positions, merged by log-sum-exp).
 """
 
 from __future__ import annotations
@@ -110,9 +111,11 @@ class Attention(nn.Module):
         s = max(1.0, t / L)
         if self.uses_rope and arm.scheme in ("rerope", "leaky_rerope"):
             theta = rp.inv_freq(self.head_dim, self.cfg.rope_base)
-            logits = rp.rerope_logits(q, k, theta, arm.window, arm.leaky_k) * scale
-            visible = mask if mask is not None else rp.relative_positions(t, x.device) >= 0
-            y = logits.masked_fill(~visible, float("-inf")).softmax(-1) @ v
+            if mask is None:  # blockwise: linear memory beyond the window (methods/rerope.py)
+                y = rp.rerope_attention(q, k, v, theta, arm.window, scale, arm.leaky_k)
+            else:
+                logits = rp.rerope_logits(q, k, theta, arm.window, arm.leaky_k) * scale
+                y = logits.masked_fill(~mask, float("-inf")).softmax(-1) @ v
         else:
             if self.uses_rope:
                 theta = rp.inv_freq(self.head_dim, self.cfg.rope_base, arm.scheme, s, self.cfg.mixed_b, L,
