@@ -31,7 +31,7 @@ def scales(name: str) -> list[str]:
 
 def last_report(name: str, outputs: Path = Path("outputs")) -> dict | None:
     """The newest claim report of the experiment's sweeps, else its newest run's own verdict."""
-    from .sweeps import newest_claim_report
+    from .runfiles import newest_claim_report
 
     return newest_claim_report(name, outputs) or newest_run_verdict(name, outputs)
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 import os
 import sys
 
+from .phases import mark
+
+mark("process")  # as early as the entry point can: before Hydra's import
+
 # Offline by default: a hub lookup without these flags retries for ~23 s before failing.
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -151,6 +155,7 @@ def run_command(argv: list[str] | None = None) -> int:
         from .sweeps import report_main
 
         return report_main(argv[1:])
+    mark("imports")
     argv = expand_resume(argv)
     if argv is None:  # resume= of a run that already ended: nothing to do
         return 0
@@ -161,6 +166,7 @@ def run_command(argv: list[str] | None = None) -> int:
 
         plan = preflight(overrides, multirun)
         check_writable(overrides, plan)
+        mark("preflight")
     prog = sys.argv[0] if sys.argv else "kexue-run"
     from .distributed import from_env
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-import torch.distributed as tdist
-from torch import nn
+if TYPE_CHECKING:  # torch is imported where it is used: `kexue-run --help` and `list` never load it
+    import torch
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class Dist:
         """DDP around the model when there is more than one process; the model itself otherwise."""
         if not self.enabled:
             return model
+        from torch import nn
+
         ids = [device.index] if device.type == "cuda" else None
         # 1x1 convolutions get transposed-stride grads; DDP copies them into its buckets, correctly.
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
@@ -57,6 +60,8 @@ class Dist:
         """The mean of a scalar over ranks (every rank must call it): the global-batch value."""
         if not self.enabled:
             return value
+        import torch.distributed as tdist
+
         value = value.detach().clone()
         tdist.all_reduce(value, op=tdist.ReduceOp.SUM)
         return value / self.world_size
@@ -65,6 +70,8 @@ class Dist:
         """Rank 0's `obj` on every rank."""
         if not self.enabled:
             return obj
+        import torch.distributed as tdist
+
         box = [obj]
         tdist.broadcast_object_list(box, src=0)
         return box[0]
@@ -78,9 +85,18 @@ def from_env() -> Dist:
                 local_world_size=int(env.get("LOCAL_WORLD_SIZE", str(world))))
 
 
+def resolve_device(name: str) -> torch.device:
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def start(dist: Dist, device_name: str) -> torch.device:
     """Join the process group (NCCL on CUDA, gloo on CPU) and return this rank's device."""
-    from .runner import resolve_device
+    import torch
+    import torch.distributed as tdist
 
     device = resolve_device(device_name)
     if device.type == "cuda":
@@ -92,6 +108,8 @@ def start(dist: Dist, device_name: str) -> torch.device:
 
 
 def stop(dist: Dist) -> None:
+    import torch.distributed as tdist
+
     if dist.enabled and tdist.is_initialized():
         tdist.barrier()
         tdist.destroy_process_group()

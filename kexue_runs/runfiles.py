@@ -161,3 +161,14 @@ def saved_overrides(run_dir: Path) -> list[str]:
     if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
         raise ValueError(f"{path} must be a list of key=value strings")
     return items
+
+
+def newest_claim_report(name: str, outputs: Path = Path("outputs")) -> dict | None:
+    """The newest readable claim_report.json of an experiment's sweeps."""
+    reports = sorted((Path(outputs) / "sweeps" / name).glob("*/claim_report.json"))
+    for path in reversed(reports):
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            continue
+    return None

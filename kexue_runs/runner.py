@@ -28,22 +28,26 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import faults, runfiles
+from . import faults, phases, runfiles
 from .distributed import Dist, from_env, start, stop
 from .errors import Diverged, Terminated
 from .progress import console, format_metrics, make_progress, metrics_table
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def deterministic() -> None:
+    """torch's deterministic-algorithms switch without torch.use_deterministic_algorithms' import of
+    torch._inductor (which pulls in dynamo: over a second of start-up for nothing on this path)."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is not None:
+        setter(True, warn_only=True)
+    else:
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def git_sha() -> str:
@@ -261,6 +265,7 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
     earlier one) is reused instead of rerun, and a job folder holding a checkpoint resumes from it.
     Under torchrun every rank calls this; the non-zero ranks pass run_dir=None and get rank 0's.
     """
+    phases.start_job()
     dist = from_env()
     resolved = OmegaConf.to_container(cfg, resolve=True)
     if in_sweep and reuse_completed(cfg, resolved, Path(run_dir)):
@@ -275,9 +280,10 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
             return "busy"
     torch.set_num_threads(cpu_threads(cfg, parallel_jobs * dist.local_world_size))
     if device.type == "cpu":
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        deterministic()
     seed_everything(int(cfg.seed) + dist.rank)
     module = importlib.import_module(cfg.task)
+    phases.mark("setup")
     resuming = bool(cfg.resume) or (in_sweep and (run_dir / runfiles.CHECKPOINT).exists())
     ctx = RunContext(cfg, run_dir, device, resuming, getattr(module, "HIGHER_IS_BETTER", ()), dist)
     started_at = datetime.now().isoformat(timespec="seconds")
@@ -289,6 +295,7 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
     try:
         with ctx.progress:
             returned = module.run(cfg, ctx)
+        phases.mark("experiment")
     except Diverged as exc:
         status, error = "diverged", str(exc)
     except KeyboardInterrupt as exc:
@@ -348,6 +355,9 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
     try:
         write_run_figures(run_dir)
         write_run_report(run_dir, cfg, summary)
+        phases.mark("report")
+        summary["timing"]["phases"] = phases.durations()
+        runfiles.write_json(run_dir / runfiles.SUMMARY, summary)
     except Exception:  # a plotting problem must not lose the run's numbers
         console.print(f"[red]could not write the report: {traceback.format_exc(limit=1)}")
     colour = {"ok": "green", "diverged": "yellow"}.get(status, "red")

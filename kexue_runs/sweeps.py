@@ -14,7 +14,6 @@ plotting change. Writes, into the sweep folder:
 from __future__ import annotations
 
 import csv
-import json
 import math
 import shutil
 from collections import defaultdict
@@ -209,16 +208,6 @@ def sort_key(value):
 
 
 # -- finding sweeps ----------------------------------------------------------------------------
-
-def newest_claim_report(name: str, outputs: Path = Path("outputs")) -> dict | None:
-    reports = sorted((Path(outputs) / "sweeps" / name).glob("*/claim_report.json"))
-    for path in reversed(reports):
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError:
-            continue
-    return None
-
 
 def find_completed(outputs: Path, name: str, config_hash: str, git_sha: str) -> Path | None:
     """A finished ok job of this experiment with the same config hash and code, in any sweep."""
