@@ -243,9 +243,14 @@ def reuse_completed(cfg: DictConfig, resolved: dict, run_dir: Path) -> bool:
 
 
 def cpu_threads(cfg: DictConfig, parallel_jobs: int = 1) -> int:
-    """trainer.threads, else the cores divided between the jobs running at once (no oversubscription)."""
+    """The thread policy: trainer.threads when set; 1 at scale=smoke (on a shared 2-core machine a
+    2-thread process waits a scheduler tick on every parallel op: a smoke run was 2.6x slower with 2
+    threads than with 1 while anything else ran); otherwise the cores this process may use, divided
+    between the jobs running at once (no oversubscription)."""
     if cfg.trainer.threads:
         return int(cfg.trainer.threads)
+    if cfg.scale.name == "smoke":
+        return 1
     return max(1, usable_cores() // max(1, parallel_jobs))
 
 

@@ -1,14 +1,24 @@
-"""`make bench`: each experiment's hot loop, in samples/s and achieved FLOP/s against this
-machine's measured float32 matmul peak. Speed targets live here, never in timed tests.
+"""`make bench`: each experiment's hot loop, in one table: its rate at 1 and 2 threads (and in bf16-mixed
+where the CPU has native bf16), the fraction of this run's own float32 matmul peak at that thread count,
+and a peer's rate on the same op where one is installed (`make install-bench`: vector-quantize-pytorch
+for FSQ/VQ, diffusers for the DDIM step; fused attention for ReRoPE). ReRoPE against RoPE at 512, 2048
+and 8192 tokens: time and peak memory, each case in a fresh process. Speed targets live here, never in
+timed tests. Results land in outputs/bench/<stamp>.json, so two commits can be compared.
 
-    python scripts/bench.py [--seconds 10] [--only fsq_vs_vq]
+    python scripts/bench.py [--seconds 3] [--only fsq_vs_vq] [--threads 1,2]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
+from contextlib import nullcontext
+from datetime import datetime
+from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -16,12 +26,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from kexue_runs import config_dir
 
-# Targets on the 2-core development CPU (fp32, eager), from shared/reference/environment.md.
-# rerope_extrapolation counts tokens: 22k tokens/s measured for the 0.82M-parameter cpu model.
-TARGETS = {"fsq_vs_vq": {"samples_per_s": 1000}, "rerope_extrapolation": {"samples_per_s": 15000}}
+REPO = Path(__file__).resolve().parent.parent
+# Targets on the 2-core development CPU (fp32): the cpu-scale sizings assume these rates.
+TARGETS = {("fsq_vs_vq", "fsq K=1024"): 1000, ("rerope_extrapolation", "train L=64"): 15000}
 
 
-def matmul_peak(seconds: float = 2.0, n: int = 1024) -> float:
+def matmul_peak(seconds: float = 1.5, n: int = 1024) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     torch.mm(a, b)
     count, start = 0, time.perf_counter()
@@ -31,14 +41,21 @@ def matmul_peak(seconds: float = 2.0, n: int = 1024) -> float:
     return 2 * n ** 3 * count / (time.perf_counter() - start)
 
 
-def timed(step, seconds: float) -> tuple[float, int]:
-    for _ in range(3):
+def timed(step, seconds: float) -> float:
+    for _ in range(2):
         step()
     count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    while time.perf_counter() - start < seconds or count < 3:
         step()
         count += 1
-    return (time.perf_counter() - start) / count, count
+    return (time.perf_counter() - start) / count
+
+
+def measure(fn, seconds: float) -> tuple[float, float]:
+    """(seconds per call, FLOP per call) of fn, its FLOPs counted once by torch's counter."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return timed(fn, seconds), counter.get_total_flops()
 
 
 def experiment_config(*overrides: str):
@@ -46,71 +63,96 @@ def experiment_config(*overrides: str):
         return compose(config_name="config", overrides=list(overrides))
 
 
-def measure(fn, seconds: float) -> tuple[float, float]:
-    """(seconds per call, FLOP per second) of fn, its FLOPs counted once by torch's counter."""
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    per_call, _ = timed(fn, seconds)
-    return per_call, counter.get_total_flops() / per_call
+def autocast(precision: str):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16-mixed" else nullcontext()
 
 
-def bench_fsq_vs_vq(seconds: float) -> list[dict]:
+def train_step(model, loss_fn, lr: float = 1e-3):
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def step(precision: str = "32"):
+        with autocast(precision):
+            loss = loss_fn()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+# -- the hot loops: each yields (arm, unit, per-call function(precision), samples per call, peer) --------
+def fsq_vs_vq_loops():
     from kexue_runs.experiments.fsq_vs_vq import QuantizedAutoencoder, loss_terms, to_model_range
 
-    rows = []
     for quantizer in ("fsq", "vq_ste", "vq_rotation"):
         cfg = experiment_config("experiment=fsq_vs_vq", f"quantizer={quantizer}")
         model = QuantizedAutoencoder(3, cfg.model, cfg.quantizer, torch.Generator().manual_seed(0))
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         x = to_model_range(torch.rand(int(cfg.trainer.batch_size), 3, 16, 16))
+        step = train_step(model, lambda model=model, x=x, loss=cfg.loss: loss_terms(model(x), x, loss)[0])
+        yield f"{quantizer} K={cfg.quantizer.codebook_size}", "samples/s", step, x.shape[0], None
+    # the quantizer alone against vector-quantize-pytorch on the same latents (forward + backward)
+    z = torch.randn(64 * 16, 16, requires_grad=True)
+    peers = quantizer_peers()
+    from kexue_runs.methods.fsq import FSQ
+    from kexue_runs.methods.vq import VectorQuantizer
 
-        def step(model=model, optimizer=optimizer, x=x, loss_cfg=cfg.loss):
-            loss, _ = loss_terms(model(x), x, loss_cfg)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    fsq = FSQ([8, 5, 5, 5])
+    z4 = torch.randn(64 * 16, 4, requires_grad=True)
+    yield "FSQ op [8,5,5,5]", "latents/s", lambda p="32": fsq(z4)[0].sum().backward(), z4.shape[0], peers.get("fsq")
+    for gradient in ("ste", "rotation"):
+        vq = VectorQuantizer(1024, 16, gradient, "normal", torch.Generator().manual_seed(0))
 
-        per_step, flops = measure(step, seconds)
-        rows.append({"experiment": "fsq_vs_vq", "arm": f"{quantizer} K={cfg.quantizer.codebook_size}",
-                     "samples_per_s": x.shape[0] / per_step, "flops": flops})
-    return rows
+        def op(p="32", vq=vq):
+            q, _, cb, commit = vq(z)
+            (q.sum() + cb + 0.25 * commit).backward()
+
+        yield f"VQ-{gradient} op K=1024", "latents/s", op, z.shape[0], peers.get(gradient)
 
 
-def bench_rerope_extrapolation(seconds: float) -> list[dict]:
-    """Training tokens/s at L (scale=cpu sizes), and inference at 8L: RoPE against ReRoPE's two score matrices."""
+def quantizer_peers() -> dict:
+    """vector-quantize-pytorch's FSQ and VectorQuantize (STE, rotation trick) on the same shapes, if installed."""
+    try:
+        from vector_quantize_pytorch import FSQ, VectorQuantize
+    except ImportError:
+        return {}
+    z4 = torch.randn(64, 16, 4, requires_grad=True)
+    z = torch.randn(64, 16, 16, requires_grad=True)
+    fsq = FSQ(levels=[8, 5, 5, 5])
+    ste = VectorQuantize(dim=16, codebook_size=1024, rotation_trick=False, ema_update=False, learnable_codebook=True)
+    rot = VectorQuantize(dim=16, codebook_size=1024, rotation_trick=True, ema_update=False, learnable_codebook=True)
+
+    def vq_op(module):
+        def op():
+            out, _, loss = module(z)
+            (out.sum() + loss.sum()).backward()
+        return op
+
+    return {"fsq": ("vector-quantize-pytorch FSQ", lambda: fsq(z4)[0].sum().backward()),
+            "ste": ("vector-quantize-pytorch VQ (STE)", vq_op(ste)),
+            "rotation": ("vector-quantize-pytorch VQ (rotation)", vq_op(rot))}
+
+
+def rerope_extrapolation_loops():
     from kexue_runs.experiments.rerope_extrapolation import arch_config
     from kexue_runs.models.transformer import CausalLM, InferenceArm, next_token_loss
 
     cfg = experiment_config("experiment=rerope_extrapolation")
     torch.manual_seed(0)
     model = CausalLM(arch_config(cfg))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     L, batch = int(cfg.data.length), int(cfg.trainer.batch_size)
     tokens = torch.randint(0, 256, (batch, L + 1))
-
-    def train_step():
-        loss = next_token_loss(model, tokens)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    per_step, flops = measure(train_step, seconds)
-    rows = [{"experiment": "rerope_extrapolation", "arm": f"train L={L}", "samples_per_s": batch * L / per_step,
-             "flops": flops}]
+    yield f"train L={L}", "tokens/s", train_step(model, lambda: next_token_loss(model, tokens)), batch * L, None
     long = torch.randint(0, 256, (int(cfg.eval.batch_size), 8 * L))
     model.eval()
     for arm in (InferenceArm("rope"), InferenceArm("rerope", "rerope", window=L // 2)):
-        with torch.no_grad():
-            per_call, flops = measure(lambda arm=arm: model(long, arm), seconds / 2)
-        rows.append({"experiment": "rerope_extrapolation", "arm": f"{arm.name} eval 8L={8 * L}",
-                     "samples_per_s": long.numel() / per_call, "flops": flops})
-    rope, rerope = rows[-2]["samples_per_s"], rows[-1]["samples_per_s"]
-    print(f"  ReRoPE inference at 8L costs {rope / rerope:.2f}x RoPE's time (two score matrices, no fused SDPA)")
-    return rows
+        def infer(p="32", arm=arm):
+            with torch.no_grad(), autocast(p):
+                model(long, arm)
+
+        yield f"{arm.name} eval 8L={8 * L}", "tokens/s", infer, long.numel(), None
 
 
-def bench_ddim_cifar(seconds: float) -> list[dict]:
-    """Training images/s (scale=cpu sizes) and sampler steps/s: U-Net calls on the eval batch per second."""
+def ddim_cifar_loops():
     from torch.nn import functional as F
 
     from kexue_runs.methods.diffusion import Sampler, Schedule, step
@@ -119,51 +161,147 @@ def bench_ddim_cifar(seconds: float) -> list[dict]:
     cfg = experiment_config("experiment=ddim_cifar")
     torch.manual_seed(0)
     model = UNet(1, int(cfg.model.width), tuple(cfg.model.mults), int(cfg.model.blocks))
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
     schedule, batch = Schedule(int(cfg.diffusion.T)), int(cfg.trainer.batch_size)
     x0, t, noise = torch.rand(batch, 1, 8, 8) * 2 - 1, torch.randint(1, 1001, (batch,)), torch.randn(batch, 1, 8, 8)
+    loss = lambda: F.mse_loss(model(schedule.q_sample(x0, t, noise), t), noise)  # noqa: E731
+    yield "train 8x8 digits", "images/s", train_step(model, loss, 2e-4), batch, None
+    # the sampler's own arithmetic per step (a fixed eps, so the U-Net is out of it), against diffusers
+    x = torch.randn(512, 1, 8, 8)
+    eps = torch.randn_like(x)
+    for sampler in (Sampler(10, "eta", 0.0), Sampler(10, "eta", 1.0)):
+        yield (f"sampler step {sampler.label}", "images/s",
+               lambda p="32", s=sampler: step(lambda x_, t_: eps, x, 500, 400, schedule, s), x.shape[0],
+               diffusers_peer(x, eps, sampler.eta))
 
-    def train_step():
-        loss = F.mse_loss(model(schedule.q_sample(x0, t, noise), t), noise)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
 
-    per_step, flops = measure(train_step, seconds)
-    rows = [{"experiment": "ddim_cifar", "arm": "train 8x8 digits", "samples_per_s": batch / per_step, "flops": flops}]
-    model.eval()
-    x = torch.randn(int(cfg.eval.samples), 1, 8, 8)
-    for sampler in (Sampler(10, "eta", 0.0), Sampler(10, "ode_heun")):
-        with torch.no_grad():
-            per_call, flops = measure(lambda s=sampler: step(model, x, 500, 400, schedule, s), seconds / 2)
-        rows.append({"experiment": "ddim_cifar", "arm": f"sampler step {sampler.label}",
-                     "samples_per_s": x.shape[0] / per_call, "flops": flops})
-        print(f"  {sampler.label}: {1 / per_call:.1f} sampler steps/s on {x.shape[0]} images")
+def diffusers_peer(x, eps, eta: float):
+    try:
+        from diffusers import DDIMScheduler
+    except ImportError:
+        return None
+    scheduler = DDIMScheduler(num_train_timesteps=1000)
+    scheduler.set_timesteps(10)
+    t = int(scheduler.timesteps[5])
+    gen = torch.Generator().manual_seed(0)
+    return (f"diffusers DDIMScheduler.step (eta={eta:g})",
+            lambda: scheduler.step(eps, t, x, eta=eta, generator=gen))
+
+
+LOOPS = {"fsq_vs_vq": fsq_vs_vq_loops, "rerope_extrapolation": rerope_extrapolation_loops,
+         "ddim_cifar": ddim_cifar_loops}
+
+
+def bf16_native() -> bool:
+    """AVX-512 BF16 or AMX on this CPU (without them bf16 matmuls run ~250x slower than float32)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+# -- ReRoPE against RoPE: time and peak memory, each case in a fresh process ------------------------------
+ATTENTION_CASE = r"""
+import json, sys, time, torch
+from kexue_runs.methods import rerope as rp
+torch.set_num_threads(int(sys.argv[3]))
+mode, T = sys.argv[1], int(sys.argv[2])
+B, H, D, w = 4, 2, 64, 128
+g = torch.Generator().manual_seed(0)
+q, k, v = (torch.randn(B, H, T, D, generator=g) for _ in range(3))
+theta, pos = rp.inv_freq(D, 10000.0), torch.arange(T)
+def hwm():
+    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) / 1024
+def run():
+    if mode == 'rope':
+        return torch.nn.functional.scaled_dot_product_attention(rp.rotate(q, pos, theta), rp.rotate(k, pos, theta),
+                                                               v, is_causal=True)
+    if mode == 'rerope':
+        return rp.rerope_attention(q, k, v, theta, w, D ** -0.5)
+    logits = rp.rerope_logits(q, k, theta, w) * D ** -0.5
+    return logits.masked_fill(rp.relative_positions(T) < 0, float('-inf')).softmax(-1) @ v
+base = hwm(); run(); peak = hwm() - base
+times = []
+for _ in range(3 if T >= 8192 else 7):
+    start = time.perf_counter(); run(); times.append(time.perf_counter() - start)
+print(json.dumps({"seconds": sorted(times)[len(times) // 2], "peak_mb": peak}))
+"""
+
+
+def attention_cases(threads: int, lengths=(512, 2048, 8192)) -> list[dict]:
+    rows = []
+    for length in lengths:
+        for mode in ("rope", "rerope", "two_matrix"):
+            if mode == "two_matrix" and length > 2048:
+                continue  # 2 x 4 x 2 x 8192^2 floats: 4 GB, the reason for the blockwise version
+            out = subprocess.run([sys.executable, "-c", ATTENTION_CASE, mode, str(length), str(threads)],
+                                 capture_output=True, text=True, cwd=REPO, env=os.environ | {"OMP_NUM_THREADS": "1"})
+            if out.returncode:
+                print(out.stderr[-500:], file=sys.stderr)
+                continue
+            rows.append({"length": length, "mode": mode, "threads": threads} | json.loads(out.stdout))
     return rows
-
-
-BENCHES = {"fsq_vs_vq": bench_fsq_vs_vq, "rerope_extrapolation": bench_rerope_extrapolation,
-           "ddim_cifar": bench_ddim_cifar}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--only", default=None)
+    parser.add_argument("--threads", default="1,2", help="thread counts to measure, comma-separated")
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
-    peak = matmul_peak()
-    print(f"float32 matmul peak (1024^2, {torch.get_num_threads()} threads): {peak / 1e9:.1f} GFLOP/s")
-    print(f"{'experiment':<20} {'arm':<22} {'samples/s':>10} {'GFLOP/s':>8} {'of peak':>8}  target"
-          "   (rerope_extrapolation: tokens/s)")
-    for name, bench in BENCHES.items():
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    precisions = ["32"] + (["bf16-mixed"] if bf16_native() else [])
+    peaks, rows = {}, []
+    header = (f"{'experiment':<21}{'hot loop':<24}{'thr':>3} {'precision':<11}{'rate':>11} {'unit':<10}{'GFLOP/s':>8}"
+              f"{'of peak':>8}  peer rate (same op)")
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        peaks[threads] = matmul_peak()
+        print(f"float32 matmul peak, 1024^2, {threads} thread(s): {peaks[threads] / 1e9:.1f} GFLOP/s")
+    print(header)
+    for name, loops in LOOPS.items():
         if args.only and name != args.only:
             continue
-        for row in bench(args.seconds):
-            target = TARGETS.get(name, {}).get("samples_per_s")
-            mark = "" if target is None else ("ok" if row["samples_per_s"] >= target else f"BELOW {target}")
-            print(f"{row['experiment']:<20} {row['arm']:<22} {row['samples_per_s']:>10.0f} "
-                  f"{row['flops'] / 1e9:>8.1f} {row['flops'] / peak:>7.0%}  {mark}")
+        for arm, unit, fn, per_call, peer in loops():
+            for threads in thread_counts:
+                torch.set_num_threads(threads)
+                for precision in precisions:
+                    if precision != "32" and unit not in ("samples/s", "tokens/s", "images/s"):
+                        continue
+                    seconds, flops = measure(lambda fn=fn, p=precision: fn(p), args.seconds)
+                    row = {"experiment": name, "arm": arm, "threads": threads, "precision": precision,
+                           "rate": per_call / seconds, "unit": unit, "gflops": flops / seconds / 1e9,
+                           "of_peak": flops / seconds / peaks[threads]}
+                    if peer is not None and precision == "32":
+                        peer_seconds = timed(peer[1], args.seconds)
+                        row |= {"peer": peer[0], "peer_rate": per_call / peer_seconds}
+                    target = TARGETS.get((name, arm))
+                    row["target"] = target
+                    rows.append(row)
+                    peer_text = f"{row['peer_rate']:,.0f} ({row['peer']})" if "peer" in row else ""
+                    flag = "" if target is None or threads != max(thread_counts) or precision != "32" else (
+                        "  target ok" if row["rate"] >= target else f"  BELOW target {target}")
+                    print(f"{name:<21}{arm:<24}{threads:>3} {precision:<11}{row['rate']:>11,.0f} {unit:<10}"
+                          f"{row['gflops']:>8.1f}{row['of_peak']:>8.0%}  {peer_text}{flag}", flush=True)
+    attention = []
+    if not args.only or args.only == "rerope_extrapolation":
+        print("\nReRoPE attention against RoPE with fused attention (B=4, H=2, d=64, w=128), fresh process per case:")
+        for threads in thread_counts:
+            attention += attention_cases(threads)
+        by = {(r["length"], r["mode"], r["threads"]): r for r in attention}
+        for (length, mode, threads), r in sorted(by.items()):
+            rope = by.get((length, "rope", threads))
+            ratio = f"{r['seconds'] / rope['seconds']:.2f}x time, {r['peak_mb'] / max(rope['peak_mb'], 1e-9):.2f}x " \
+                    f"memory of RoPE" if rope and mode != "rope" else ""
+            print(f"  T={length:<5} {mode:<10} {threads} thr  {r['seconds'] * 1000:9.1f} ms  {r['peak_mb']:8.0f} MB  "
+                  f"{ratio}")
+    out = REPO / "outputs" / "bench" / f"{datetime.now():%Y%m%d-%H%M%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    git = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
+    out.write_text(json.dumps({"git_sha": git.strip(), "torch": torch.__version__, "bf16_native": bf16_native(),
+                               "matmul_peak_gflops": {str(k): v / 1e9 for k, v in peaks.items()}, "loops": rows,
+                               "attention": attention}, indent=1) + "\n")
+    print(f"\nwritten: {out}")
 
 
 if __name__ == "__main__":

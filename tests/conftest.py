@@ -13,6 +13,7 @@ import pytest
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["MPLBACKEND"] = "Agg"
+os.environ["OMP_NUM_THREADS"] = "1"  # tests run on one thread (and so do the subprocesses they start)
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = ["experiment=fsq_vs_vq", "scale=smoke", "trainer.progress=false"]

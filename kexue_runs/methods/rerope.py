@@ -148,7 +148,7 @@ def blockwise_attention_lse(q, k, v, scale: float, block: int = 512) -> tuple[to
 
 
 def rerope_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, theta: torch.Tensor, window: int,
-                     scale: float, leaky_k: float | None = None, chunk: int = 256) -> torch.Tensor:
+                     scale: float, leaky_k: float | None = None, chunk: int = 64) -> torch.Tensor:
     """Causal (Leaky) ReRoPE attention for prefill, q, k, v (B, H, T, D) with q and k unrotated, equal to
     softmax(rerope_logits * scale, causal) @ v without either T x T matrix:
 
