@@ -21,6 +21,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 
@@ -297,8 +298,10 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
         console.print(f"[bold]{cfg.name}[/] scale={cfg.scale.name} seed={cfg.seed} device={device}{ranks} "
                       f"threads={torch.get_num_threads()} -> {run_dir}")
     status, error, returned = "ok", None, None
+    precision = str(cfg.trainer.get("precision", "32"))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16-mixed" else nullcontext()
     try:
-        with ctx.progress:
+        with ctx.progress, autocast:
             returned = module.run(cfg, ctx)
         phases.mark("experiment")
     except Diverged as exc:

@@ -220,6 +220,9 @@ def check_values(cfg: DictConfig) -> None:
 
         if not torch.cuda.is_available():
             raise ConfigError("trainer.device=cuda: no CUDA device here; allowed: auto, cpu")
+    if str(cfg.trainer.get("precision", "32")) == "bf16-mixed" and not bf16_supported(cfg.trainer.device):
+        raise ConfigError("trainer.precision=bf16-mixed: this CPU has no native bf16 (no avx512_bf16 or amx_bf16; "
+                          "bf16 matmuls would run ~250x slower than float32); allowed here: 32")
     if cfg.get("data") and cfg.data.get("name"):
         from .data.images import check_available
 
@@ -228,6 +231,19 @@ def check_values(cfg: DictConfig) -> None:
     check_world_size(cfg, module)
     if hasattr(module, "validate"):
         module.validate(cfg)
+
+
+def bf16_supported(device: str) -> bool:
+    """Native bf16 where the run will go: a CUDA device that supports it, or a CPU with AVX-512 BF16 / AMX."""
+    import torch
+
+    if device in ("cuda", "auto") and torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def check_sizes(cfg: DictConfig) -> None:

@@ -130,3 +130,12 @@ def test_schema_rules_flag_what_they_should():
     assert problem(float("nan"), {"type": "number"}) == "must be finite"
     assert problem(None, {"type": "int", "nullable": True}) is None
     assert problem([1, 2], {"type": "list", "items": {"type": "int", "min": 2}}).startswith("every entry must be >= 2")
+
+
+def test_bf16_is_refused_where_the_cpu_has_no_native_bf16(kexue, tmp_path, monkeypatch):
+    from kexue_runs import validate
+
+    monkeypatch.setattr(validate, "bf16_supported", lambda device: False)
+    code, out = kexue(*FSQ, "trainer.precision=bf16-mixed")
+    assert code == 2 and "no native bf16" in out and len(out.strip().splitlines()) == 1
+    assert not (tmp_path / "outputs").exists()

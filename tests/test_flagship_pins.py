@@ -178,3 +178,25 @@ def test_flagship_smoke_verdicts_are_pinned(runs, name):
     sweep = name not in ("ddim",)
     assert s["command"] == (f"kexue-run -m experiment={s['experiment']} sweep={s['experiment']} scale=smoke"
                             if sweep else f"kexue-run experiment={s['experiment']}")
+
+
+def test_flagship_smoke_verdicts_hold_under_bf16_mixed(tmp_path):
+    """trainer.precision=bf16-mixed (autocast) where the CPU has native bf16: the same smoke verdicts."""
+    from kexue_runs.validate import bf16_supported
+
+    if not bf16_supported("cpu"):
+        pytest.skip("this CPU has no native bf16 (no avx512_bf16 / amx_bf16)")
+    for name in ("fsq", "ddim", "rerope", "lora"):
+        args = PINNED[name][0]
+        old = sys.argv
+        sys.argv = ["kexue-run"]
+        try:
+            code = cli.main([*args, "scale=smoke", "trainer.progress=false", "trainer.precision=bf16-mixed", "seed=0",
+                             f"output_root={tmp_path / name}"])
+        finally:
+            sys.argv = old
+        assert code == 0, name
+        (run,) = (tmp_path / name / "runs").glob("*/*")
+        s = summary(run)
+        assert s["config"]["trainer"]["precision"] == "bf16-mixed"
+        assert {c["id"]: c["verdict"] for c in s["checks"]} == PINNED[name][3], name

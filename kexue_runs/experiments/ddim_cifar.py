@@ -301,7 +301,7 @@ def plot(ctx, cfg, fids, rows, grids, ref, metric_name) -> None:
     for row, key in enumerate(show + [("real", 0)]):
         images = ref[:16] if key[0] == "real" else grids[key]
         for i in range(16):
-            img = ((images[i] + 1) / 2).clamp(0, 1).permute(1, 2, 0).squeeze(-1).numpy()
+            img = ((images[i].float() + 1) / 2).clamp(0, 1).permute(1, 2, 0).squeeze(-1).numpy()
             axes[row, i].imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
             axes[row, i].axis("off")
         axes[row, 0].set_title(key[0] if key[0] == "real" else f"{key[0]} S={key[1]}", fontsize=7, loc="left")

@@ -227,7 +227,7 @@ def plot_run(model: QuantizedAutoencoder, val: torch.Tensor, ctx) -> None:
     for i in range(16):
         for row, img in enumerate((x[i].cpu(), x_hat[i])):
             ax = axes[row, i]
-            ax.imshow(img.permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if img.shape[0] == 1 else None)
+            ax.imshow(img.float().permute(1, 2, 0).squeeze(-1).numpy(), cmap="gray" if img.shape[0] == 1 else None)
             ax.axis("off")
     axes[0, 0].set_title("val", fontsize=8, loc="left")
     axes[1, 0].set_title("reconstruction", fontsize=8, loc="left")
