@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-launchers install-bench run test lint list sweep sweep-parallel figures bench clean
+.PHONY: help install install-launchers install-trackers install-bench run test lint list sweep sweep-parallel figures bench clean
 
 help: ## show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,6 +57,9 @@ figures: install ## regenerate every figure from the newest complete sweeps (run
 
 bench: install ## hot loops at 1 and 2 threads (and bf16), against peers and the matmul peak; ReRoPE vs RoPE
 	$(PY) scripts/bench.py
+
+install-trackers: install ## add the optional trackers: logger=tensorboard, mlflow, wandb (offline)
+	$(PIP) install -c scripts/constraints-cpu.txt -c scripts/requirements-cpu.lock ".[trackers]"
 
 install-bench: install ## add the peers make bench compares against (vector-quantize-pytorch, diffusers)
 	$(PIP) install -c scripts/constraints-cpu.txt -c scripts/requirements-cpu.lock ".[bench]"

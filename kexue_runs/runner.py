@@ -101,6 +101,7 @@ class RunContext:
         self.step = 0
         self.samples_per_step = 0
         self.elapsed_before = 0.0  # wall time spent before a resume
+        self.trackers: list = []  # kexue_runs.trackers, from the logger config group (rank 0 only)
         self.claim_rows: list[dict] = []  # one row per arm (x test shard) for runs that compare arms inside
         self.details: dict = {}  # anything else the experiment wants in summary.json (e.g. optimizer groups)
         self.started = time.time()
@@ -125,6 +126,8 @@ class RunContext:
         if self.is_main:
             with open(self.metrics_path, "a") as f:
                 f.write(json.dumps(runfiles.to_jsonable(row)) + "\n")
+            for tracker in self.trackers:
+                tracker.log_metrics(step, split, values)
         self._remember(split, values)
         self._live.update(values)
         if self._train_task is not None:
@@ -292,6 +295,12 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
     phases.mark("setup")
     resuming = bool(cfg.resume) or (in_sweep and (run_dir / runfiles.CHECKPOINT).exists())
     ctx = RunContext(cfg, run_dir, device, resuming, getattr(module, "HIGHER_IS_BETTER", ()), dist)
+    if dist.is_main:
+        from .trackers import make_trackers
+
+        ctx.trackers = make_trackers(cfg.get("logger"), run_dir, cfg.name)
+        for tracker in ctx.trackers:
+            tracker.log_config({k: v for k, v in resolved.items() if k not in runfiles.SPEC_KEYS})
     started_at = datetime.now().isoformat(timespec="seconds")
     ranks = f" ranks={dist.world_size}" if dist.enabled else ""
     if dist.is_main:
@@ -366,6 +375,12 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
         phases.mark("report")
         summary["timing"]["phases"] = phases.durations()
         runfiles.write_json(run_dir / runfiles.SUMMARY, summary)
+        for tracker in ctx.trackers:
+            for figure in sorted((run_dir / runfiles.FIGURES).glob("*.png")):
+                tracker.log_figure(figure.stem, figure)
+            if report is not None:
+                tracker.log_verdicts(report)
+            tracker.close()
     except Exception:  # a plotting problem must not lose the run's numbers
         console.print(f"[red]could not write the report: {traceback.format_exc(limit=1)}")
     colour = {"ok": "green", "diverged": "yellow"}.get(status, "red")

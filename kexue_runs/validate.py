@@ -227,6 +227,9 @@ def check_values(cfg: DictConfig) -> None:
         from .data.images import check_available
 
         check_available(cfg.data)
+    from .trackers import check_available as trackers_available
+
+    trackers_available(cfg.get("logger"))
     module = importlib.import_module(cfg.task)
     check_world_size(cfg, module)
     if hasattr(module, "validate"):
