@@ -59,10 +59,12 @@ bench: install ## hot loops at 1 and 2 threads (and bf16), against peers and the
 	$(PY) scripts/bench.py
 
 install-trackers: install ## add the optional trackers: logger=tensorboard, mlflow, wandb (offline)
-	$(PIP) install -c scripts/constraints-cpu.txt -c scripts/requirements-cpu.lock ".[trackers]"
+	$(PIP) install -c scripts/constraints-cpu.txt -c scripts/requirements-cpu.lock "tensorboard>=2.15" \
+		"mlflow-skinny>=2.10" "wandb>=0.16"
 
 install-bench: install ## add the peers make bench compares against (vector-quantize-pytorch, diffusers)
-	$(PIP) install -c scripts/constraints-cpu.txt -c scripts/requirements-cpu.lock ".[bench]"
+	$(PIP) install -c scripts/constraints-cpu.txt -c scripts/requirements-cpu.lock "vector-quantize-pytorch>=1.20" \
+		"diffusers>=0.30"
 
 clean: ## remove the virtual environment and caches (keeps outputs/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
