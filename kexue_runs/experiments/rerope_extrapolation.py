@@ -158,10 +158,11 @@ def test_sets(test: torch.Tensor, L: int, n: int, seed: int) -> dict[str, torch.
 
 
 @torch.no_grad()
-def evaluate_arm(model: CausalLM, samples: torch.Tensor, arm: InferenceArm, L: int, batch: int, device) -> dict:
+def evaluate_arm(model: CausalLM, samples: torch.Tensor, arm: InferenceArm, L: int, batch: int, device,
+                 multiples=MULTIPLES) -> dict:
     """Per-sample accuracy and loss at each multiple of L, overall and on the last L targets."""
     out = {}
-    for mult in MULTIPLES:
+    for mult in multiples:
         T = mult * L
         rows = {"acc": [], "loss": [], "acc_last": [], "loss_last": []}
         for start in range(0, samples.shape[0], batch):
@@ -178,6 +179,11 @@ def evaluate_arm(model: CausalLM, samples: torch.Tensor, arm: InferenceArm, L: i
 
 
 # -- the run ----------------------------------------------------------------------------------------
+def multiples(cfg) -> tuple[int, ...]:
+    """The multiples of L the natural test set is read at: always 1 and 8 (the posts' columns)."""
+    return tuple(sorted({1, 8} | {int(m) for m in cfg.eval.get("multiples", MULTIPLES)}))
+
+
 def lr_at(step: int, cfg) -> float:
     """Linear warm-up, then cosine decay to 10%."""
     warmup, total = int(cfg.trainer.warmup_steps), int(cfg.trainer.steps)
@@ -228,7 +234,9 @@ def run(cfg, ctx) -> dict:
     model.eval()
     results = {}
     for arm in ctx.track(arms, "arms", total=len(arms)):
-        results[arm.name] = {s: evaluate_arm(model, sets[s], arm, L, int(cfg.eval.batch_size), device) for s in SETS}
+        # the posts' columns: natural text at L and 8L (and eval.multiples between), repeated text at 8L
+        results[arm.name] = {s: evaluate_arm(model, sets[s], arm, L, int(cfg.eval.batch_size), device,
+                                             multiples(cfg) if s == "natural" else (8,)) for s in SETS}
     ctx.claim_rows = claim_rows(results, int(cfg.eval.shards))
     write_arm_table(ctx.run_dir / "arms.csv", results)
     write_run_tables(ctx, cfg, results)
@@ -314,11 +322,13 @@ def plot_arms(ctx, results: dict, L: int) -> None:
     colours = plt.get_cmap("tab20")
     for ax, s in zip(axes, SETS):
         for i, name in enumerate(shown):
-            accs = [results[name][s][m]["acc"].mean().item() for m in MULTIPLES]
-            ax.plot([m * L for m in MULTIPLES], accs, marker="o", ms=3, label=name, color=colours(i % 20),
+            mults = sorted(results[name][s])
+            accs = [results[name][s][m]["acc"].mean().item() for m in mults]
+            ax.plot([m * L for m in mults], accs, marker="o", ms=3, label=name, color=colours(i % 20),
                     ls="-" if i < 20 else "--", lw=2.5 if name in ("as_trained", "rerope_L/2") else 1)
-        ax.set(xscale="log", xlabel="eval length (bytes)", title=f"{s} test set", xticks=[m * L for m in MULTIPLES],
-               xticklabels=[f"{m * L}" for m in MULTIPLES])
+        mults = sorted(results["as_trained"][s])
+        ax.set(xscale="log", xlabel="eval length (bytes)", title=f"{s} test set", xticks=[m * L for m in mults],
+               xticklabels=[f"{m * L}" for m in mults])
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.axvline(L, color="grey", ls=":", lw=1)
     axes[0].set_ylabel("next-byte accuracy")
@@ -374,7 +384,9 @@ def sweep_figure(sweep_dir: Path, jobs: list[dict]) -> None:
                         label=arch if arm == "as_trained" else f"{arch} + {arm}")
     from matplotlib.ticker import NullFormatter
 
-    lengths = sorted({m * int(j["config"]["data"]["length"]) for j in jobs for m in MULTIPLES})
+    lengths = sorted({m * int(j["config"]["data"]["length"]) for j in jobs
+                      for m in j["config"]["eval"].get("multiples", MULTIPLES)} | {
+        m * int(j["config"]["data"]["length"]) for j in jobs for m in (1, 8)})
     ax.set(xscale="log", xlabel="eval length (bytes)", ylabel="next-byte accuracy, natural text",
            title="trained at L, tested at L..8L", xticks=lengths, xticklabels=[str(x) for x in lengths])
     ax.xaxis.set_minor_formatter(NullFormatter())
