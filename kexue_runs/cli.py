@@ -91,6 +91,9 @@ def split_args(argv: list[str]) -> tuple[list[str], bool, bool]:
             multirun = True
         elif arg in HYDRA_INFO_FLAGS or arg.startswith("--info="):
             info = True
+        elif arg in ("--cfg", "-c", "--package", "-p") or arg.startswith(("--cfg=", "--package=")):
+            info = True  # print the composed config, run nothing
+            skip = "=" not in arg and i + 1 < len(argv)
         elif arg in HYDRA_VALUE_FLAGS:
             skip = i + 1 < len(argv)
         elif arg.startswith("-"):
@@ -138,8 +141,64 @@ def main(argv: list[str] | None = None) -> int:
                     f"(output_root=DIR)".lstrip(": "), EXIT_ENVIRONMENT)
 
 
+USER_GROUPS = ("experiment", "scale", "sweep", "arch", "data", "model", "loss", "optimizer", "quantizer", "trainer",
+               "logger", "hydra/launcher")
+
+
+def print_version() -> int:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    def v(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    print(f"kexue-runs {__version__} (torch {v('torch')}, hydra-core {v('hydra-core')}, "
+          f"python {sys.version.split()[0]})")
+    return 0
+
+
+def print_help() -> int:
+    """The user-facing config groups and their options (Hydra's own help: --hydra-help)."""
+    from .validate import group_options
+
+    lines = ["kexue-run: reproduce a claim from a Scientific Spaces (kexue.fm) post by running it.", "",
+             "  kexue-run list                                   the catalog: experiments, posts, last verdicts",
+             "  kexue-run show <experiment>                      one post's claim, checks and last results",
+             "  kexue-run experiment=fsq_vs_vq                   one run at the default scale (cpu), embedded data",
+             "  kexue-run experiment=fsq_vs_vq scale=smoke       seconds",
+             "  kexue-run experiment=fsq_vs_vq quantizer=vq_ste quantizer.codebook_size=256",
+             "  kexue-run -m experiment=fsq_vs_vq sweep=fsq_vs_vq   the claim's canonical sweep",
+             "  kexue-run resume=outputs/runs/fsq_vs_vq/<stamp>  continue a killed run",
+             "  kexue-run report <sweep or run dir>              rebuild aggregate, verdicts and figures",
+             "  kexue-run experiment=fsq_vs_vq --cfg job         the composed config (with -m: every job's)",
+             "", "Config groups (group=option):"]
+    import textwrap
+
+    for group in USER_GROUPS:
+        options = group_options(group) + (["joblib", "submitit_local", "submitit_slurm (plugins)"]
+                                          if group == "hydra/launcher" else [])
+        if options:
+            lines += textwrap.wrap(", ".join(options), 100, initial_indent=f"  {group + ':':<16} ",
+                                   subsequent_indent=" " * 19)
+    lines += ["", "Any value: key=value (trainer.steps=500); a sweep: -m key=a,b,c; trackers: "
+              "logger=[tensorboard,mlflow].",
+              "Exit codes: 0 ok, 1 a run failed or a sweep had failed jobs, 2 bad input, 3 the environment failed",
+              "(disk, permissions, missing package), 130 Ctrl-C, 143 SIGTERM. Hydra's own help: --hydra-help;",
+              "the version: --version."]
+    print("\n".join(lines))
+    return 0
+
+
 def run_command(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--version" in argv:
+        return print_version()
+    if "--help" in argv or "-h" in argv:
+        return print_help()
     if argv and argv[0] == "list":
         from .catalog import print_catalog
 
@@ -161,6 +220,8 @@ def run_command(argv: list[str] | None = None) -> int:
         return 0
     overrides, multirun, info = split_args(argv)
     plan = None
+    if info and multirun and any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in argv):
+        return print_sweep_configs(argv, overrides)
     if not info:
         from .validate import preflight
 
@@ -204,6 +265,27 @@ def run_command(argv: list[str] | None = None) -> int:
         return stopped
     jobs = (report or {}).get("jobs") or {}
     return EXIT_FAILED if any(status != "ok" for status in jobs) else 0
+
+
+def print_sweep_configs(argv: list[str], overrides: list[str]) -> int:
+    """`-m ... --cfg job`: Hydra refuses --cfg with --multirun; print every job's composed config instead."""
+    from .progress import console
+    from .validate import preflight
+
+    plan = preflight(overrides, multirun=True)
+    flags = [a for a in argv if a not in ("-m", "--multirun") and a not in overrides]
+    prog = sys.argv[0] if sys.argv else "kexue-run"
+    for k, cell in enumerate(plan.cells, start=1):
+        console.print(f"# job {k}/{len(plan.cells)}: {' '.join(cell)}", highlight=False, soft_wrap=True,
+                      markup=False)
+        GlobalHydra.instance().clear()
+        sys.argv = [prog] + flags + cell
+        try:
+            hydra_app()
+        except SystemExit as exc:
+            if exc.code:
+                return exc.code
+    return 0
 
 
 def check_writable(overrides: list[str], plan) -> None:

@@ -286,6 +286,7 @@ class Plan:
     jobs: int
     grids: list[list[str]] = field(default_factory=lambda: [[]])  # extra overrides per Hydra call
     sweep_dir: str | None = None
+    cells: list[list[str]] = field(default_factory=list)  # every job's overrides
 
 
 def compose_job(overrides: list[str]) -> DictConfig:
@@ -349,6 +350,7 @@ def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
         plan.sweep_dir = head.hydra.sweep.dir
     if len(cells) > MAX_CELLS:
         raise ConfigError(f"the sweep has {len(cells)} jobs; at most {MAX_CELLS} are allowed in one call")
+    plan.cells = cells
     defaults: dict[tuple, DictConfig] = {}
     groups_here = top_groups()
     for cell in cells:

@@ -54,9 +54,14 @@ def test_divergence_stops_the_run_and_keeps_its_metrics(kexue, tmp_path):
 
 def test_help_cfg_and_list(tmp_path):
     helped = subprocess_cli("--help", cwd=tmp_path)
-    experiment_line = next(line for line in helped.stdout.splitlines() if line.startswith("experiment: "))
-    assert helped.returncode == 0 and "fsq_vs_vq" in experiment_line and "kexue-run list" in helped.stdout
-    assert "quantizer: fsq, vq_rotation, vq_ste" in helped.stdout
+    assert helped.returncode == 0 and "kexue-run list" in helped.stdout and "fsq_vs_vq" in helped.stdout
+    assert "quantizer:       fsq, vq_rotation, vq_ste" in helped.stdout
+    assert "  sizing:" not in helped.stdout and "  local:" not in helped.stdout
+    version = subprocess_cli("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("kexue-runs 0.1.0 (torch ")
+    sweep_cfg = subprocess_cli("-m", "experiment=fsq_vs_vq", "scale=smoke", "quantizer=fsq,vq_ste", "--cfg", "job",
+                               cwd=tmp_path)
+    assert sweep_cfg.returncode == 0 and sweep_cfg.stdout.count("# job ") == 2 and "name: vq_ste" in sweep_cfg.stdout
     cfg = subprocess_cli("experiment=fsq_vs_vq", "scale=smoke", "--cfg", "job", cwd=tmp_path)
     assert cfg.returncode == 0 and "quantizer:" in cfg.stdout and "steps: 30" in cfg.stdout
     assert not (tmp_path / "outputs").exists()
