@@ -1,6 +1,17 @@
-"""Rich console output: progress bars with live metrics and the closing table."""
+"""Console output: rich on a terminal, plain lines elsewhere (Slurm .out files, CI, nohup), and every
+line also in the run folder's log.
+
+`console.print` goes to the terminal as usual and, as plain text, to the `kexue_runs` logger, which
+Hydra's job logging writes to <run dir>/kexue-run.log. Without a terminal the live progress bar becomes
+periodic plain lines (step, metrics, elapsed, ETA) and long lines (paths) are never wrapped.
+"""
 
 from __future__ import annotations
+
+import io
+import logging
+import sys
+import time
 
 from rich.console import Console
 from rich.progress import (
@@ -14,10 +25,88 @@ from rich.progress import (
 )
 from rich.table import Table
 
-console = Console()
+log = logging.getLogger("kexue_runs")
+PLAIN_KWARGS = ("sep", "end", "style", "justify", "overflow", "no_wrap", "markup", "highlight", "soft_wrap")
 
 
-def make_progress(enabled: bool = True) -> Progress:
+class LoggingConsole(Console):
+    """A rich Console whose every print is also logged as plain text (when logging has somewhere to go)."""
+
+    def print(self, *objects, **kwargs) -> None:
+        super().print(*objects, **kwargs)
+        if not (log.handlers or logging.getLogger().handlers):
+            return
+        plain = Console(file=io.StringIO(), width=120, color_system=None, highlight=False, soft_wrap=True)
+        plain.print(*objects, **{k: v for k, v in kwargs.items() if k in PLAIN_KWARGS and k != "soft_wrap"})
+        text = plain.file.getvalue().rstrip("\n")
+        if text:
+            log.info(text)
+
+
+console = LoggingConsole(soft_wrap=not sys.stdout.isatty())
+
+
+def say(*parts) -> None:
+    """A plain message (no markup, no highlighting, never wrapped): what experiments print."""
+    console.print(" ".join(str(p) for p in parts), markup=False, highlight=False, soft_wrap=True)
+
+
+class PlainProgress:
+    """The progress bar's interface for a non-terminal: a line at every tenth of a task (at most one every
+    few seconds), with the step, the latest metrics, the elapsed time and an ETA."""
+
+    def __init__(self, out: Console, min_interval: float = 5.0):
+        self.out, self.min_interval = out, min_interval
+        self.tasks: dict[int, dict] = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, description: str, total: int | None = None, completed: int = 0, **fields) -> int:
+        task = len(self.tasks)
+        self.tasks[task] = {"description": description, "total": total, "completed": completed, "fields": fields,
+                            "start": time.time(), "start_completed": completed, "last": time.time(), "next": 0.1}
+        return task
+
+    def update(self, task: int, **fields) -> None:
+        self.tasks[task]["fields"].update(fields)
+
+    def remove_task(self, task: int) -> None:
+        self.tasks.pop(task, None)
+
+    def advance(self, task: int, amount: int = 1) -> None:
+        t = self.tasks[task]
+        t["completed"] += amount
+        total = t["total"]
+        if not total:
+            return
+        fraction = t["completed"] / total
+        now = time.time()
+        # short tasks stay silent; longer ones report every tenth, at most once per min_interval, and their end
+        finished = fraction >= 1 and now - t["start"] >= self.min_interval
+        if finished or (fraction >= t["next"] and now - t["last"] >= self.min_interval):
+            t["next"] = (int(fraction * 10) + 1) / 10
+            t["last"] = now
+            elapsed = now - t["start"]
+            done = t["completed"] - t["start_completed"]
+            eta = elapsed / done * (total - t["completed"]) if done else 0.0
+            metrics = t["fields"].get("metrics", "")
+            self.out.print(f"{t['description']} {t['completed']}/{total} ({fraction:.0%}) {metrics} "
+                           f"elapsed {clock(elapsed)} eta {clock(eta)}".replace("  ", " "), markup=False,
+                           highlight=False, soft_wrap=True)
+
+
+def clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def make_progress(enabled: bool = True):
+    if enabled and not console.is_terminal:
+        return PlainProgress(console)
     return Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -33,7 +122,10 @@ def make_progress(enabled: bool = True) -> Progress:
 
 
 def format_metrics(values: dict, limit: int = 4) -> str:
-    return "  ".join(f"{k}={fmt(v)}" for k, v in list(values.items())[:limit])
+    """The latest train/ metrics first, then the latest validation ones: `limit` in all."""
+    train = [k for k in values if k.startswith("train/")][:2]
+    rest = [k for k in values if not k.startswith("train/")][: limit - len(train)]
+    return "  ".join(f"{k}={fmt(values[k])}" for k in train + rest)
 
 
 def fmt(value) -> str:

@@ -129,7 +129,7 @@ class RunContext:
             for tracker in self.trackers:
                 tracker.log_metrics(step, split, values)
         self._remember(split, values)
-        self._live.update(values)
+        self._live.update({f"{split}/{k}": v for k, v in values.items()})  # train/loss and val/loss apart
         if self._train_task is not None:
             self.progress.update(self._train_task, metrics=format_metrics(self._live))
         bad = [k for k, v in values.items() if not math.isfinite(v)]

@@ -4,8 +4,9 @@ Reads only run files (summary.json, which carries the resolved config), never th
 `kexue-run report <dir>` rebuilds everything after a crash, on another machine, or after a
 plotting change. Writes, into the sweep folder:
 
-    aggregate.csv      one row per job: job, status, every override as a column, final metrics
-    grouped.csv        mean, std and n over seeds for every other combination of overrides
+    aggregate.csv      one row per job: job, status, every config key that varies across jobs (from the
+                       resolved configs, defaults included), final metrics, error
+    grouped.csv        mean, std and n over seeds for every other combination of those keys
     claim_report.json  each check: observed, the post's number, verdict, n, note
     claim_report.md    the same, for people, with the post's numbers beside ours
     figure.png         mean +- std over seeds, the post's numbers as a reference layer
@@ -13,8 +14,6 @@ plotting change. Writes, into the sweep folder:
 
 from __future__ import annotations
 
-import csv
-import math
 import shutil
 from collections import defaultdict
 from datetime import datetime
@@ -68,18 +67,29 @@ def experiment_spec(jobs: list[dict]) -> dict:
     return {k: spec.get(k) for k in ("name", "meta", "claim", "reported", "checks", "figure")} | {"name": name}
 
 
-def override_columns(jobs: list[dict]) -> list[str]:
-    keys: list[str] = []
+NOT_VARYING = ("trainer.threads", "trainer.progress", "trainer.device", "output_root", "resume", "logger.", "hydra.")
+
+
+def job_configs(jobs: list[dict]) -> list[dict]:
+    """Each job's resolved config as dotted keys (what it computed), or its command-line overrides when
+    it died before writing one."""
+    from .claims import flatten
+
+    out = []
     for job in jobs:
-        for item in job.get("overrides") or []:
-            key = item.split("=", 1)[0].lstrip("+~")
-            if key not in keys and not key.startswith("hydra."):
-                keys.append(key)
-    return keys
+        if job.get("config"):
+            out.append({k: (list(v) if isinstance(v, tuple) else v) for k, v in flatten(job["config"]).items()})
+        else:
+            out.append(dict(item.lstrip("+~").split("=", 1) for item in job.get("overrides") or [] if "=" in item))
+    return out
 
 
-def overrides_dict(job: dict) -> dict:
-    return dict(item.lstrip("+~").split("=", 1) for item in job.get("overrides") or [] if "=" in item)
+def varying_keys(configs: list[dict]) -> list[str]:
+    """Every config key whose value differs across the jobs (in first-seen order), run-only keys aside."""
+    keys: list[str] = []
+    for config in configs:
+        keys += [k for k in config if k not in keys]
+    return [k for k in keys if not k.startswith(NOT_VARYING) and len({repr(c.get(k)) for c in configs}) > 1]
 
 
 def metric_columns(jobs: list[dict]) -> list[str]:
@@ -93,33 +103,35 @@ def metric_columns(jobs: list[dict]) -> list[str]:
 
 # -- writing the aggregate -----------------------------------------------------------------------
 
-def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    tmp.replace(path)
+def aggregate_frame(jobs: list[dict]):
+    """pandas: one row per job: job, status, the config keys that vary across jobs, final metrics, error."""
+    import pandas as pd
+
+    configs = job_configs(jobs)
+    keys = varying_keys(configs)
+    metrics = metric_columns(jobs)
+    rows = []
+    for job, config in zip(jobs, configs):
+        final = job.get("final") or {}
+        rows.append({"job": job["job"], "status": job["status"]}
+                    | {k: (str(config.get(k)) if isinstance(config.get(k), list) else config.get(k)) for k in keys}
+                    | {m: final.get(m) if isinstance(final.get(m), (int, float)) else None for m in metrics}
+                    | {"error": (job.get("error") or "").strip().splitlines()[-1] if job.get("error") else ""})
+    return pd.DataFrame(rows, columns=["job", "status"] + keys + metrics + ["error"]), keys, metrics
 
 
-def grouped_rows(jobs: list[dict], columns: list[str], metrics: list[str]) -> list[dict]:
-    keys = [c for c in columns if c != "seed"]
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for job in jobs:
-        if job.get("status") == "ok":
-            o = overrides_dict(job)
-            groups[tuple(o.get(k, "") for k in keys)].append(job)
-    out = []
-    for combo, members in groups.items():
-        row = dict(zip(keys, combo))
-        for m in metrics:
-            values = [j["final"][m] for j in members if isinstance(j["final"].get(m), (int, float))]
-            n = len(values)
-            mean = sum(values) / n if n else math.nan
-            std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-            row[m] = (mean, std, n)
-        out.append(row)
-    return out
+def grouped_frame(frame, keys: list[str], metrics: list[str]):
+    """Mean, std and n over seeds for every other combination of the varying keys (ok jobs only)."""
+    import pandas as pd
+
+    ok = frame[frame["status"] == "ok"]
+    by = [k for k in keys if k != "seed"]
+    if ok.empty or not metrics:
+        return pd.DataFrame(columns=by)
+    stats = ok.groupby(by, dropna=False, sort=True)[metrics].agg(["mean", "std", "count"]) if by else \
+        ok[metrics].agg(["mean", "std", "count"]).unstack().to_frame().T
+    stats.columns = [f"{m} {s if s != 'count' else 'n'}" for m, s in stats.columns]
+    return stats.reset_index() if by else stats
 
 
 def aggregate(sweep_dir: Path, quiet: bool = False) -> dict:
@@ -128,17 +140,10 @@ def aggregate(sweep_dir: Path, quiet: bool = False) -> dict:
     if not jobs:
         raise FileNotFoundError(f"no job folders under {sweep_dir}")
     spec = experiment_spec(jobs)
-    columns = override_columns(jobs)
-    metrics = metric_columns(jobs)
-    write_csv(sweep_dir / "aggregate.csv", ["job", "status"] + columns + metrics + ["error"],
-              [[j["job"], j["status"]] + [overrides_dict(j).get(c, "") for c in columns]
-               + [(j.get("final") or {}).get(m, "") for m in metrics]
-               + [(j.get("error") or "").strip().splitlines()[-1] if j.get("error") else ""] for j in jobs])
-    varying = [c for c in columns if len({overrides_dict(j).get(c, "") for j in jobs}) > 1]
-    grouped = grouped_rows(jobs, varying, metrics)
-    keys = [c for c in varying if c != "seed"]
-    write_csv(sweep_dir / "grouped.csv", keys + [f"{m} {s}" for m in metrics for s in ("mean", "std", "n")],
-              [[g[k] for k in keys] + [x for m in metrics for x in g[m]] for g in grouped])
+    frame, keys, metrics = aggregate_frame(jobs)
+    write_frame(sweep_dir / "aggregate.csv", frame)
+    grouped = grouped_frame(frame, keys, metrics)
+    write_frame(sweep_dir / "grouped.csv", grouped)
     rows = table_from_runs(jobs)
     results = evaluate_checks(spec.get("checks") or [], rows)
     statuses = defaultdict(int)
@@ -151,7 +156,8 @@ def aggregate(sweep_dir: Path, quiet: bool = False) -> dict:
                                         if j.get("environment")), None),
                           wall_s=round(sum((j.get("timing") or {}).get("wall_s") or 0 for j in jobs), 1))
     runfiles.write_json(sweep_dir / "claim_report.json", report)
-    runfiles.atomic_write_text(sweep_dir / "claim_report.md", claim_markdown(report, spec, grouped, keys, metrics))
+    by = [k for k in keys if k != "seed"]
+    runfiles.atomic_write_text(sweep_dir / "claim_report.md", claim_markdown(report, spec, grouped, by, metrics))
     try:
         from .figures import sweep_figure
 
@@ -162,6 +168,10 @@ def aggregate(sweep_dir: Path, quiet: bool = False) -> dict:
     if not quiet:
         print_verdicts(report)
     return report
+
+
+def write_frame(path: Path, frame) -> None:
+    runfiles.atomic_write_text(path, frame.to_csv(index=False))
 
 
 def experiment_tables(sweep_dir: Path, jobs: list[dict]) -> None:
@@ -177,7 +187,7 @@ def experiment_tables(sweep_dir: Path, jobs: list[dict]) -> None:
         console.print(f"[red]{task}: sweep tables failed: {exc}[/]")
 
 
-def claim_markdown(report: dict, spec: dict, grouped: list[dict], keys: list[str], metrics: list[str]) -> str:
+def claim_markdown(report: dict, spec: dict, grouped, keys: list[str], metrics: list[str]) -> str:
     posts = (spec.get("meta") or {}).get("posts", [])
     lines = [f"# {report['experiment']}: claim report", ""]
     lines += [f"- [{p['archive']}] {p['title']}: {p['url']}" for p in posts] + [""]
@@ -193,18 +203,12 @@ def claim_markdown(report: dict, spec: dict, grouped: list[dict], keys: list[str
     shown = [m for m in metrics if not m.startswith("train/")][:6]
     lines += ["## Ours: mean ± std (n) over seeds", "",
               "| " + " | ".join(keys + shown) + " |", "|" + "---|" * (len(keys) + len(shown))]
-    for g in sorted(grouped, key=lambda g: [sort_key(g[k]) for k in keys]):
-        cells = [f"{fmt(g[m][0])} ± {fmt(g[m][1])} ({g[m][2]})" for m in shown]
+    for _, g in grouped.iterrows():
+        cells = [f"{fmt(g[f'{m} mean'])} ± {fmt(g[f'{m} std'])} ({int(g[f'{m} n'])})" if f"{m} mean" in g else ""
+                 for m in shown]
         lines.append("| " + " | ".join([str(g[k]) for k in keys] + cells) + " |")
     lines += ["", "![figure](figure.png)", ""]
     return "\n".join(lines)
-
-
-def sort_key(value):
-    try:
-        return (0, float(value), "")
-    except (TypeError, ValueError):
-        return (1, 0.0, str(value))
 
 
 # -- finding sweeps ----------------------------------------------------------------------------

@@ -36,9 +36,10 @@ def test_smoke_multirun_aggregates_with_verdicts(kexue, tmp_path, monkeypatch):
         assert (sweep / name).exists(), name
     table = read_csv(sweep / "aggregate.csv")
     assert len(table) == 8
-    assert {"quantizer", "quantizer.codebook_size", "seed", "val/mse", "val/utilization"} <= set(table[0])
+    assert {"quantizer.name", "quantizer.codebook_size", "seed", "val/mse", "val/utilization"} <= set(table[0])
+    assert "trainer.threads" not in table[0] and "trainer.steps" not in table[0]  # only what varies
     failed = [r for r in table if r["status"] == "failed"]
-    assert len(failed) == 2 and all(r["quantizer"] == "vq_ste" and r["seed"] == "1" for r in failed)
+    assert len(failed) == 2 and all(r["quantizer.name"] == "vq_ste" and r["seed"] == "1" for r in failed)
     assert "injected failure" in failed[0]["error"]
     report = json.loads((sweep / "claim_report.json").read_text())
     assert report["jobs"] == {"ok": 6, "failed": 2}
@@ -99,7 +100,7 @@ def test_parallel_jobs_share_the_cores():
 
     from kexue_runs.runner import cpu_threads
 
-    cfg = OmegaConf.create({"trainer": {"threads": None}})
+    cfg = OmegaConf.create({"trainer": {"threads": None}, "scale": {"name": "cpu"}})
     import os
 
     cores = len(os.sched_getaffinity(0))
@@ -107,6 +108,7 @@ def test_parallel_jobs_share_the_cores():
     assert cpu_threads(cfg, cores) == 1
     assert cpu_threads(cfg, 4 * cores) == 1
     assert cpu_threads(OmegaConf.create({"trainer": {"threads": 3}}), 8) == 3
+    assert cpu_threads(OmegaConf.create({"trainer": {"threads": None}, "scale": {"name": "smoke"}}), 1) == 1
 
 
 def test_joblib_sweep_matches_the_sequential_one(kexue, tmp_path):
@@ -118,7 +120,7 @@ def test_joblib_sweep_matches_the_sequential_one(kexue, tmp_path):
     assert kexue(*args, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", outputs=tmp_path / "par")[0] == 0
     seq, par = (read_csv(next((tmp_path / d / "sweeps" / "fsq_vs_vq").glob("*")) / "aggregate.csv")
                 for d in ("seq", "par"))
-    key = lambda r: (r["quantizer"], r["seed"])  # noqa: E731
+    key = lambda r: r["quantizer.name"]  # noqa: E731  (seed=0 does not vary: no column)
     assert {key(r): r["val/mse"] for r in seq} == {key(r): r["val/mse"] for r in par}
 
 

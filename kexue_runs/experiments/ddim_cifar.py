@@ -42,6 +42,7 @@ from ..methods.diffusion import (
 )
 from ..models.unet import UNet
 from ..optim import make_optimizer
+from ..progress import say
 
 HIGHER_IS_BETTER = ("classifier_acc",)
 
@@ -175,7 +176,7 @@ def run(cfg, ctx) -> dict:
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = make_optimizer(cfg.optimizer, model.parameters())
     steps, batch, decay = int(cfg.trainer.steps), int(cfg.trainer.batch_size), float(cfg.diffusion.ema)
-    print(f"data {name}: train {tuple(train.shape)} reference {tuple(ref.shape)} | U-Net "
+    say(f"data {name}: train {tuple(train.shape)} reference {tuple(ref.shape)} | U-Net "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params | T={schedule.T} ({schedule.kind}, "
           f"ᾱ_T={float(schedule.abar[-1]):.2e}) | {steps} steps x batch {batch} | {len(grid)} samplers")
     ctx.samples_per_step = batch

@@ -23,6 +23,7 @@ from ..methods.fsq import BOUNDS, FSQ, PAPER_LEVELS, levels_for
 from ..methods.vq import INITS, VectorQuantizer
 from ..models.conv_ae import Decoder, Encoder
 from ..optim import make_optimizer
+from ..progress import say
 
 QUANTIZERS = ("fsq", "vq_ste", "vq_rotation")
 HIGHER_IS_BETTER = ("utilization", "perplexity", "codes_used", "train_utilization", "train_perplexity",
@@ -181,7 +182,7 @@ def run(cfg, ctx) -> dict:
     latents = data.train.shape[0] * latents_per_image(cfg.model, data)
     probe = data.train[:probe_size(cfg.quantizer, cfg.model, data)]
     val_per_code = data.val.shape[0] * latents_per_image(cfg.model, data) / model.codebook_size
-    print(f"data {data.name}: train {tuple(data.train.shape)} val {tuple(data.val.shape)} | "
+    say(f"data {data.name}: train {tuple(data.train.shape)} val {tuple(data.val.shape)} | "
           f"params {sum(p.numel() for p in model.parameters()) / 1e6:.3f}M | codebook {model.codebook_size} "
           f"({cfg.quantizer.name}{', levels ' + str(model.quantizer.levels) if cfg.quantizer.name == 'fsq' else ''})"
           f" | train latents {latents} | val latents per code {val_per_code:.1f} | steps {steps} x batch {batch_size}"

@@ -30,6 +30,7 @@ from ..data.text import batch_windows, load_text, random_windows
 from ..errors import ConfigError
 from ..methods.lora import TARGETS, add_lora, lora_plus_groups
 from ..models.transformer import ArchConfig, CausalLM, next_token_loss
+from ..progress import say
 
 HIGHER_IS_BETTER = ("best_ratio", "speedup_at_16")
 
@@ -69,7 +70,7 @@ def pretrained(cfg, ctx) -> CausalLM:
     model = CausalLM(arch(cfg)).to(ctx.device)
     if path.exists():
         model.load_state_dict(torch.load(path, map_location=ctx.device))
-        print(f"pretrained base: {path} (cached)")
+        say(f"pretrained base: {path} (cached)")
         return model
     corpus = load_text(cfg.data)
     p = cfg.pretrain
@@ -89,7 +90,7 @@ def pretrained(cfg, ctx) -> CausalLM:
     tmp = path.with_suffix(".tmp")
     torch.save(model.state_dict(), tmp)
     tmp.replace(path)
-    print(f"pretrained base: {path} ({steps} steps, final train loss {loss.item():.3f})")
+    say(f"pretrained base: {path} ({steps} steps, final train loss {loss.item():.3f})")
     return model
 
 
@@ -177,7 +178,7 @@ def run(cfg, ctx) -> dict:
     val = batch_windows(prose.test, torch.randint(0, prose.test.numel() - L - 1, (int(cfg.finetune.val_samples),),
                                                   generator=g), L + 1)
     ratios = sorted(float(r) for r in cfg.lora.ratios)
-    print(f"width n={cfg.model.width} ({base.num_params() / 1e6:.2f}M params) | LoRA r={cfg.lora.rank} "
+    say(f"width n={cfg.model.width} ({base.num_params() / 1e6:.2f}M params) | LoRA r={cfg.lora.rank} "
           f"(n/r = {int(cfg.model.width) / int(cfg.lora.rank):g}) alpha={cfg.lora.alpha} on {list(cfg.lora.targets)} "
           f"| fine-tune on {prose.describe()} | {len(ratios)} ratios, eta_A searched on a factor-2 grid from "
           f"{cfg.lora.lr_start:g} | {budget} steps each")
@@ -247,7 +248,7 @@ def scale_equivalence(base, cfg, train, val, device) -> float:
     lam, lr, steps, eps = float(c.ratio), float(c.lr), int(c.steps), float(c.eps)
     plus = finetune(base, cfg, lam, lr, train, val, device, eps=eps, steps=steps)
     scaled = finetune(base, cfg, 1.0, lr, train, val, device, alpha=float(cfg.lora.alpha) * lam, eps=eps, steps=steps)
-    print(f"control: LoRA+ λ={lam:g} vs LoRA α·λ, Adam ε={eps:g}: losses {plus[-1]:.5f} vs {scaled[-1]:.5f}")
+    say(f"control: LoRA+ λ={lam:g} vs LoRA α·λ, Adam ε={eps:g}: losses {plus[-1]:.5f} vs {scaled[-1]:.5f}")
     diffs = [abs(a - b) for a, b in zip(plus, scaled)]
     return max(diffs) if all(math.isfinite(d) for d in diffs) else math.inf  # a NaN must not pass
 

@@ -28,6 +28,7 @@ from ..data.text import CORPORA, batch_windows, load_text, random_windows
 from ..errors import ConfigError
 from ..models.transformer import POSITIONS, SCORES, ArchConfig, CausalLM, InferenceArm, next_token_loss
 from ..optim import make_optimizer
+from ..progress import say
 
 DATA_PARALLEL = True
 HIGHER_IS_BETTER = ("acc_1x", "acc_8x_rep", "acc_8x_nonrep", "acc_last_8x_nonrep")
@@ -205,7 +206,7 @@ def run(cfg, ctx) -> dict:
     sets = test_sets(corpus.test, L, int(cfg.eval.samples), int(cfg.eval.seed))
     arms = inference_arms(cfg)
     flops = 6 * model.num_params() * L + 12 * arch.layers * arch.width * L * L / 2
-    print(f"{corpus.describe()} | arch {cfg.arch.name} ({arch.score}, {arch.position}"
+    say(f"{corpus.describe()} | arch {cfg.arch.name} ({arch.score}, {arch.position}"
           f"{', log n' if arch.logn else ''}{f', HWFA w={arch.window}' if arch.window else ''}) | "
           f"params {model.num_params() / 1e6:.2f}M | L={L}, eval up to {8 * L} | steps {steps} x batch {batch} "
           f"= {steps * batch * L / 1e6:.1f}M tokens | ~{flops * batch / 1e9:.2f} GFLOP/step | {len(arms)} arms")
