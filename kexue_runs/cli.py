@@ -126,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, on_sigterm)
     except ValueError:  # not the main thread (an embedding application): leave signals alone
         pass
+    import logging
+
+    logging.captureWarnings(True)  # library warnings go to the run's log, not the console
+    logging.getLogger("py.warnings").addHandler(logging.NullHandler())
     try:
         return run_command(argv)
     except ConfigError as exc:
@@ -241,6 +245,9 @@ def run_command(argv: list[str] | None = None) -> int:
             return exc.code if isinstance(exc.code, int) else EXIT_FAILED
         return 0
     # One sweep folder for every grid of the sweep; Hydra launches each grid's jobs.
+    from .phases import start_sweep
+
+    start_sweep(plan.jobs)
     pinned = [a for a in argv if not a.startswith("hydra.sweep.dir=")] + [f"hydra.sweep.dir={plan.sweep_dir}"]
     stopped = 0
     for grid in plan.grids:

@@ -56,7 +56,8 @@ def sweep_figure(path: Path, rows: list[dict], spec: dict) -> Path | None:
         ax.set_xlabel(panel.get("xlabel", panel["x"]))
         ax.set_ylabel(panel.get("ylabel", panel["metric"]))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     title = (spec.get("figure") or {}).get("title")
     if title:
         fig.suptitle(title, fontsize=11)

@@ -30,3 +30,35 @@ def start_job() -> None:
 
 def reset() -> None:
     _marks.clear()
+
+
+# -- a sweep's overall progress (sequential launchers: the jobs run in this process) ---------------------
+sweep: dict = {}
+
+
+def start_sweep(total: int) -> None:
+    sweep.clear()
+    sweep.update(total=total, done=0, statuses={}, start=time.time())
+
+
+def sweep_line() -> str | None:
+    """'job k/N; a ok, b failed; elapsed, eta' before the next job, or None outside a sweep."""
+    if not sweep:
+        return None
+    elapsed = time.time() - sweep["start"]
+    done, total = sweep["done"], sweep["total"]
+    eta = elapsed / done * (total - done) if done else None
+    counts = ", ".join(f"{n} {s}" for s, n in sweep["statuses"].items()) or "none done yet"
+    return (f"sweep: job {done + 1}/{total} ({counts}); elapsed {clock(elapsed)}"
+            + (f", eta {clock(eta)}" if eta is not None else ""))
+
+
+def job_done(status: str) -> None:
+    if sweep:
+        sweep["done"] += 1
+        sweep["statuses"][status] = sweep["statuses"].get(status, 0) + 1
+
+
+def clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

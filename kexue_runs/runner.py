@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import faults, phases, runfiles
 from .distributed import Dist, from_env, start, stop
 from .errors import Diverged, Terminated
-from .progress import console, format_metrics, make_progress, metrics_table
+from .progress import console, fmt, format_metrics, make_progress, metrics_table
 
 
 def seed_everything(seed: int) -> None:
@@ -304,8 +304,10 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
     started_at = datetime.now().isoformat(timespec="seconds")
     ranks = f" ranks={dist.world_size}" if dist.enabled else ""
     if dist.is_main:
+        if in_sweep and phases.sweep_line():
+            console.print(phases.sweep_line(), highlight=False, soft_wrap=True)
         console.print(f"[bold]{cfg.name}[/] scale={cfg.scale.name} seed={cfg.seed} device={device}{ranks} "
-                      f"threads={torch.get_num_threads()} -> {run_dir}")
+                      f"threads={torch.get_num_threads()} -> {run_dir}", highlight=False, soft_wrap=True)
     status, error, returned = "ok", None, None
     precision = str(cfg.trainer.get("precision", "32"))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16-mixed" else nullcontext()
@@ -384,11 +386,18 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
     except Exception:  # a plotting problem must not lose the run's numbers
         console.print(f"[red]could not write the report: {traceback.format_exc(limit=1)}")
     colour = {"ok": "green", "diverged": "yellow"}.get(status, "red")
-    console.print(metrics_table(f"{cfg.name}: final metrics", {k: v for k, v in final.items()},
-                                summary["best"]))
-    if report is not None and status == "ok":
-        print_verdicts(report)
-    console.print(f"status [{colour}]{status}[/]  wall {wall:.1f}s  ->  {run_dir}")
+    if in_sweep:  # one line per job; the sweep ends with the claim's table
+        phases.job_done(status)
+        shown = "  ".join(f"{k}={fmt(v)}" for k, v in list(final.items())[:3] if not k.startswith("train/"))
+        console.print(f"  -> [{colour}]{status}[/] {shown} verdict {summary.get('verdict', '-')} "
+                      f"({wall:.1f}s)", highlight=False, soft_wrap=True)
+    else:
+        console.print(metrics_table(f"{cfg.name}: final metrics", {k: v for k, v in final.items()},
+                                    summary["best"]))
+        if report is not None and status == "ok":
+            print_verdicts(report)
+        console.print(f"status [{colour}]{status}[/]  wall {wall:.1f}s  ->  {run_dir}", highlight=False,
+                      soft_wrap=True)
     if status == "failed":
         console.print(f"[red]{error.strip().splitlines()[-1]}[/]  (traceback in {run_dir / 'summary.json'})",
                       highlight=False)
