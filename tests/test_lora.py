@@ -76,7 +76,7 @@ SMOKE_LP = ["experiment=lora_plus", "scale=smoke", "trainer.progress=false"]
 def test_smoke_run_reuses_the_cached_pretraining(kexue, tmp_path):
     code, out = kexue(*SMOKE_LP)
     assert code == 0, out
-    assert len(list((tmp_path / "outputs" / "cache" / "lora_plus").glob("pretrain-*.pt"))) == 1
+    assert len(list((tmp_path / "outputs" / "cache" / "pretrained").glob("lm-*.pt"))) == 1
     (run,) = run_dirs(tmp_path / "outputs", "lora_plus")
     s = summary(run)
     assert [r["lora.ratio"] for r in s["claim_rows"]] == [1.0, 4.0, 16.0]

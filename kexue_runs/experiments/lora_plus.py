@@ -3,9 +3,9 @@
 Post: 配置不同的学习率，LoRA还能再涨一点？ https://kexue.fm/archives/10001 (LoRA+, arXiv 2402.12354).
 
 One run = one width n and one seed:
-  1. pretrain a byte-level causal LM of width n on Python's standard-library source (cached under
-     <output_root>/cache/lora_plus/, keyed by the pretraining config's hash, so every job of a sweep
-     reuses it);
+  1. pretrain a byte-level causal LM of width n on Python's standard-library source (models/pretrained.py:
+     cached under <output_root>/cache/pretrained/, keyed by the pretraining config's hash, so every job of
+     a sweep reuses it);
   2. fine-tune it with LoRA (base frozen) on English prose (pydoc topics) for every ratio λ = η_B/η_A
      in lora.ratios, searching η_A on a factor-2 grid until the best η_A has a worse neighbour on both
      sides (so no ratio's best sits on the grid's edge);
@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from .. import runfiles
 from ..data.text import batch_windows, load_text, random_windows
 from ..errors import ConfigError
 from ..methods.lora import TARGETS, add_lora, lora_plus_groups
-from ..models.transformer import ArchConfig, CausalLM, next_token_loss
+from ..models.pretrained import pretrained_lm
+from ..models.transformer import CausalLM, next_token_loss
 from ..progress import say
 
 HIGHER_IS_BETTER = ("best_ratio", "speedup_at_16")
@@ -55,43 +55,10 @@ def validate(cfg) -> None:
                           f"width/heads must be an even integer")
 
 
-def arch(cfg) -> ArchConfig:
-    m = cfg.model
-    return ArchConfig(width=int(m.width), layers=int(m.layers), heads=int(m.heads), mlp_ratio=int(m.mlp_ratio),
-                      rope_base=float(m.rope_base), train_length=int(cfg.data.length))
-
-
 def pretrained(cfg, ctx) -> CausalLM:
-    """The pretrained base for this width: from the cache, or trained now and cached atomically."""
-    spec = {"model": runfiles.to_jsonable(dict(cfg.model)), "data": cfg.data.name, "length": int(cfg.data.length),
-            "pretrain": runfiles.to_jsonable(dict(cfg.pretrain))}
-    path = Path(cfg.output_root) / "cache" / "lora_plus" / f"pretrain-{runfiles.config_hash(spec)}.pt"
-    torch.manual_seed(int(cfg.pretrain.seed))
-    model = CausalLM(arch(cfg)).to(ctx.device)
-    if path.exists():
-        model.load_state_dict(torch.load(path, map_location=ctx.device))
-        say(f"pretrained base: {path} (cached)")
-        return model
-    corpus = load_text(cfg.data)
-    p = cfg.pretrain
-    optimizer = torch.optim.AdamW(model.parameters(), lr=float(p.lr), weight_decay=0.1)
-    steps, L = int(p.steps), int(cfg.data.length)
-    for step in ctx.track(range(steps), f"pretrain n={cfg.model.width}", total=steps):
-        lr_scale = min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-        for group in optimizer.param_groups:
-            group["lr"] = float(p.lr) * lr_scale
-        tokens = random_windows(corpus.train, L, int(p.batch_size), int(p.seed), step)
-        loss = next_token_loss(model, tokens.to(ctx.device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(path)
-    say(f"pretrained base: {path} ({steps} steps, final train loss {loss.item():.3f})")
-    return model
+    """The project's pretrained byte-level LM for this width (models/pretrained.py: cached, shared)."""
+    return pretrained_lm(cfg.output_root, cfg.model, cfg.data, cfg.pretrain, int(cfg.data.length), ctx.device,
+                         ctx.track)
 
 
 def finetune(base: CausalLM, cfg, ratio: float, lr: float, train: torch.Tensor, val: torch.Tensor, device,
