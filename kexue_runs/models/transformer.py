@@ -157,13 +157,17 @@ class CausalLM(nn.Module):
             if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)
 
-    def forward(self, tokens: torch.Tensor, arm: InferenceArm | None = None) -> torch.Tensor:
-        """(B, T) token ids -> (B, T, vocab) next-token logits (the embedding is tied)."""
+    def hidden(self, tokens: torch.Tensor, arm: InferenceArm | None = None) -> torch.Tensor:
+        """(B, T) token ids -> (B, T, width): the final normed hidden states (features for probes)."""
         arm = arm or AS_TRAINED
         x = self.embed(tokens)
         for block in self.blocks:
             x = block(x, arm)
-        return self.norm(x) @ self.embed.weight.T
+        return self.norm(x)
+
+    def forward(self, tokens: torch.Tensor, arm: InferenceArm | None = None) -> torch.Tensor:
+        """(B, T) token ids -> (B, T, vocab) next-token logits (the embedding is tied)."""
+        return self.hidden(tokens, arm) @ self.embed.weight.T
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
