@@ -30,14 +30,19 @@ class Whitening:
 
 
 def fit_whitening(x: np.ndarray) -> Whitening:
-    """Total covariance to the identity on the directions that have variance (ZCA, pseudo-inverse sqrt)."""
+    """Total covariance to the identity on the directions that have variance (ZCA, pseudo-inverse sqrt).
+    Features are put on one scale first (the correlation matrix is decomposed), so the rank cut-off is
+    relative to the data's shape, not to its units: wine's proline (variance ~1e5) would otherwise push
+    real directions of the small-unit features under 1e-6 of the largest eigenvalue."""
     mean = x.mean(axis=0)
-    cov = np.cov(x - mean, rowvar=False, bias=True)
-    values, vectors = np.linalg.eigh(cov)
+    std = x.std(axis=0)
+    unit = np.where(std > 0, 1 / np.where(std > 0, std, 1), 0.0)
+    corr = np.cov((x - mean) * unit, rowvar=False, bias=True)
+    values, vectors = np.linalg.eigh(corr)
     keep = values > RCOND * values.max()
     scale = np.zeros_like(values)
     scale[keep] = values[keep] ** -0.5
-    return Whitening(mean, (vectors * scale) @ vectors.T)
+    return Whitening(mean, unit[:, None] * ((vectors * scale) @ vectors.T))
 
 
 @dataclass

@@ -1,0 +1,457 @@
+"""The classical and optimizer posts (issue 15): every identity and closed form against an independent
+computation, and each experiment's smoke numbers and verdicts pinned.
+
+Tolerances: float64 computations are pinned to 1e-6 relative (far inside their own sampling error); means
+of small trained models over replicates to a third of their standard error at smoke scale, so a changed
+formula moves them while float drift across CPUs does not.
+"""
+
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_dirs, summary
+
+from kexue_runs.methods import amos, analytic_classifier, fourier_density, momentum_accumulation, tailr
+
+CLASSICAL = ["analytic_logreg", "tailr", "momentum_accum", "amos", "fourier_density"]
+
+
+# -- analytic_logreg (8578) ---------------------------------------------------------------------------
+
+def test_analytic_post_is_lda_with_the_within_class_covariance():
+    """The post's closed form (whiten, Σ = I - Σ p_i μ_i μ_i^T) is Fisher's LDA: same posteriors as sklearn's."""
+    from sklearn.datasets import load_wine
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    x, y = load_wine(return_X_y=True)
+    white = analytic_classifier.fit_whitening(x)
+    ours = analytic_classifier.analytic_post(white(x), y, 3)
+    logits = ours.logits(white(x))
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    lda = LinearDiscriminantAnalysis(solver="lsqr").fit(x, y)
+    np.testing.assert_allclose(probs, lda.predict_proba(x), atol=1e-8)
+
+
+def test_whitening_gives_identity_covariance_and_handles_n_below_d():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 6)) @ rng.normal(size=(6, 6))
+    white = analytic_classifier.fit_whitening(x)
+    np.testing.assert_allclose(np.cov(white(x), rowvar=False, bias=True), np.eye(6), atol=1e-9)
+    few = rng.normal(size=(5, 20))  # n < d: rank 4 after centring
+    z = analytic_classifier.fit_whitening(few)(few)
+    assert np.isfinite(z).all()
+    np.testing.assert_allclose(np.linalg.eigvalsh(np.cov(z, rowvar=False, bias=True))[-4:], 1.0, atol=1e-8)
+
+
+def test_su_code_variant_is_nearest_class_mean_with_log_prior():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(90, 4)), np.repeat([0, 1, 2], 30)
+    model = analytic_classifier.analytic_su_code(x, y, 3)
+    means = np.stack([x[y == k].mean(0) for k in range(3)])
+    nearest = ((x[:, None] - means) ** 2).sum(-1).argmin(1)  # equal priors: nearest mean decides
+    assert (model.predict(x) == nearest).all()
+
+
+# -- tailr (9526) -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gamma", [0.01, 0.5, 0.9])
+def test_tailr_gradient_is_grad_p_over_gamma_plus_one_minus_gamma_p(gamma):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(16, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(0, 7, (16,), generator=g)
+    (grad,) = torch.autograd.grad(tailr.tailr_loss(logits, target, gamma), logits)
+    p = torch.softmax(logits, -1).gather(-1, target[:, None]).squeeze(-1)
+    (dp,) = torch.autograd.grad(p.sum(), logits)
+    torch.testing.assert_close(grad, -dp / (gamma + (1 - gamma) * p.detach())[:, None] / 16, rtol=1e-10, atol=1e-12)
+
+
+def test_tailr_limits():
+    g = torch.Generator().manual_seed(1)
+    logits, target = torch.randn(32, 5, generator=g, dtype=torch.float64), torch.randint(0, 5, (32,), generator=g)
+    ce = torch.nn.functional.cross_entropy(logits, target)
+    assert float(tailr.tailr_loss(logits, target, 1e-12)) == pytest.approx(float(ce), abs=1e-9)
+    p = torch.softmax(logits, -1).gather(-1, target[:, None]).squeeze(-1)
+    assert float(tailr.tailr_loss(logits, target, 1 - 1e-7)) == pytest.approx(float((1 - p).mean()), abs=1e-5)
+
+
+# -- momentum_accum (8634) ----------------------------------------------------------------------------
+
+def test_chi_sgdm_is_explicit_accumulation():
+    from kexue_runs.experiments.momentum_accum import (
+        accumulate_explicitly,
+        momentum_sgd,
+        run_optimizer,
+        softmax_regression_stream,
+    )
+
+    w0, batches, gradient = softmax_regression_stream(seed=3, steps=4 * 12, batch=4)
+    reference = accumulate_explicitly(w0, batches, gradient, 4, momentum_sgd(0.9, 0.5, w0))
+    sgdm = momentum_accumulation.AccumulatingSGDM
+    chi = run_optimizer(w0, batches, gradient, lambda p: sgdm(p, lr=0.5, beta=0.9, k=4))
+    assert float((chi - reference).norm() / (reference - w0).norm()) < 1e-13
+    # updating every step instead (k = 1 on the same stream) lands elsewhere: the test can tell them apart
+    plain = run_optimizer(w0, batches, gradient, lambda p: sgdm(p, lr=0.5, beta=0.9, k=1))
+    assert float((plain - reference).norm() / (reference - w0).norm()) > 1e-2
+
+
+def test_periodic_adam_with_k1_is_adam_and_moves_only_every_k():
+    torch.manual_seed(0)
+    w = torch.randn(5, 3)
+    grads = [torch.randn(5, 3) for _ in range(9)]
+    ours, theirs = torch.nn.Parameter(w.clone()), torch.nn.Parameter(w.clone())
+    a = momentum_accumulation.PeriodicAdam([ours], lr=1e-2)
+    b = torch.optim.Adam([theirs], lr=1e-2)
+    for g in grads:
+        ours.grad, theirs.grad = g.clone(), g.clone()
+        a.step()
+        b.step()
+    torch.testing.assert_close(ours, theirs)
+    p = torch.nn.Parameter(w.clone())
+    c = momentum_accumulation.PeriodicAdam([p], lr=1e-2, k=4)
+    moved = []
+    for g in grads:
+        before = p.detach().clone()
+        p.grad = g
+        c.step()
+        moved.append(bool((p.detach() != before).any()))
+    assert moved == [t % 4 == 0 for t in range(1, 10)]
+
+
+def test_chi_adam_with_k1_is_adam():
+    torch.manual_seed(1)
+    w = torch.randn(4)
+    ours, theirs = torch.nn.Parameter(w.clone()), torch.nn.Parameter(w.clone())
+    a = momentum_accumulation.AccumulatingAdam([ours], lr=1e-2, k=1)
+    b = torch.optim.Adam([theirs], lr=1e-2)
+    for _ in range(6):
+        g = torch.randn(4)
+        ours.grad, theirs.grad = g.clone(), g.clone()
+        a.step()
+        b.step()
+    torch.testing.assert_close(ours, theirs)
+
+
+def test_adjusted_beta():
+    assert momentum_accumulation.adjusted_beta(0.9, 8) == pytest.approx(0.9875)
+    assert momentum_accumulation.adjusted_beta(0.9, 8) ** 8 == pytest.approx(0.9, abs=(7 / 16) * 0.01)
+
+
+# -- amos (9344) ---------------------------------------------------------------------------------------
+
+def test_amos_closed_forms_and_notes_spot_values():
+    """The reference notes' independent numbers: e^{-2S} at t = 10^4, α0 p = 5e-4."""
+    assert amos.decay_by_recurrence(5e-4, 10_000)[-1] == pytest.approx(0.027774, abs=1e-6)
+    assert amos.decay_closed_form(5e-4, 10_000) == pytest.approx(0.027778, abs=1e-6)
+    assert amos.decay_by_recurrence(5e-4, 10_000, slowing=True)[-1] == pytest.approx(0.090899, abs=1e-6)
+    assert amos.decay_closed_form(5e-4, 10_000, slowing=True) == pytest.approx(0.090909, abs=1e-6)
+    assert amos.decay_closed_form(amos.halving_rate(1234), 1234) == pytest.approx(0.5, abs=1e-15)
+    assert amos.scale_prior(100, 0.02) == pytest.approx(0.08)
+    assert amos.scale_prior(100, 0.5, matrix=False) == pytest.approx(25.0)
+
+
+def test_amos_style_update_has_the_norm_the_post_prescribes():
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(0.02 * torch.randn(30, 20))
+    opt = amos.AmosStyleAdamW([w], alpha0=1e-3, rate=1e-2)
+    opt.set_scale()
+    eps0 = math.sqrt(amos.scale_prior(w.numel(), float(w.detach().std())))
+    for t in range(3):
+        before = w.detach().clone()
+        w.grad = torch.randn(30, 20)
+        opt.step()
+        decay = 1 / (2 * 1e-2 * t + 1)  # D_t at the step's start
+        rho = 1e-3 ** 2 / 2 * decay
+        update = before * (1 - rho) - w.detach()  # the Adam-direction part
+        assert float(update.norm()) == pytest.approx(1e-3 * eps0 * decay, rel=1e-5)
+
+
+# -- fourier_density (10007) ---------------------------------------------------------------------------
+
+def random_coefficients(terms, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.complex(torch.randn(terms + 1, generator=g, dtype=torch.float64),
+                         torch.randn(terms + 1, generator=g, dtype=torch.float64))
+
+
+def test_fbdm_density_is_non_negative_and_normalised():
+    x = torch.linspace(-1, 1, 4001, dtype=torch.float64)
+    for seed in range(5):
+        a = random_coefficients(20, seed)
+        p = fourier_density.density_unit(x, a)
+        assert float(p.min()) >= -1e-12
+        assert float(torch.trapezoid(p, x)) == pytest.approx(1.0, abs=1e-12)
+    # with arbitrary (non-autocorrelation) coefficients the series goes negative: positivity is the construction's
+    ratio = torch.randn(20, dtype=torch.float64)
+    series = 0.5 + torch.cos(math.pi * x[:, None] * torch.arange(1, 21)) @ ratio
+    assert float(series.min()) < 0
+
+
+def test_fbdm_autocorrelation_and_penalty_identity():
+    a = random_coefficients(6, 7)
+    c = fourier_density.autocorrelation(a)
+    direct = [sum(a[k] * a[k + n].conj() for k in range(7 - n)) for n in range(7)]
+    torch.testing.assert_close(c, torch.stack(direct))
+    x = torch.linspace(-1, 1, 2001, dtype=torch.float64)
+    n = torch.arange(-6, 7, dtype=torch.float64)
+    c_full = torch.cat([c.flip(0)[:-1].conj(), c])
+    f_prime = (c_full * 1j * math.pi * n * torch.exp(1j * math.pi * x[:, None] * n)).sum(-1)
+    assert float(torch.trapezoid(f_prime.abs() ** 2, x)) == pytest.approx(float(fourier_density.smoothness_penalty(a)),
+                                                                         rel=1e-10)
+
+
+def test_fbdm_cdf_corrected_and_scraped():
+    a = random_coefficients(10, 3)
+    x = torch.linspace(-1, 1, 20001, dtype=torch.float64)
+    running = torch.cat([torch.zeros(1, dtype=torch.float64),
+                         torch.cumulative_trapezoid(fourier_density.density_unit(x, a), x)])
+    assert float((fourier_density.cdf_unit(x, a) - running).abs().max()) < 1e-6
+    assert float((fourier_density.scraped_cdf(x, a) - running).abs().max()) > 0.1
+
+
+def test_fbdm_sampling_and_density_on_the_real_line():
+    from scipy import stats
+
+    a = random_coefficients(8, 11)
+    draws = fourier_density.sample_unit(a, 4000, torch.Generator().manual_seed(0)).numpy()
+    assert stats.kstest(draws, lambda v: fourier_density.cdf_unit(torch.tensor(v), a).numpy()).pvalue > 1e-3
+    model = fourier_density.FourierDensity(8, mu=1.0, sigma=2.0, generator=torch.Generator().manual_seed(0))
+    y = torch.linspace(-60, 60, 200001, dtype=torch.float64)
+    assert float(torch.trapezoid(model.log_prob(y).detach().exp(), y)) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_fbdm_baselines_integrate_to_one():
+    from kexue_runs.experiments.fourier_density import GaussianMixture, MonotoneDensity, matched_sizes
+
+    g = torch.Generator().manual_seed(0)
+    data = torch.randn(500, generator=g, dtype=torch.float64)
+    y = torch.linspace(-40, 40, 80001, dtype=torch.float64)
+    for model in (GaussianMixture(5, data, g), MonotoneDensity(4, 0.0, 1.0, g)):
+        assert float(torch.trapezoid(model.log_prob(y).exp().detach(), y)) == pytest.approx(1.0, abs=1e-4)
+    budget, k, width = matched_sizes(20)
+    assert budget == 44 and 3 * k - 1 == pytest.approx(budget, abs=2)
+    assert sum(p.numel() for p in MonotoneDensity(width, 0.0, 1.0, g).parameters()) == pytest.approx(budget, abs=6)
+
+
+# -- smoke runs: numbers and verdicts pinned ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    from kexue_runs import cli
+
+    root = tmp_path_factory.mktemp("classical")
+    out = {}
+    for name in CLASSICAL:
+        old = sys.argv
+        sys.argv = ["kexue-run"]
+        try:
+            code = cli.main([f"experiment={name}", "scale=smoke", "trainer.progress=false", "trainer.threads=1",
+                             f"output_root={root}"])
+        finally:
+            sys.argv = old
+        assert code == 0, name
+        (run,) = run_dirs(root, name)
+        out[name] = (run, summary(run))
+    return out
+
+
+# kexue-run experiment=<name> scale=smoke: (value, absolute tolerance)
+GOLDEN = {
+    'amos': {
+        'constant_p_rate0.0001_max_relative_error': (2.0182929030033717e-05, 1e-09),
+        'constant_p_rate0.001_max_relative_error': (0.0003679231437956383, 1e-09),
+        'constant_p_rate0.01_max_relative_error': (0.0036831894203828994, 3.68e-09),
+        'slowing_p_rate0.0001_max_relative_error': (2.9377762652949003e-05, 1e-09),
+        'slowing_p_rate0.001_max_relative_error': (0.0003680346195220776, 1e-09),
+        'slowing_p_rate0.01_max_relative_error': (0.003694461312564168, 3.69e-09),
+        'constant_p_D_at_1e4_rate5e-4': (0.02777363015653831, 2.78e-08),
+        'slowing_p_D_at_1e4_rate5e-4': (0.0908991816280248, 9.09e-08),
+        'halving_T300_step': (299.8267157747897, 0.0003),
+        'prior_ratio_median_matrices': (0.0011030827579720374, 1.1e-05),
+        'init_trained_cosine_median': (0.9988965210589019, 0.00999),
+        'trained_norm_ratio_median': (0.9980689894789402, 0.00998),
+        'adamw_constant_val_loss': (1.8342018922170003, 0.00811),
+        'adamw_constant_val_accuracy': (0.7573467691739401, 0.00276),
+        'adamw_cosine_val_loss': (2.1080605189005532, 0.00586),
+        'adamw_cosine_val_accuracy': (0.5633921027183533, 0.0185),
+        'amos_recipe_val_loss': (2.290418863296509, 0.00187),
+        'amos_recipe_val_accuracy': (0.1738035281499227, 0.00936),
+    },
+    'analytic_logreg': {
+        'digits_full_analytic_train_acc': (0.9673157162726008, 9.67e-07),
+        'digits_full_analytic_valid_acc': (0.9582172701949861, 9.58e-07),
+        'digits_full_analytic_su_code_train_acc': (0.9485396383866481, 9.49e-07),
+        'digits_full_analytic_su_code_valid_acc': (0.9415041782729805, 9.42e-07),
+        'digits_full_gradient_descent_train_acc': (0.8602225312934632, 0.00373),
+        'digits_full_gradient_descent_valid_acc': (0.8440111420612814, 0.00352),
+        'digits_small_analytic_train_acc': (1.0, 1e-06),
+        'digits_small_analytic_valid_acc': (0.7892293407613741, 7.89e-07),
+        'digits_small_analytic_su_code_train_acc': (1.0, 1e-06),
+        'digits_small_analytic_su_code_valid_acc': (0.7511606313834726, 7.51e-07),
+        'digits_small_gradient_descent_train_acc': (0.22999999999999998, 0.00509),
+        'digits_small_gradient_descent_valid_acc': (0.20241411327762301, 0.0045),
+        'wine_full_analytic_train_acc': (1.0, 1e-06),
+        'wine_full_analytic_valid_acc': (1.0, 1e-06),
+        'wine_full_analytic_su_code_train_acc': (1.0, 1e-06),
+        'wine_full_analytic_su_code_valid_acc': (0.9722222222222222, 9.72e-07),
+        'wine_full_gradient_descent_train_acc': (0.3028169014084507, 0.0154),
+        'wine_full_gradient_descent_valid_acc': (0.324074074074074, 0.00817),
+        'wine_small_analytic_train_acc': (1.0, 1e-06),
+        'wine_small_analytic_valid_acc': (0.8703703703703703, 8.7e-07),
+        'wine_small_analytic_su_code_train_acc': (1.0, 1e-06),
+        'wine_small_analytic_su_code_valid_acc': (0.861111111111111, 8.61e-07),
+        'wine_small_gradient_descent_train_acc': (0.2111111111111111, 0.0206),
+        'wine_small_gradient_descent_valid_acc': (0.20370370370370372, 0.0172),
+        'stdlib_modules_full_analytic_train_acc': (0.409375, 4.09e-07),
+        'stdlib_modules_full_analytic_valid_acc': (0.1125, 1.12e-07),
+        'stdlib_modules_full_analytic_su_code_train_acc': (0.403125, 4.03e-07),
+        'stdlib_modules_full_analytic_su_code_valid_acc': (0.1125, 1.12e-07),
+        'stdlib_modules_full_gradient_descent_train_acc': (0.06875, 0.000601),
+        'stdlib_modules_full_gradient_descent_valid_acc': (0.03333333333333333, 0.00367),
+        'stdlib_modules_small_analytic_train_acc': (0.5383333333333333, 5.38e-07),
+        'stdlib_modules_small_analytic_valid_acc': (0.08749999999999998, 8.75e-08),
+        'stdlib_modules_small_analytic_su_code_train_acc': (0.5299999999999999, 5.3e-07),
+        'stdlib_modules_small_analytic_su_code_valid_acc': (0.09166666666666667, 9.17e-08),
+        'stdlib_modules_small_gradient_descent_train_acc': (0.07833333333333332, 0.002),
+        'stdlib_modules_small_gradient_descent_valid_acc': (0.041666666666666664, 0.00501),
+    },
+    'fourier_density': {
+        'min_density': (1.7551797972192862e-05, 1e-09),
+        'normalisation_error': (0.0, 1e-09),
+        'penalty_relative_error': (3.8653131519763687e-16, 1e-09),
+        'cdf_error': (8.881784197001252e-16, 1e-09),
+        'scraped_cdf_error': (2.24019069717238, 2.24e-06),
+        'ks_min_pvalue': (0.11450138363665407, 1.15e-07),
+        'fbdm_sharp_mixture_N10_kl': (0.5779690752487404, 0.00126),
+        'fbdm_sharp_mixture_N10_modes': (1.0, 1e-06),
+        'gmm_sharp_mixture_N10_kl': (0.5104041130644397, 0.0194),
+        'gmm_sharp_mixture_N10_modes': (1.0, 1e-06),
+        'dfp_sharp_mixture_N10_kl': (1.125970775841676, 0.00287),
+        'dfp_sharp_mixture_N10_modes': (0.0, 1e-06),
+        'fbdm_laplace_N10_kl': (0.012872038139098973, 0.000281),
+        'fbdm_laplace_N10_modes': (1.0, 1e-06),
+        'gmm_laplace_N10_kl': (0.014127833333182606, 0.000263),
+        'gmm_laplace_N10_modes': (1.0, 1e-06),
+        'dfp_laplace_N10_kl': (0.0036676988465697787, 4.24e-05),
+        'dfp_laplace_N10_modes': (1.0, 1e-06),
+    },
+    'momentum_accum': {
+        'chi_sgdm_relative_error': (1.9775447406845725e-16, 1e-09),
+        'chi_adam_deviation_from_accumulation': (0.5147348231645413, 5.15e-07),
+        'every_k_adjusted_deviation_from_accumulation': (0.5140207258708968, 5.14e-07),
+        'every_k_deviation_from_accumulation': (0.5259756943111578, 5.26e-07),
+        'beta0.9_tilde_power_error_ratio': (0.9753867430770673, 9.75e-07),
+        'beta0.999_tilde_power_error_ratio': (0.9997500381838805, 1e-06),
+        'every_step_val_loss': (0.5843212405840555, 0.00497),
+        'every_step_val_accuracy': (0.8908480008443197, 0.00056),
+        'every_step_train_loss': (0.5456422766049703, 0.0053),
+        'every_k_val_loss': (2.0730761686960855, 0.00599),
+        'every_k_val_accuracy': (0.6246851483980814, 0.00385),
+        'every_k_train_loss': (2.065229574839274, 0.00638),
+        'every_k_adjusted_val_loss': (2.099639336268107, 0.00591),
+        'every_k_adjusted_val_accuracy': (0.6053736209869385, 0.012),
+        'every_k_adjusted_train_loss': (2.091709931691488, 0.00549),
+        'true_accumulation_val_loss': (1.8339561223983765, 0.00811),
+        'true_accumulation_val_accuracy': (0.7573467691739401, 0.00276),
+        'true_accumulation_train_loss': (1.8249382575352986, 0.0086),
+        'chi_adam_val_loss': (2.0989698568979898, 0.00596),
+        'chi_adam_val_accuracy': (0.6070528825124105, 0.0114),
+        'chi_adam_train_loss': (2.0910514990488687, 0.00552),
+        'adjusted_only_val_loss': (0.6236890951792399, 0.00776),
+        'adjusted_only_val_accuracy': (0.8866498470306396, 0.00194),
+        'adjusted_only_train_loss': (0.5883699854214987, 0.00777),
+    },
+    'tailr': {
+        'max_gradient_error': (3.469446951953614e-18, 1e-09),
+        'gamma0_minus_ce': (2.0904611375271998e-11, 1e-09),
+        'gamma1_minus_one_minus_p': (4.061273972677526e-08, 1e-09),
+        'toy_mean_ce': (0.5954591733437304, 5.95e-07),
+        'toy_std_ce': (2.0482456914641882, 2.05e-06),
+        'toy_mean_gamma0.1': (-1.8534397877675802e-05, 1e-09),
+        'toy_std_gamma0.1': (0.5426991534152589, 5.43e-07),
+        'toy_mean_gamma0.5': (-9.153112069861192e-06, 1e-09),
+        'toy_std_gamma0.5': (0.29258764821814937, 2.93e-07),
+        'gamma0_accuracy': (0.8748950560887655, 0.00239),
+        'gamma0_ece': (0.5001156362659439, 0.00104),
+        'gamma0_confidence': (0.37477943301200867, 0.00138),
+        'gamma0.01_accuracy': (0.8740554253260294, 0.00211),
+        'gamma0.01_ece': (0.4805355143046269, 0.000181),
+        'gamma0.01_confidence': (0.3946068485577901, 0.00201),
+        'gamma0.1_accuracy': (0.8723761638005575, 0.00156),
+        'gamma0.1_ece': (0.3880058014845045, 0.00225),
+        'gamma0.1_confidence': (0.4848807156085968, 0.0037),
+        'gamma0.5_accuracy': (0.7707808613777161, 0.00673),
+        'gamma0.5_ece': (0.20155074515431556, 0.00712),
+        'gamma0.5_confidence': (0.6018723249435425, 0.00482),
+        'gamma0.8_accuracy': (0.750629723072052, 0.00588),
+        'gamma0.8_ece': (0.18300631892438654, 0.00851),
+        'gamma0.8_confidence': (0.633339544137319, 0.00947),
+    },
+}
+VERDICTS = {
+    'amos': ('FAIL', {
+        'inverse_square_decay': 'PASS',
+        'inverse_time_decay': 'PASS',
+        'halving_step': 'INCONCLUSIVE',
+        'scale_prior_matrices': 'FAIL',
+        'scale_prior_vectors': 'FAIL',
+        'recipe_beats_constant_adamw': 'FAIL',
+    }),
+    'analytic_logreg': ('FAIL', {
+        'analytic_worse_on_train': 'FAIL',
+        'analytic_smaller_gap': 'FAIL',
+        'analytic_wins_with_little_data': 'INCONCLUSIVE',
+        'su_code_variant_with_little_data': 'FAIL',
+    }),
+    'fourier_density': ('INCONCLUSIVE', {
+        'non_negative': 'PASS',
+        'normalised': 'PASS',
+        'smoothness_identity': 'PASS',
+        'cdf_is_integral': 'PASS',
+        'inverse_cdf_sampling': 'PASS',
+        'beats_gmm_in_kl': 'INCONCLUSIVE',
+        'more_modes_than_dfp': 'PASS',
+        'beats_dfp_in_kl': 'FAIL',
+        'scraped_cdf_is_wrong': 'PASS',
+    }),
+    'momentum_accum': ('FAIL', {
+        'chi_sgdm_is_accumulation': 'PASS',
+        'beta_tilde_power_is_beta': 'PASS',
+        'fewer_updates_better': 'FAIL',
+        'recipe_better': 'FAIL',
+        'chi_adam_better': 'FAIL',
+        'update_period_matters_more_than_beta': 'FAIL',
+        'small_batch_is_the_bottleneck': 'FAIL',
+        'fewer_updates_better_accuracy': 'FAIL',
+    }),
+    'tailr': ('FAIL', {
+        'gradient_identity': 'PASS',
+        'gamma0_is_cross_entropy': 'PASS',
+        'gamma1_is_smooth_accuracy': 'PASS',
+        'toy_less_pulled_by_the_outlier': 'PASS',
+        'less_confident_than_ce': 'FAIL',
+        'better_calibrated_than_ce': 'PASS',
+        'more_accurate_than_ce': 'FAIL',
+    }),
+}
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_smoke_numbers_are_pinned(smoke_runs, name):
+    run, s = smoke_runs[name]
+    assert s["status"] == "ok", s.get("error")
+    for key, (value, tol) in GOLDEN[name].items():
+        assert s["final"][key] == pytest.approx(value, abs=tol), key
+    assert list((run / "figures").glob("*.png"))
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_smoke_verdicts_are_pinned(smoke_runs, name):
+    run, s = smoke_runs[name]
+    overall, checks = VERDICTS[name]
+    assert {c["id"]: c["verdict"] for c in s["checks"]} == checks
+    assert s["verdict"] == overall
+    assert all(c["basis"] in ("derivation", "empirical", "ours") and c["source"] for c in s["checks"])
