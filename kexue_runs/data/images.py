@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import os
 import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..methods.retry import Retry
 
 EMBEDDED = ("photo_patches", "digits")
 DOWNLOADABLE = ("cifar10", "fashion_mnist")
@@ -161,19 +161,18 @@ def hf_images(data_cfg, attempts: int = 3):
     import datasets
 
     root = data_cfg.get("root")
-    for attempt in range(attempts):
-        try:
+    tries = Retry(attempts, delay=1.0, backoff=2.0, catch=(ConnectionError, OSError),
+                  what=f"loading {data_cfg.hf_name}")
+    for retry in tries:
+        with retry:
             if root and Path(root).exists():
                 ds = datasets.load_from_disk(root) if (Path(root) / "dataset_dict.json").exists() \
                     else datasets.load_dataset(root)
             else:
                 ds = datasets.load_dataset(data_cfg.hf_name)
-            break
-        except (ConnectionError, OSError) as exc:
-            if attempt == attempts - 1:
-                raise ConfigError(f"data={data_cfg.name}: could not load {data_cfg.hf_name} after "
-                                  f"{attempts} tries ({exc}); set data.root=DIR to a local copy") from exc
-            time.sleep(2 ** attempt)
+    if not tries.ok:
+        raise ConfigError(f"data={data_cfg.name}: could not load {data_cfg.hf_name} after "
+                          f"{attempts} tries ({tries.error}); set data.root=DIR to a local copy") from tries.error
 
     def to_tensor(split) -> torch.Tensor:
         imgs = [np.asarray(im, dtype=np.uint8) for im in split[data_cfg.image_key]]

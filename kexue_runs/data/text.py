@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ConfigError
+from ..methods.retry import Retry
 
 CORPORA = ("python_source", "pydoc_topics", "hf")
 
@@ -52,7 +53,13 @@ def documents(cfg) -> list[tuple[str, bytes]]:
     if cfg.name == "hf":
         from datasets import load_dataset
 
-        rows = load_dataset(cfg.hf_path, split="train")
+        tries = Retry(3, delay=1.0, backoff=2.0, catch=(ConnectionError, OSError), what=f"loading {cfg.hf_path}")
+        for retry in tries:
+            with retry:
+                rows = load_dataset(cfg.hf_path, split="train")
+        if not tries.ok:
+            raise ConfigError(f"data.hf_path={cfg.hf_path}: could not load it after 3 tries ({tries.error}); "
+                              "point data.hf_path at a local copy") from tries.error
         return [(str(i), row[cfg.hf_text_field].encode("utf-8")) for i, row in enumerate(rows)]
     raise ConfigError(f"data.name={cfg.name}: allowed: {', '.join(CORPORA)}")
 
