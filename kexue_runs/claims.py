@@ -19,8 +19,8 @@ Kinds (fields in brackets are optional):
   ordering   metric better a b [for_each]      arm a beats arm b (in every for_each cell)
   monotone   metric along direction            the mean moves one way along a key
   crossover  metric better a b along           b wins at the smallest `along`, a at the largest
-  approx     metric value [rtol atol]          the mean lies within the tolerance of the value
-  identity   metric value [atol]               an exact computation equals the value
+  approx     metric value [rtol atol for_each] the mean lies within the tolerance of the value (in every cell)
+  identity   metric value [atol for_each]      an exact computation equals the value (in every cell)
   zscore     metric [comparisons]              a Monte Carlo |z| (deviation / its standard error)
                                                stays under the Bonferroni bound for that many comparisons
 Common optional fields: `where` (rows to use), `values` (the for_each/along cells the claim needs),
@@ -443,24 +443,34 @@ def check_crossover(rows, check) -> Outcome:
 
 
 def check_approx(rows, check) -> Outcome:
-    cell = cells_by(select(rows, check), check["metric"], None)[None]
+    key = check.get("for_each")
+    cells = cells_by(select(rows, check), check["metric"], key)
+    keys = sort_values(cells) if key else [None]
     target = float(check["value"])
     tol = float(check.get("atol", 0.0)) + float(check.get("rtol", 0.0)) * abs(target)
-    # inside the band: the effect is the margin to the nearer edge (> 0 inside)
-    if exact_cell(cell, check) or check.get("kind") == "identity":
-        margin = tol - abs(cell.mean - target)
-        st = Stat(margin, margin, margin, "exact", cell.n, exact=True)
-        verdict = st.verdict(strict=False)
-    else:
-        lower = one_sample(cell, target - tol, 1.0, check)  # mean above the band's floor
-        upper = one_sample(cell, target + tol, -1.0, check)  # and below its ceiling
-        if lower.short:
-            return finish([INCONCLUSIVE], [lower], [], None, fmt(cell.mean), f"|ours - {fmt(target)}| <= {fmt(tol)}", 0)
-        vl, vu = lower.verdict(False), upper.verdict(False)
-        verdict = FAIL if FAIL in (vl, vu) else PASS if vl == vu == PASS else INCONCLUSIVE
-        st = lower if vl != PASS else upper
-    out = finish([verdict], [st], [], None, fmt(cell.mean), f"|ours - {fmt(target)}| <= {fmt(tol)}", 0)
-    return out
+    verdicts, stats = [], []
+    for k in keys:
+        cell = cells[k]
+        # inside the band: the effect is the margin to the nearer edge (> 0 inside)
+        if exact_cell(cell, check) or check.get("kind") == "identity":
+            margin = tol - abs(cell.mean - target)
+            st = Stat(margin, margin, margin, "exact", cell.n, exact=True)
+            verdict = st.verdict(strict=False)
+        else:
+            lower = one_sample(cell, target - tol, 1.0, check)  # mean above the band's floor
+            upper = one_sample(cell, target + tol, -1.0, check)  # and below its ceiling
+            if lower.short:
+                verdict, st = INCONCLUSIVE, lower
+            else:
+                vl, vu = lower.verdict(False), upper.verdict(False)
+                verdict = FAIL if FAIL in (vl, vu) else PASS if vl == vu == PASS else INCONCLUSIVE
+                st = lower if vl != PASS else upper
+        verdicts.append(verdict)
+        stats.append(st)
+    missing = missing_values(cells, check) if key else []
+    observed = "; ".join(fmt(cells[k].mean) + (f" @ {k}" if key else "") for k in keys)
+    return finish(verdicts, stats, missing, key, observed, f"|ours - {fmt(target)}| <= {fmt(tol)}",
+                  len(wanted_values(check)) or len(keys) + len(missing))
 
 
 def check_identity(rows, check) -> Outcome:

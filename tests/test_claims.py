@@ -182,6 +182,16 @@ def test_approx_identity_and_zscore():
     assert verdict({"kind": "zscore", "comparisons": 1}, rows([("a", 1, 0, 3.0)]))["verdict"] == FAIL
 
 
+def test_approx_for_each_decides_every_cell():
+    near = rows(spread(1.0, (-0.01, 0.0, 0.01), k=1) + spread(1.05, (-0.01, 0.0, 0.01), k=100))
+    check = {"kind": "approx", "value": 1.0, "atol": 0.2, "for_each": "K", "values": [1, 100]}
+    assert verdict(check, near)["verdict"] == PASS
+    far = rows(spread(1.0, (-0.01, 0.0, 0.01), k=1) + spread(1.5, (-0.01, 0.0, 0.01), k=100))
+    result = verdict(check, far)
+    assert result["verdict"] == FAIL and "@ 100" in result["observed"]
+    assert verdict({**check, "values": [1, 10, 100]}, near)["verdict"] == INCONCLUSIVE  # a cell not run
+
+
 def test_scales_and_regimes_make_a_check_not_applicable():
     table = [dict(r, **{"scale.name": "cpu"}) for r in rows(spread(0.1, (0, 0.01, 0.02)))]
     r = verdict({"kind": "threshold", "op": ">=", "value": 0.9, "scales": ["gpu"]}, table)

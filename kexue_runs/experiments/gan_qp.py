@@ -1,0 +1,132 @@
+"""gan_qp: GAN-QP against SGAN and WGAN-GP on the 2-D toys (method: methods/gan_qp.py; harness: models/toy2d.py).
+
+Post: 不用L约束又不会梯度消失的GAN https://kexue.fm/archives/6163 (arXiv 1811.07296)
+  1. the point-mass divergences by optimising each dual: SGAN's stays at log 2 whatever the distance
+     (its gradient vanishes), WGAN's is the distance under a Lipschitz constraint, QP's is λd/2 with none;
+  2. the post's comparison on a 2-D target instead of CelebA-HQ: SGAN (non-saturating), WGAN-GP, GAN-QP-L1
+     and -L2 with Su's settings (the quadratic term only in the critic's loss, 2 critic steps per generator
+     step, Adam 2e-4 with β1 = 0.5), every arm from the same seeds: W1, MMD, energy distance, modes and
+     high-quality fraction on held-out draws; time per iteration and autograd's saved bytes; GAN-QP-L2 at
+     λ in {1, 10, 100}.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..methods.gan_qp import point_mass_duals, qp_critic_loss, qp_generator_loss
+from ..models.toy2d import CostMeter, mlp, sample_metrics, target, train_adversarial
+from ..progress import say
+
+
+def gradient_penalty(critic, real, fake, weight: float = 10.0) -> torch.Tensor:
+    """WGAN-GP's (|∇D(x̂)| - 1)² at random interpolates (Gulrajani et al. 2017)."""
+    mix = torch.rand(len(real), 1)
+    x = (mix * real + (1 - mix) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return weight * (grad.norm(dim=1) - 1).pow(2).mean()
+
+
+def losses(arm: str, lam: float):
+    """(critic loss, generator loss) of an arm; the critic minimises its loss."""
+    softplus = torch.nn.functional.softplus
+    if arm == "sgan":
+        return (lambda d, r, f: softplus(-d(r)).mean() + softplus(d(f)).mean(),
+                lambda d, r, f: softplus(-d(f)).mean())
+    if arm == "wgan_gp":
+        return (lambda d, r, f: d(f).mean() - d(r).mean() + gradient_penalty(d, r, f),
+                lambda d, r, f: -d(f).mean())
+    norm = "l1" if arm == "qp_l1" else "l2"
+    return (lambda d, r, f: qp_critic_loss(d, r, f, lam=lam, norm=norm), qp_generator_loss)
+
+
+def train_arm(arm: str, lam: float, seed: int, sim, t) -> dict:
+    torch.manual_seed(seed)
+    generator = mlp(int(sim.z_dim), 2, int(sim.hidden), int(sim.layers))
+    critic = mlp(2, 1, int(sim.hidden), int(sim.layers))
+    d_loss, g_loss = losses(arm, lam)
+    meter = CostMeter()
+    eval_gen = torch.Generator().manual_seed(10_000 + seed)
+
+    def evaluate(_it):
+        with torch.no_grad():
+            x = generator(torch.randn(int(sim.eval_samples), int(sim.z_dim), generator=eval_gen))
+        return sample_metrics(x, t, eval_gen, float(sim.bandwidth))
+
+    trace = train_adversarial(generator, critic, d_loss, g_loss, t, sim, seed, meter,
+                              evaluate_every=int(sim.iterations) // int(sim.evaluations), on_eval=evaluate)
+    with torch.no_grad():
+        samples = generator(torch.randn(1000, int(sim.z_dim), generator=torch.Generator().manual_seed(seed)))
+    return {"final": trace[-1], "trace": trace, "cost": meter.summary(), "samples": samples.numpy()}
+
+
+def run(cfg, ctx) -> dict:
+    sim = cfg.sim
+    results = {}
+    for d in (float(x) for x in sim.point_mass_distances):
+        duals = point_mass_duals(d, lam=float(sim.lam), steps=int(sim.dual_steps))
+        half_lambda_d = float(sim.lam) * d / 2
+        ctx.claim_rows.append({"distance": d, "js_minus_log2": abs(duals["js"] - np.log(2)),
+                               "wgan_minus_d": abs(duals["wgan"] - d),
+                               "qp_minus_half_lambda_d": abs(duals["qp"] - half_lambda_d) / half_lambda_d})
+        results[f"js_d{d:g}"], results[f"wgan_d{d:g}"], results[f"qp_d{d:g}"] = duals["js"], duals["wgan"], duals["qp"]
+    ds = [float(x) for x in sim.point_mass_distances]
+    results["qp_slope_over_d"] = float(np.polyfit(ds, [results[f"qp_d{d:g}"] for d in ds], 1)[0])
+    results["js_spread_over_d"] = float(np.ptp([results[f"js_d{d:g}"] for d in ds]))
+    say(f"point masses: JS dual {results[f'js_d{ds[0]:g}']:.5f} at every d (log 2 = {np.log(2):.5f}); "
+        f"QP slope in d {results['qp_slope_over_d']:.3f} (λ/2 = {float(sim.lam) / 2:g})")
+    t = target(str(sim.target))
+    arms = [(a, float(sim.lam)) for a in sim.arms]
+    arms += [("qp_l2", float(x)) for x in sim.qp_lambdas if float(x) != float(sim.lam)]
+    jobs = [(a, lam, r) for r in range(int(sim.replicates)) for a, lam in arms]
+    runs = {}
+    for arm, lam, r in ctx.track(jobs, f"{len(arms)} arms x {int(sim.replicates)} seeds on {t.name}", total=len(jobs)):
+        out = train_arm(arm, lam, 1000 * int(cfg.seed) + r, sim, t)
+        runs[(arm, lam, r)] = out
+        name = arm if lam == float(sim.lam) else f"{arm}_lambda{lam:g}"
+        ctx.log(r, name, **{k: v for k, v in out["final"].items() if k != "iteration"}, **out["cost"])
+        ctx.claim_rows.append({"arm": arm, "lam": lam, "replicate": r} | out["final"] | out["cost"])
+    for r in range(int(sim.replicates)):  # λ robustness: each λ's W1 over λ = sim.lam's, paired by seed
+        base = runs[("qp_l2", float(sim.lam), r)]["final"]["w1"]
+        for lam in sorted({lam for arm, lam in arms if arm == "qp_l2"}):
+            if lam != float(sim.lam):
+                ctx.claim_rows.append({"arm": "qp_l2_lambda_ratio", "lam": lam, "replicate": r,
+                                       "w1_over_default_lambda": runs[("qp_l2", lam, r)]["final"]["w1"] / base})
+    for arm, lam in arms:
+        name = arm if lam == float(sim.lam) else f"{arm}_lambda{lam:g}"
+        for key in ("w1", "mmd", "energy", "modes", "quality", "ms_per_iteration", "saved_kib_per_iteration"):
+            per_seed = [runs[(arm, lam, r)]["final"] | runs[(arm, lam, r)]["cost"] for r in range(int(sim.replicates))]
+            vals = [m[key] for m in per_seed if key in m]
+            if vals:
+                results[f"{name}_{key}"] = float(np.mean(vals))
+    if "wgan_gp_ms_per_iteration" in results and "qp_l2_ms_per_iteration" in results:
+        results["wgan_gp_time_over_qp"] = results["wgan_gp_ms_per_iteration"] / results["qp_l2_ms_per_iteration"]
+    plot(ctx, runs, arms, t, sim)
+    return results
+
+
+def plot(ctx, runs, arms, t, sim) -> None:
+    from ..report import pyplot, save_figure
+
+    plt = pyplot()
+    main = [(a, lam) for a, lam in arms if lam == float(sim.lam)]
+    fig, axes = plt.subplots(1, len(main) + 1, figsize=(3.2 * (len(main) + 1), 3.4))
+    for ax, (arm, lam) in zip(axes, main):
+        out = runs[(arm, lam, 0)]
+        ax.scatter(*out["samples"].T, s=2, alpha=0.4, color="C0")
+        if t.centres is not None:
+            ax.scatter(*t.centres.T, marker="x", color="C3", s=30, label="target modes")
+        ax.set(title=f"{arm} (seed 0)\nW1 {out['final']['w1']:.3f}", xlim=(-3, 3), ylim=(-3, 3), aspect="equal")
+        ax.tick_params(labelsize=6)
+    axes[0].legend(fontsize=6, loc="lower left")
+    ax = axes[-1]
+    for i, (arm, lam) in enumerate(arms):
+        traces = np.array([[row["w1"] for row in runs[(arm, lam, r)]["trace"]] for r in range(int(sim.replicates))])
+        its = [row["iteration"] for row in runs[(arm, lam, 0)]["trace"]]
+        label = arm if lam == float(sim.lam) else f"{arm}, λ={lam:g}"
+        ax.plot(its, traces.mean(0), color=f"C{i}", label=label, ls="-" if lam == float(sim.lam) else "--")
+    ax.set(xlabel="iteration", ylabel="W1 to held-out draws", yscale="log",
+           title=f"mean of {int(sim.replicates)} seeds")
+    ax.legend(fontsize=6)
+    save_figure(ctx, "gan_qp", fig)

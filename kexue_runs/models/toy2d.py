@@ -1,0 +1,193 @@
+"""The 2-D generative toys shared by the GAN-family experiments (gan_qp, wgan_gn, ign, monoflow, next_patch):
+named targets, MLP generators and critics, an alternating training loop, the cost of an iteration, and
+sample metrics on held-out draws.
+
+Metrics (all between a model sample and a fresh target sample of the same size):
+  mmd        unbiased MMD² with a Gaussian kernel exp(-|x - y|² / (2 h²)), h = `bandwidth` (stated per run)
+  energy     the energy distance 2E|X - Y| - E|X - X'| - E|Y - Y'|
+  w1         the exact 1-Wasserstein distance between the two empirical measures (optimal assignment)
+  modes      modes covered: a mode counts when at least 10% of its fair share (n / K) of samples lie within
+             3 std of its centre
+  quality    the fraction of samples within 3 std of some mode
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+TARGETS = ("ring8", "grid25", "moons")
+
+
+@dataclass
+class Target:
+    name: str
+    centres: np.ndarray | None  # (K, 2) mode centres, None for a target without isolated modes
+    std: float
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        if self.name == "moons":  # two interleaved half circles, Gaussian noise std
+            t = torch.rand(n, generator=generator) * math.pi
+            upper = torch.rand(n, generator=generator) < 0.5
+            x = torch.where(upper, torch.cos(t), 1 - torch.cos(t))
+            y = torch.where(upper, torch.sin(t), 0.5 - torch.sin(t))
+            return torch.stack([x, y], 1) + self.std * torch.randn(n, 2, generator=generator)
+        centres = torch.from_numpy(self.centres).float()
+        which = torch.randint(0, len(centres), (n,), generator=generator)
+        return centres[which] + self.std * torch.randn(n, 2, generator=generator)
+
+
+def target(name: str) -> Target:
+    if name == "ring8":  # eight Gaussians on a circle of radius 2
+        angles = np.arange(8) * 2 * np.pi / 8
+        return Target(name, 2 * np.stack([np.cos(angles), np.sin(angles)], 1), 0.05)
+    if name == "grid25":  # a 5 x 5 grid with spacing 1
+        g = np.arange(-2, 3, dtype=float)
+        return Target(name, np.stack(np.meshgrid(g, g), -1).reshape(-1, 2), 0.05)
+    if name == "moons":
+        return Target(name, None, 0.05)
+    raise ValueError(f"target={name}: allowed: {', '.join(TARGETS)}")
+
+
+def mlp(inputs: int, outputs: int, hidden: int, layers: int, activation: str = "relu") -> torch.nn.Sequential:
+    act = {"relu": torch.nn.ReLU, "leaky_relu": lambda: torch.nn.LeakyReLU(0.2), "tanh": torch.nn.Tanh}[activation]
+    parts, width = [], inputs
+    for _ in range(layers):
+        parts += [torch.nn.Linear(width, hidden), act()]
+        width = hidden
+    parts.append(torch.nn.Linear(width, outputs))
+    return torch.nn.Sequential(*parts)
+
+
+# -- metrics -------------------------------------------------------------------------------------------
+
+def mmd(x: torch.Tensor, y: torch.Tensor, bandwidth: float) -> float:
+    def kernel(a, b):
+        return torch.exp(-torch.cdist(a, b) ** 2 / (2 * bandwidth ** 2))
+
+    n, m = len(x), len(y)
+    kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
+    return float((kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
+                 - 2 * kxy.mean())
+
+
+def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
+    return float(2 * torch.cdist(x, y).mean() - torch.cdist(x, x).mean() - torch.cdist(y, y).mean())
+
+
+def wasserstein(x: torch.Tensor, y: torch.Tensor, p: int = 1) -> float:
+    """Exact W_p between two equal-size empirical measures: an optimal assignment (Hungarian)."""
+    from scipy.optimize import linear_sum_assignment
+
+    cost = torch.cdist(x.double(), y.double()).numpy() ** p
+    rows, cols = linear_sum_assignment(cost)
+    return float(cost[rows, cols].mean() ** (1 / p))
+
+
+def mode_stats(x: torch.Tensor, t: Target) -> tuple[int, float]:
+    """(modes covered, fraction of high-quality samples) for a target with isolated modes."""
+    centres = torch.from_numpy(t.centres).float()
+    dist = torch.cdist(x.float(), centres)
+    nearest, which = dist.min(1)
+    good = nearest <= 3 * t.std
+    counts = torch.bincount(which[good], minlength=len(centres))
+    covered = int((counts >= max(1.0, 0.1 * len(x) / len(centres))).sum())
+    return covered, float(good.float().mean())
+
+
+def sample_metrics(x: torch.Tensor, t: Target, generator: torch.Generator, bandwidth: float) -> dict:
+    """Every metric of a model sample x against a fresh target sample of the same size."""
+    y = t.sample(len(x), generator)
+    x = x.detach().float()
+    out = {"mmd": mmd(x, y, bandwidth), "energy": energy_distance(x, y), "w1": wasserstein(x, y)}
+    if t.centres is not None:
+        out["modes"], out["quality"] = mode_stats(x, t)
+    return out
+
+
+# -- cost of an iteration ---------------------------------------------------------------------------------
+
+class CostMeter:
+    """Seconds per iteration (perf_counter) and the bytes autograd keeps for backward in one iteration
+    (every tensor saved by the graph, counted through saved_tensors_hooks: on CPU this is the memory that
+    second-order terms add; on CUDA the peak allocation is recorded too)."""
+
+    def __init__(self, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.seconds: list[float] = []
+        self.saved_bytes = 0
+        self._current = 0
+        self._start = 0.0
+
+    def _pack(self, tensor):
+        self._current += tensor.numel() * tensor.element_size()
+        return tensor
+
+    def __enter__(self):
+        self._current = 0
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+        self._hooks.__enter__()
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self._hooks.__exit__(*exc)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.seconds.append(time.perf_counter() - self._start)
+        self.saved_bytes = max(self.saved_bytes, self._current)
+        return False
+
+    def summary(self) -> dict:
+        steady = self.seconds[len(self.seconds) // 10:] or self.seconds  # skip warm-up
+        out = {"ms_per_iteration": 1000 * float(np.median(steady)), "saved_kib_per_iteration": self.saved_bytes / 1024}
+        if self.device.type == "cuda":
+            out["cuda_peak_mib"] = torch.cuda.max_memory_allocated(self.device) / 2 ** 20
+        return out
+
+
+# -- the alternating loop -----------------------------------------------------------------------------------
+
+def train_adversarial(generator, critic, d_loss, g_loss, t: Target, sim, seed: int, meter: CostMeter | None = None,
+                      evaluate_every: int | None = None, on_eval=None) -> list[dict]:
+    """`sim.d_steps` critic steps per generator step, Adam(sim.lr, betas (sim.beta1, 0.999)), batch sim.batch.
+    d_loss(critic, real, fake) and g_loss(critic, real, fake) return scalars; fake is detached for the critic.
+    Returns the evaluation trace (iteration, metrics) when evaluate_every is given."""
+    gen = torch.Generator().manual_seed(seed)
+    betas = (float(sim.beta1), 0.999)
+    opt_d = torch.optim.Adam(critic.parameters(), lr=float(sim.lr), betas=betas)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=float(sim.lr), betas=betas)
+    batch, z_dim = int(sim.batch), int(sim.z_dim)
+    trace = []
+    for it in range(1, int(sim.iterations) + 1):
+        with (meter if meter is not None else _null()):
+            for _ in range(int(sim.d_steps)):
+                real = t.sample(batch, gen)
+                fake = generator(torch.randn(batch, z_dim, generator=gen)).detach()
+                loss = d_loss(critic, real, fake)
+                opt_d.zero_grad(set_to_none=True)
+                loss.backward()
+                opt_d.step()
+            real = t.sample(batch, gen)
+            fake = generator(torch.randn(batch, z_dim, generator=gen))
+            loss = g_loss(critic, real, fake)
+            opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_g.step()
+        if evaluate_every and (it % evaluate_every == 0 or it == int(sim.iterations)):
+            trace.append({"iteration": it} | (on_eval(it) if on_eval else {}))
+    return trace
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
