@@ -16,16 +16,8 @@ import numpy as np
 import torch
 
 from ..methods.gan_qp import point_mass_duals, qp_critic_loss, qp_generator_loss
-from ..models.toy2d import CostMeter, mlp, sample_metrics, target, train_adversarial
+from ..models.toy2d import CostMeter, gradient_penalty, mlp, sample_metrics, target, train_adversarial
 from ..progress import say
-
-
-def gradient_penalty(critic, real, fake, weight: float = 10.0) -> torch.Tensor:
-    """WGAN-GP's (|∇D(x̂)| - 1)² at random interpolates (Gulrajani et al. 2017)."""
-    mix = torch.rand(len(real), 1)
-    x = (mix * real + (1 - mix) * fake).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
-    return weight * (grad.norm(dim=1) - 1).pow(2).mean()
 
 
 def losses(arm: str, lam: float):

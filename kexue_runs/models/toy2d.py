@@ -152,15 +152,26 @@ class CostMeter:
         return out
 
 
+# -- shared losses ----------------------------------------------------------------------------------------------
+
+def gradient_penalty(critic, real, fake, weight: float = 10.0) -> torch.Tensor:
+    """WGAN-GP's weight (|∇D(x̂)| - 1)² at random interpolates x̂ (Gulrajani et al. 2017)."""
+    mix = torch.rand(len(real), 1)
+    x = (mix * real + (1 - mix) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return weight * (grad.norm(dim=1) - 1).pow(2).mean()
+
+
 # -- the alternating loop -----------------------------------------------------------------------------------
 
 def train_adversarial(generator, critic, d_loss, g_loss, t: Target, sim, seed: int, meter: CostMeter | None = None,
                       evaluate_every: int | None = None, on_eval=None) -> list[dict]:
-    """`sim.d_steps` critic steps per generator step, Adam(sim.lr, betas (sim.beta1, 0.999)), batch sim.batch.
+    """`sim.d_steps` critic steps per generator step, Adam(sim.lr, betas (sim.beta1, sim.beta2 or 0.999)),
+    batch sim.batch.
     d_loss(critic, real, fake) and g_loss(critic, real, fake) return scalars; fake is detached for the critic.
     Returns the evaluation trace (iteration, metrics) when evaluate_every is given."""
     gen = torch.Generator().manual_seed(seed)
-    betas = (float(sim.beta1), 0.999)
+    betas = (float(sim.beta1), float(sim.get("beta2", 0.999)))
     opt_d = torch.optim.Adam(critic.parameters(), lr=float(sim.lr), betas=betas)
     opt_g = torch.optim.Adam(generator.parameters(), lr=float(sim.lr), betas=betas)
     batch, z_dim = int(sim.batch), int(sim.z_dim)

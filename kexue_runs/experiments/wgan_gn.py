@@ -1,0 +1,127 @@
+"""wgan_gn: gradient-normalised critics against the gradient penalty on the 2-D toys
+(method: methods/gradient_normalization.py; harness: models/toy2d.py).
+
+Post: WGAN新方案：通过梯度归一化来实现L约束 https://kexue.fm/archives/8757
+  1. the bound, measured on a random piecewise-linear (LeakyReLU) critic in float64: |∇D̂| at random points
+     against 1 and against |g|²/(|g| + |D|)²; D̂ along random lines on a fine grid, where a jump between
+     linear regions shows as a finite-difference slope far above 1;
+  2. Su's three findings on a 2-D target, every arm with the WGAN loss on its critic and the same seeds:
+     WGAN-GP, GN (ICCV), GN (WACV), and the direction variant <∇D/|∇D|, x>: W1, MMD, modes and quality on
+     held-out draws, time per iteration and autograd's saved bytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..methods.gradient_normalization import input_gradient_norm, normalized_critic
+from ..models.toy2d import CostMeter, gradient_penalty, mlp, sample_metrics, target, train_adversarial
+from ..progress import say
+
+
+def bound_measurements(seed: int, sim) -> tuple[dict, dict]:
+    torch.manual_seed(seed)
+    critic = mlp(2, 1, int(sim.hidden), int(sim.layers), "leaky_relu").double()
+    gen = torch.Generator().manual_seed(seed)
+    x = 3 * torch.randn(int(sim.bound_points), 2, generator=gen, dtype=torch.float64)
+    out = {}
+    for form in ("iccv", "wacv"):
+        norms = input_gradient_norm(lambda z, f=form: normalized_critic(critic, z, f, float(sim.eps)), x)
+        out[f"{form}_max_gradient_norm"] = float(norms.max())
+    d = critic(x).squeeze(-1).detach()
+    g = input_gradient_norm(lambda z: critic(z).squeeze(-1), x)
+    iccv = input_gradient_norm(lambda z: normalized_critic(critic, z, "iccv"), x)
+    out["iccv_formula_error"] = float((iccv - g ** 2 / (g + d.abs()) ** 2).abs().max())
+    # along random lines: the largest finite-difference slope of D̂ (|D̂(s + h) - D̂(s)| / h)
+    steps = torch.linspace(0, float(sim.line_length), int(sim.line_points), dtype=torch.float64)
+    h = float(steps[1] - steps[0])
+    lines = {}
+    for form in ("plain", "iccv", "wacv"):
+        worst = 0.0
+        for k in range(int(sim.lines)):
+            start = 2 * torch.randn(2, generator=gen, dtype=torch.float64)
+            u = torch.randn(2, generator=gen, dtype=torch.float64)
+            u = u / u.norm()
+            pts = start + steps[:, None] * u
+            values = normalized_critic(critic, pts, form, float(sim.eps)).detach()
+            worst = max(worst, float((values[1:] - values[:-1]).abs().max() / h))
+            if k == 0:
+                lines[form] = (steps.numpy(), values.numpy())
+        out[f"{form}_max_line_slope"] = worst
+    return out, lines
+
+
+def losses(arm: str, eps: float):
+    if arm == "wgan_gp":
+        return (lambda d, r, f: d(f).mean() - d(r).mean() + gradient_penalty(d, r, f),
+                lambda d, r, f: -d(f).mean())
+    form = {"gn_iccv": "iccv", "gn_wacv": "wacv", "direction": "direction"}[arm]
+    return (lambda d, r, f: normalized_critic(d, f, form, eps).mean() - normalized_critic(d, r, form, eps).mean(),
+            lambda d, r, f: -normalized_critic(d, f, form, eps).mean())
+
+
+def train_arm(arm: str, seed: int, sim, t) -> dict:
+    torch.manual_seed(seed)
+    generator = mlp(int(sim.z_dim), 2, int(sim.hidden), int(sim.layers))
+    critic = mlp(2, 1, int(sim.hidden), int(sim.layers), "leaky_relu")
+    d_loss, g_loss = losses(arm, float(sim.eps))
+    meter = CostMeter()
+    eval_gen = torch.Generator().manual_seed(10_000 + seed)
+
+    def evaluate(_it):
+        with torch.no_grad():
+            x = generator(torch.randn(int(sim.eval_samples), int(sim.z_dim), generator=eval_gen))
+        return sample_metrics(x, t, eval_gen, float(sim.bandwidth))
+
+    trace = train_adversarial(generator, critic, d_loss, g_loss, t, sim, seed, meter,
+                              evaluate_every=int(sim.iterations) // int(sim.evaluations), on_eval=evaluate)
+    with torch.no_grad():
+        samples = generator(torch.randn(1000, int(sim.z_dim), generator=torch.Generator().manual_seed(seed)))
+    return {"final": trace[-1], "trace": trace, "cost": meter.summary(), "samples": samples.numpy()}
+
+
+def run(cfg, ctx) -> dict:
+    sim = cfg.sim
+    results, lines = bound_measurements(int(cfg.seed), sim)
+    say(f"bound: max |∇D̂| {results['iccv_max_gradient_norm']:.6f} (ICCV), {results['wacv_max_gradient_norm']:.6f} "
+        f"(WACV); along lines the largest slope {results['plain_max_line_slope']:.3g} (D/|∇D|), "
+        f"{results['iccv_max_line_slope']:.3g} (ICCV)")
+    t = target(str(sim.target))
+    arms = list(sim.arms)
+    jobs = [(a, r) for r in range(int(sim.replicates)) for a in arms]
+    runs = {}
+    for arm, r in ctx.track(jobs, f"{len(arms)} critics x {int(sim.replicates)} seeds on {t.name}", total=len(jobs)):
+        out = train_arm(arm, 1000 * int(cfg.seed) + r, sim, t)
+        runs[(arm, r)] = out
+        ctx.log(r, arm, **{k: v for k, v in out["final"].items() if k != "iteration"}, **out["cost"])
+        ctx.claim_rows.append({"arm": arm, "replicate": r} | out["final"] | out["cost"])
+    for arm in arms:
+        for key in ("w1", "mmd", "energy", "modes", "quality", "ms_per_iteration", "saved_kib_per_iteration"):
+            vals = [(runs[(arm, r)]["final"] | runs[(arm, r)]["cost"]).get(key) for r in range(int(sim.replicates))]
+            if all(v is not None for v in vals):
+                results[f"{arm}_{key}"] = float(np.mean(vals))
+    plot(ctx, runs, arms, lines, t, sim)
+    return results
+
+
+def plot(ctx, runs, arms, lines, t, sim) -> None:
+    from ..report import pyplot, save_figure
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(arms) + 1, figsize=(3.2 * (len(arms) + 1), 3.4))
+    for ax, arm in zip(axes, arms):
+        out = runs[(arm, 0)]
+        ax.scatter(*out["samples"].T, s=2, alpha=0.4, color="C0")
+        if t.centres is not None:
+            ax.scatter(*t.centres.T, marker="x", color="C3", s=30, label="target modes")
+        ax.set(title=f"{arm} (seed 0)\nW1 {out['final']['w1']:.3f}", xlim=(-3, 3), ylim=(-3, 3), aspect="equal")
+        ax.tick_params(labelsize=6)
+    axes[0].legend(fontsize=6, loc="lower left")
+    ax = axes[-1]
+    for i, (form, (s, v)) in enumerate(lines.items()):
+        ax.plot(s, v, color=f"C{i}", lw=0.8, label={"plain": "D/|∇D|", "iccv": "D/(|∇D| + |D|)",
+                                                      "wacv": "D|∇D|/(|∇D|² + ε)"}[form])
+    ax.set(xlabel="position along a random line", ylabel="D̂", title="a random LeakyReLU critic: jumps between regions")
+    ax.legend(fontsize=6)
+    save_figure(ctx, "wgan_gn", fig)
