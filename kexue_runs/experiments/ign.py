@@ -1,0 +1,152 @@
+"""ign: IGN as a GAN, and IGN against a GAN of matched capacity on the 2-D toys
+(method: methods/ign.py; harness: models/toy2d.py).
+
+Post: 幂等生成网络IGN：试图将判别和生成合二为一的GAN https://kexue.fm/archives/9969
+  1. gradient identities by autograd in float64 on small MLPs: the frozen-copy and the stop-gradient single
+     losses against alternating GAN gradients, and IGN's three weighted terms against the frozen-copy GAN
+     loss with the reconstruction error as the critic;
+  2. IGN (the paper's weights 20 / 20 / 2.5, tightness clamp 1.5, Adam 1e-4 with β1 = 0.5) against a
+     non-saturating GAN whose generator and critic together have IGN's parameter count, same seeds:
+     W1, modes, quality, the run-to-run spread, the idempotence gap |f(f(z)) - f(z)| and the reconstruction
+     gap |f(x) - x| on held-out draws.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..methods.ign import frozen, gan_single_loss, gan_stop_gradient_loss, ign_loss, reconstruction_error
+from ..models.toy2d import mlp, sample_metrics, target, train_adversarial
+from ..progress import say
+
+
+def gradients(loss, params) -> list[torch.Tensor]:
+    return list(torch.autograd.grad(loss, params, allow_unused=True))
+
+
+def max_difference(a, b) -> float:
+    return max(float((x - y).abs().max()) for x, y in zip(a, b))
+
+
+def identities(seed: int) -> dict:
+    torch.manual_seed(seed)
+    critic, generator = mlp(2, 1, 16, 2).double(), mlp(3, 2, 16, 2).double()
+    x, z = torch.randn(32, 2, dtype=torch.float64), torch.randn(32, 3, dtype=torch.float64)
+    theta, phi = list(critic.parameters()), list(generator.parameters())
+    # alternating training: the critic's step on D(x) - D(G(z)), the generator's on D(G(z))
+    d_step = gradients(critic(x).mean() - critic(generator(z).detach()).mean(), theta)
+    g_step = gradients(critic(generator(z)).mean(), phi)
+    single = gan_single_loss(critic, generator, frozen(critic), frozen(generator), x, z)
+    both = gradients(single, theta + phi)
+    sg = gradients(gan_stop_gradient_loss(critic, generator, x, z), theta + phi)
+    out = {"frozen_copy_error": max_difference(both, d_step + g_step),
+           "stop_gradient_error": max_difference(sg, d_step + g_step)}
+    # IGN's loss (paper weights, no clamp) against the frozen-copy GAN loss with δ_f as the critic
+    f = mlp(2, 2, 16, 2).double()
+    f_frozen = frozen(f)
+    z2 = torch.randn(32, 2, dtype=torch.float64)
+    loss, _ = ign_loss(f, f_frozen, x, z2, clamp=None)
+    as_gan = gan_single_loss(reconstruction_error(f), f, reconstruction_error(f_frozen), f_frozen, x, z2,
+                             weights=(20.0, 20.0, 2.5))
+    out["ign_as_gan_error"] = max_difference(gradients(loss, list(f.parameters())),
+                                             gradients(as_gan, list(f.parameters())))
+    return out
+
+
+def train_ign(seed: int, sim, t) -> dict:
+    torch.manual_seed(seed)
+    f = mlp(2, 2, int(sim.hidden), int(sim.layers))
+    opt = torch.optim.Adam(f.parameters(), lr=float(sim.ign_lr), betas=(float(sim.beta1), 0.999))
+    gen = torch.Generator().manual_seed(seed)
+    batch = int(sim.batch)
+    for _ in range(int(sim.iterations)):
+        f_frozen = frozen(f)
+        x, z = t.sample(batch, gen), torch.randn(batch, 2, generator=gen)
+        loss, _ = ign_loss(f, f_frozen, x, z, float(sim.rec_weight), float(sim.idem_weight),
+                           float(sim.tight_weight), float(sim.tight_clamp))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return {"model": f, "params": sum(p.numel() for p in f.parameters())}
+
+
+def train_gan(seed: int, sim, t) -> dict:
+    """A non-saturating GAN with G: 2 -> 2 and D: 2 -> 1 at width hidden/√2 (together about IGN's count)."""
+    torch.manual_seed(seed)
+    width = round(int(sim.hidden) / math.sqrt(2))
+    generator, critic = mlp(2, 2, width, int(sim.layers)), mlp(2, 1, width, int(sim.layers))
+    softplus = torch.nn.functional.softplus
+    gan_sim = {"beta1": float(sim.beta1), "lr": float(sim.gan_lr), "batch": int(sim.batch), "z_dim": 2,
+               "d_steps": 1, "iterations": int(sim.iterations)}
+    train_adversarial(generator, critic, lambda d, r, f: softplus(-d(r)).mean() + softplus(d(f)).mean(),
+                      lambda d, r, f: softplus(-d(f)).mean(), t, _Cfg(gan_sim), seed)
+    return {"model": generator, "params": sum(p.numel() for p in generator.parameters())
+            + sum(p.numel() for p in critic.parameters())}
+
+
+class _Cfg(dict):
+    """Attribute access and .get on a plain dict, for the harness's loop."""
+    __getattr__ = dict.__getitem__
+
+
+def evaluate(arm: str, model, seed: int, sim, t) -> dict:
+    gen = torch.Generator().manual_seed(10_000 + seed)
+    with torch.no_grad():
+        z = torch.randn(int(sim.eval_samples), 2, generator=gen)
+        x = model(z)
+        out = sample_metrics(x, t, gen, float(sim.bandwidth))
+        if arm == "ign":
+            out["idempotence_gap"] = float((model(x) - x).norm(dim=1).mean())
+            data = t.sample(int(sim.eval_samples), gen)
+            out["reconstruction_gap"] = float((model(data) - data).norm(dim=1).mean())
+    return out
+
+
+def run(cfg, ctx) -> dict:
+    sim = cfg.sim
+    results = identities(int(cfg.seed))
+    say(f"identities (float64): frozen copies {results['frozen_copy_error']:.1e}, stop-gradient "
+        f"{results['stop_gradient_error']:.1e}, IGN as a GAN {results['ign_as_gan_error']:.1e}")
+    t = target(str(sim.target))
+    jobs = [(a, r) for r in range(int(sim.replicates)) for a in ("ign", "gan")]
+    samples = {}
+    for arm, r in ctx.track(jobs, f"IGN and a GAN x {int(sim.replicates)} seeds on {t.name}", total=len(jobs)):
+        seed = 1000 * int(cfg.seed) + r
+        trained = (train_ign if arm == "ign" else train_gan)(seed, sim, t)
+        m = evaluate(arm, trained["model"], seed, sim, t) | {"params": trained["params"]}
+        ctx.log(r, arm, **m)
+        ctx.claim_rows.append({"arm": arm, "replicate": r} | m)
+        with torch.no_grad():
+            z = torch.randn(1000, 2, generator=torch.Generator().manual_seed(seed))
+            samples[(arm, r)] = trained["model"](z).numpy()
+        for k, v in m.items():
+            results.setdefault(f"{arm}_{k}", []).append(v)
+    for key in [k for k, v in results.items() if isinstance(v, list)]:
+        values = results[key]
+        results[key] = float(np.mean(values))
+        if key.endswith("_w1"):
+            results[key.replace("_w1", "_w1_seed_std")] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    plot(ctx, samples, results, t, sim)
+    return results
+
+
+def plot(ctx, samples, results, t, sim) -> None:
+    from ..report import pyplot, save_figure
+
+    plt = pyplot()
+    seeds = min(3, int(sim.replicates))
+    fig, axes = plt.subplots(2, seeds, figsize=(3.2 * seeds, 6.4), squeeze=False)
+    for row, arm in enumerate(("ign", "gan")):
+        for col in range(seeds):
+            ax = axes[row][col]
+            ax.scatter(*samples[(arm, col)].T, s=2, alpha=0.4, color="C0" if arm == "ign" else "C1")
+            if t.centres is not None:
+                ax.scatter(*t.centres.T, marker="x", color="C3", s=30)
+            ax.set(title=f"{arm.upper()} seed {col}", xlim=(-3, 3), ylim=(-3, 3), aspect="equal")
+            ax.tick_params(labelsize=6)
+    fig.suptitle(f"{t.name}: IGN (W1 {results['ign_w1']:.3f} ± {results['ign_w1_seed_std']:.3f} over seeds) vs "
+                 f"GAN (W1 {results['gan_w1']:.3f} ± {results['gan_w1_seed_std']:.3f}); x: target modes", fontsize=8)
+    save_figure(ctx, "ign", fig)
