@@ -1,0 +1,395 @@
+"""The 2-D generative family (issue 14): the harness's metrics on known distributions, every divergence and
+gradient identity, and each experiment's smoke numbers and verdicts pinned."""
+
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_dirs, summary
+
+from kexue_runs.methods import gan_qp, gradient_normalization, ign, monoflow, next_patch
+from kexue_runs.models import toy2d
+
+GENERATIVE = ["gan_qp", "wgan_gn", "ign", "monoflow", "next_patch"]
+
+
+# -- the harness ----------------------------------------------------------------------------------------
+
+def test_sample_distances_on_known_distributions():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(800, 2, generator=g), torch.randn(800, 2, generator=g)
+    far = torch.randn(800, 2, generator=g) + torch.tensor([4.0, 0.0])
+    assert abs(toy2d.mmd(a, b, 1.0)) < 0.01 < toy2d.mmd(a, far, 1.0)
+    assert abs(toy2d.energy_distance(a, b)) < 0.05 and toy2d.energy_distance(a, far) > 4
+    # W1 between a sample and its translate by (3, 4) is exactly 5 (the identity assignment is optimal)
+    assert toy2d.wasserstein(a, a + torch.tensor([3.0, 4.0])) == pytest.approx(5.0, abs=1e-6)
+    assert toy2d.wasserstein(a, b) < 0.3
+
+
+def test_modes_and_quality_on_a_hand_made_sample():
+    t = toy2d.target("ring8")
+    centres = torch.from_numpy(t.centres).float()
+    on_three = centres[[0, 0, 1, 1, 2, 2, 2, 2]].repeat(25, 1)  # 200 points on 3 modes
+    far_away = torch.full((50, 2), 10.0)
+    covered, quality = toy2d.mode_stats(torch.cat([on_three, far_away]), t)
+    assert covered == 3 and quality == pytest.approx(200 / 250)
+    sample = t.sample(4000, torch.Generator().manual_seed(1))
+    covered, quality = toy2d.mode_stats(sample, t)
+    assert covered == 8 and quality == pytest.approx(1 - math.exp(-4.5), abs=0.005)  # P(|N₂| <= 3σ) = 1 - e^{-9/2}
+
+
+def test_targets_have_the_stated_geometry():
+    assert np.allclose(np.linalg.norm(toy2d.target("ring8").centres, axis=1), 2.0)
+    assert toy2d.target("grid25").centres.shape == (25, 2)
+    with pytest.raises(ValueError, match="allowed"):
+        toy2d.target("nope")
+
+
+def test_cost_meter_counts_saved_tensors():
+    lin = torch.nn.Linear(10, 10)
+    meter = toy2d.CostMeter()
+    with meter:
+        lin(torch.randn(4, 10, requires_grad=True)).pow(2).sum().backward()
+    assert meter.saved_bytes >= 4 * 10 * 4  # at least the input kept for the weight's gradient
+    assert meter.summary()["ms_per_iteration"] >= 0
+
+
+# -- gan_qp (6163) ---------------------------------------------------------------------------------------
+
+def test_point_mass_duals():
+    for d in (0.5, 3.0):
+        duals = gan_qp.point_mass_duals(d, lam=10.0, steps=3000)
+        assert duals["js"] == pytest.approx(math.log(2), abs=1e-3)
+        assert duals["wgan"] == pytest.approx(d, rel=1e-5)
+        assert duals["qp"] == pytest.approx(10.0 * d / 2, rel=1e-5)
+        assert duals["qp_delta"] == pytest.approx(10.0 * d, rel=1e-3)  # the optimum has |ΔT| = λd
+
+
+def test_qp_losses():
+    critic = torch.nn.Linear(2, 1)
+    real, fake = torch.randn(8, 2), torch.randn(8, 2)
+    delta = (critic(real) - critic(fake)).squeeze(-1)
+    d = (real - fake).pow(2).mean(1).sqrt()
+    expected = (-delta + delta ** 2 / (2 * 10 * d)).mean()
+    assert float(gan_qp.qp_critic_loss(critic, real, fake, 10.0, "l2")) == pytest.approx(float(expected), rel=1e-6)
+    assert float(gan_qp.qp_generator_loss(critic, real, fake)) == pytest.approx(float(delta.mean()), rel=1e-6)
+
+
+# -- wgan_gn (8757) ----------------------------------------------------------------------------------------
+
+def test_gn_bound_on_a_piecewise_linear_critic():
+    torch.manual_seed(0)
+    critic = toy2d.mlp(2, 1, 32, 3, "leaky_relu").double()
+    x = 2 * torch.randn(3000, 2, dtype=torch.float64)
+    iccv = gradient_normalization.input_gradient_norm(
+        lambda z: gradient_normalization.normalized_critic(critic, z, "iccv"), x)
+    g = gradient_normalization.input_gradient_norm(lambda z: critic(z).squeeze(-1), x)
+    d = critic(x).squeeze(-1).detach()
+    assert float(iccv.max()) <= 1 + 1e-12
+    torch.testing.assert_close(iccv, g ** 2 / (g + d.abs()) ** 2)
+    plain = gradient_normalization.input_gradient_norm(
+        lambda z: gradient_normalization.normalized_critic(critic, z, "plain"), x)
+    torch.testing.assert_close(plain, torch.ones_like(plain))  # D/|∇D| has unit gradient inside every region
+    # a smooth critic has curvature: the bound is not guaranteed there (the piecewise-linear premise matters)
+    smooth = toy2d.mlp(2, 1, 32, 3, "tanh").double()
+    smooth_plain = gradient_normalization.input_gradient_norm(
+        lambda z: gradient_normalization.normalized_critic(smooth, z, "plain"), x)
+    assert float((smooth_plain - 1).abs().max()) > 1e-3
+
+
+# -- ign (9969) -----------------------------------------------------------------------------------------------
+
+def test_ign_identities():
+    from kexue_runs.experiments.ign import identities
+
+    out = identities(3)
+    assert out["frozen_copy_error"] < 1e-12 and out["stop_gradient_error"] < 1e-12
+    assert out["ign_as_gan_error"] < 1e-12
+
+
+def test_ign_tightness_clamp():
+    torch.manual_seed(0)
+    f = toy2d.mlp(2, 2, 8, 1)
+    x, z = torch.randn(16, 2), torch.randn(16, 2)
+    loss, terms = ign.ign_loss(f, ign.frozen(f), x, z, clamp=1.5)
+    scale = 1.5 * float(terms["rec"])
+    expected = 20 * terms["rec"] + 20 * terms["idem"] - 2.5 * scale * math.tanh(-float(terms["tight"]) / scale)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-6)
+    unclamped, _ = ign.ign_loss(f, ign.frozen(f), x, z, clamp=None)
+    plain_sum = 20 * terms["rec"] + 20 * terms["idem"] + 2.5 * terms["tight"]
+    assert float(unclamped) == pytest.approx(float(plain_sum), rel=1e-6)
+
+
+# -- monoflow (9662) -------------------------------------------------------------------------------------------
+
+def test_matching_loss_gradient_is_two_eps_times_minus_d():
+    from kexue_runs.experiments.monoflow import gradient_identity
+
+    assert gradient_identity(5, 0.1) < 1e-12
+    assert gradient_identity(5, 0.7) < 1e-12
+
+
+def test_particle_step_moves_up_the_critic():
+    critic = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[1.0, -2.0]]))
+    x = torch.zeros(3, 2)
+    torch.testing.assert_close(monoflow.particle_step(x, critic, 0.5), torch.tensor([[0.5, -1.0]] * 3))
+    assert all(float(h(torch.tensor(0.1))) > float(h(torch.tensor(0.0))) for h in monoflow.INCREASING.values())
+
+
+# -- next_patch (10197) ----------------------------------------------------------------------------------------
+
+def test_capacity_and_schedule_posterior():
+    assert next_patch.codebook_capacity_log2(4096, 32) == 384
+    s = next_patch.Schedule(50)
+    # the posterior mean from the true x0 through each parametrisation is the same
+    g = torch.Generator().manual_seed(0)
+    x0, noise = torch.randn(6, 2, generator=g), torch.randn(6, 2, generator=g)
+    t = torch.tensor([0, 5, 10, 20, 40, 49])
+    xt = next_patch.noised(s, x0, t, noise)
+    from_x0 = next_patch.posterior_mean(s, "x0", x0, xt, t)
+    from_eps = next_patch.posterior_mean(s, "eps", noise, xt, t)
+    torch.testing.assert_close(from_x0, from_eps)
+    # the next-step target is a draw from q(x_{t-1} | x_t, x0): its mean is the posterior mean
+    draws = torch.stack([next_patch.training_target(s, "next_step", x0, xt, t, noise, g) for _ in range(4000)])
+    sem = float(s.var[t].max().sqrt()) / math.sqrt(len(draws))
+    torch.testing.assert_close(draws.mean(0), from_x0, atol=4 * sem, rtol=0)
+
+
+# -- smoke runs: numbers and verdicts pinned ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    from kexue_runs import cli
+
+    root = tmp_path_factory.mktemp("generative")
+    out = {}
+    for name in GENERATIVE:
+        old = sys.argv
+        sys.argv = ["kexue-run"]
+        try:
+            code = cli.main([f"experiment={name}", "scale=smoke", "trainer.progress=false", "trainer.threads=1",
+                             f"output_root={root}"])
+        finally:
+            sys.argv = old
+        assert code == 0, name
+        (run,) = run_dirs(root, name)
+        out[name] = (run, summary(run))
+    return out
+
+
+# kexue-run experiment=<name> scale=smoke: (value, absolute tolerance)
+GOLDEN = {
+    'gan_qp': {
+        'js_d1': (0.6930316686630249, 6.93e-05),
+        'wgan_d1': (1.0, 0.0001),
+        'qp_d1': (4.999999999999955, 0.0005),
+        'js_d2': (0.6930316686630249, 6.93e-05),
+        'wgan_d2': (2.0, 0.0002),
+        'qp_d2': (9.999999999998545, 0.001),
+        'qp_slope_over_d': (4.999999999998589, 0.0005),
+        'js_spread_over_d': (0.0, 1e-09),
+        'sgan_w1': (1.9284699135881385, 0.00472),
+        'sgan_mmd': (0.935360848903656, 0.0176),
+        'sgan_energy': (1.3779579003651936, 0.00637),
+        'sgan_modes': (0.0, 1e-06),
+        'sgan_quality': (0.0, 1e-06),
+        'sgan_saved_kib_per_iteration': (459.375, 1e-06),
+        'wgan_gp_w1': (1.935359955858136, 0.00491),
+        'wgan_gp_mmd': (0.9123757084210714, 0.00843),
+        'wgan_gp_energy': (1.3951458930969238, 0.00894),
+        'wgan_gp_modes': (0.0, 1e-06),
+        'wgan_gp_quality': (0.0, 1e-06),
+        'wgan_gp_saved_kib_per_iteration': (686.875, 1e-06),
+        'qp_l1_w1': (1.9287237835846274, 0.00509),
+        'qp_l1_mmd': (0.9355709552764893, 0.0191),
+        'qp_l1_energy': (1.3784418900807698, 0.00691),
+        'qp_l1_modes': (0.0, 1e-06),
+        'qp_l1_quality': (0.0, 1e-06),
+        'qp_l1_saved_kib_per_iteration': (515.75, 1e-06),
+        'qp_l2_w1': (1.9287490568775925, 0.00249),
+        'qp_l2_mmd': (0.9356304407119751, 0.00936),
+        'qp_l2_energy': (1.3784834543863933, 0.00339),
+        'qp_l2_modes': (0.0, 1e-06),
+        'qp_l2_quality': (0.0, 1e-06),
+        'qp_l2_saved_kib_per_iteration': (515.75, 1e-06),
+        'qp_l2_lambda1_w1': (1.9285948055641813, 0.000193),
+        'qp_l2_lambda1_mmd': (0.9369717439015707, 9.37e-05),
+        'qp_l2_lambda1_energy': (1.3780352274576824, 0.000138),
+        'qp_l2_lambda1_modes': (0.0, 1e-09),
+        'qp_l2_lambda1_quality': (0.0, 1e-09),
+        'qp_l2_lambda1_saved_kib_per_iteration': (515.75, 1e-06),
+        'qp_l2_lambda100_w1': (1.9287514501468686, 0.000193),
+        'qp_l2_lambda100_mmd': (0.935415248076121, 9.35e-05),
+        'qp_l2_lambda100_energy': (1.3785006999969482, 0.000138),
+        'qp_l2_lambda100_modes': (0.0, 1e-09),
+        'qp_l2_lambda100_quality': (0.0, 1e-09),
+        'qp_l2_lambda100_saved_kib_per_iteration': (515.75, 1e-06),
+    },
+    'ign': {
+        'frozen_copy_error': (0.0, 1e-09),
+        'stop_gradient_error': (0.0, 1e-09),
+        'ign_as_gan_error': (4.440892098500626e-16, 1e-09),
+        'ign_mmd': (1.0893885294596355, 0.00234),
+        'ign_energy': (1.4748045603434246, 0.000254),
+        'ign_w1': (1.977324730965802, 0.0019),
+        'ign_modes': (0.0, 1e-06),
+        'ign_quality': (0.0, 1e-06),
+        'ign_idempotence_gap': (0.02607775665819645, 0.00119),
+        'ign_reconstruction_gap': (1.9865704774856567, 0.00254),
+        'ign_params': (2274.0, 1e-06),
+        'gan_mmd': (1.0772143205006917, 0.00406),
+        'gan_energy': (1.4732331434885662, 0.00891),
+        'gan_w1': (1.9739080351537843, 0.00442),
+        'gan_modes': (0.0, 1e-06),
+        'gan_quality': (0.0, 1e-06),
+        'gan_params': (2418.0, 1e-06),
+        'ign_w1_seed_std': (0.009869408913175434, 0.00296),
+        'gan_w1_seed_std': (0.022973489766296006, 0.00689),
+    },
+    'monoflow': {
+        'matching_gradient_error': (1.734723475976807e-18, 1e-09),
+        'flow_w1_start': (0.9583801472151118, 9.58e-05),
+        'flow_w1_end': (0.8847724964022675, 8.85e-05),
+        'h_identity_w1': (1.958442190597301, 0.00114),
+        'h_identity_w1_over_start': (0.9965821151765691, 0.00111),
+        'h_log_sigmoid_w1': (1.9584430363315288, 0.00114),
+        'h_log_sigmoid_w1_over_start': (0.9965825264131016, 0.00111),
+        'h_tanh_w1': (1.958441193719908, 0.00114),
+        'h_tanh_w1_over_start': (0.9965816106249862, 0.00111),
+        'h_neg_exp_w1': (1.9584456315333052, 0.00114),
+        'h_neg_exp_w1_over_start': (0.9965838372227812, 0.00111),
+        'h_negative_w1': (1.9705117540854988, 0.00226),
+        'h_negative_w1_over_start': (1.0027410748150938, 0.00204),
+        'minus_d_k1_w1': (1.9647067231756186, 0.00101),
+        'matching_k1_w1': (1.964706007338713, 0.00101),
+        'minus_d_k5_w1': (1.9518172813426284, 0.00279),
+        'matching_k5_w1': (1.9647332150580947, 0.00155),
+    },
+    'next_patch': {
+        'capacity_log2': (384.0, 0.0384),
+        'capacity_exact': (1.0, 0.0001),
+        'mse_near_mode': (0.014999999664723873, 0.00347),
+        'mse_mode_balance': (0.6190476190476191, 0.104),
+        'mse_mean_abs_offset': (0.1868011156717936, 0.00534),
+        'mse_offset_w1': (0.45848611303101205, 0.00176),
+        'mse_gradient_noise_ratio': (1.0158816675345104, 0.157),
+        'eps_near_mode': (0.0, 1e-06),
+        'eps_mode_balance': (0.0, 1e-06),
+        'eps_mean_abs_offset': (53254.5546875, 1680.0),
+        'eps_offset_w1': (84051.66336700103, 1740.0),
+        'eps_gradient_noise_ratio': (0.8544888496398926, 0.0513),
+        'x0_near_mode': (0.06333333378036816, 0.00338),
+        'x0_mode_balance': (0.8443732132984585, 0.0126),
+        'x0_mean_abs_offset': (0.23847327629725137, 0.0043),
+        'x0_offset_w1': (0.44535002167402715, 0.000631),
+        'x0_gradient_noise_ratio': (0.3904729212323825, 0.0571),
+        'next_step_near_mode': (0.05166666582226753, 0.00338),
+        'next_step_mode_balance': (0.5809523772270907, 0.0551),
+        'next_step_mean_abs_offset': (0.24973918497562408, 0.00257),
+        'next_step_offset_w1': (0.458826798603395, 0.000595),
+        'next_step_gradient_noise_ratio': (1.6239708165327709, 0.409),
+    },
+    'wgan_gn': {
+        'iccv_max_gradient_norm': (0.9984834491254722, 9.98e-05),
+        'wacv_max_gradient_norm': (0.8940671876826431, 8.94e-05),
+        'iccv_formula_error': (1.6653345369377348e-15, 1e-09),
+        'plain_max_line_slope': (4974.4454673348855, 0.497),
+        'iccv_max_line_slope': (82.86348689951578, 0.00829),
+        'wacv_max_line_slope': (384.59850103657794, 0.0385),
+        'wgan_gp_w1': (1.9706528481254793, 0.00139),
+        'wgan_gp_mmd': (1.0570226113001506, 0.00534),
+        'wgan_gp_energy': (1.449724594751994, 0.00334),
+        'wgan_gp_modes': (0.0, 1e-06),
+        'wgan_gp_quality': (0.0, 1e-06),
+        'wgan_gp_saved_kib_per_iteration': (686.875, 1e-06),
+        'gn_iccv_w1': (1.9591026272593661, 0.0015),
+        'gn_iccv_mmd': (1.0429168939590454, 0.00651),
+        'gn_iccv_energy': (1.428992748260498, 0.00343),
+        'gn_iccv_modes': (0.0, 1e-06),
+        'gn_iccv_quality': (0.0, 1e-06),
+        'gn_iccv_saved_kib_per_iteration': (749.125, 1e-06),
+        'gn_wacv_w1': (1.9638748934423458, 0.00239),
+        'gn_wacv_mmd': (1.0492937962214153, 0.00669),
+        'gn_wacv_energy': (1.437350591023763, 0.00512),
+        'gn_wacv_modes': (0.0, 1e-06),
+        'gn_wacv_quality': (0.0, 1e-06),
+        'gn_wacv_saved_kib_per_iteration': (751.625, 1e-06),
+        'direction_w1': (1.9631750650721063, 0.002),
+        'direction_mmd': (1.0513113339742024, 0.00585),
+        'direction_energy': (1.4359447956085205, 0.00455),
+        'direction_modes': (0.0, 1e-06),
+        'direction_quality': (0.0, 1e-06),
+        'direction_saved_kib_per_iteration': (754.125, 1e-06),
+    },
+}
+VERDICTS = {
+    'gan_qp': ('INCONCLUSIVE', {
+        'js_dual_is_log2': 'INCONCLUSIVE',
+        'js_dual_has_no_gradient': 'PASS',
+        'wgan_dual_is_distance': 'INCONCLUSIVE',
+        'qp_dual_is_half_lambda_d': 'INCONCLUSIVE',
+        'qp_l2_beats_wgan_gp': 'PASS',
+        'qp_l1_beats_wgan_gp': 'PASS',
+        'wgan_gp_slower': 'N/A',
+        'lambda_only_a_scale': 'PASS',
+        'wgan_gp_keeps_more_for_backward': 'PASS',
+        'qp_l2_beats_sgan': 'INCONCLUSIVE',
+    }),
+    'ign': ('FAIL', {
+        'frozen_copy_loss_is_alternating': 'PASS',
+        'stop_gradient_loss_is_alternating': 'PASS',
+        'ign_is_a_gan': 'PASS',
+        'gan_closer_than_ign': 'INCONCLUSIVE',
+        'ign_prone_to_collapse': 'FAIL',
+        'idempotence_only_approximate': 'FAIL',
+    }),
+    'monoflow': ('INCONCLUSIVE', {
+        'matching_gradient_is_2eps_minus_d': 'PASS',
+        'particle_flow_converges': 'PASS',
+        'increasing_h_all_work': 'INCONCLUSIVE',
+        'matching_loss_stable_at_many_steps': 'INCONCLUSIVE',
+        'minus_d_degrades_with_k': 'INCONCLUSIVE',
+        'decreasing_h_fails': 'INCONCLUSIVE',
+    }),
+    'next_patch': ('FAIL', {
+        'capacity_is_2_384': 'PASS',
+        'mse_predicts_between_the_modes': 'PASS',
+        'diffusion_head_lands_on_modes': 'INCONCLUSIVE',
+        'diffusion_head_keeps_both_modes': 'FAIL',
+        'x0_lower_gradient_noise': 'INCONCLUSIVE',
+        'x0_more_efficient': 'PASS',
+    }),
+    'wgan_gn': ('FAIL', {
+        'iccv_gradient_bounded': 'PASS',
+        'wacv_gradient_bounded': 'PASS',
+        'iccv_norm_formula': 'PASS',
+        'plain_form_discontinuous': 'PASS',
+        'direction_variant_very_bad': 'INCONCLUSIVE',
+        'gp_beats_gn_iccv': 'FAIL',
+        'gp_beats_gn_wacv': 'INCONCLUSIVE',
+        'gn_slower': 'N/A',
+        'gn_more_memory': 'PASS',
+        'iccv_form_discontinuous': 'PASS',
+    }),
+}
+
+
+@pytest.mark.parametrize("name", GENERATIVE)
+def test_smoke_numbers_are_pinned(smoke_runs, name):
+    run, s = smoke_runs[name]
+    assert s["status"] == "ok", s.get("error")
+    for key, (value, tol) in GOLDEN[name].items():
+        assert s["final"][key] == pytest.approx(value, abs=tol), key
+    assert list((run / "figures").glob("*.png"))
+
+
+@pytest.mark.parametrize("name", GENERATIVE)
+def test_smoke_verdicts_are_pinned(smoke_runs, name):
+    run, s = smoke_runs[name]
+    overall, checks = VERDICTS[name]
+    assert {c["id"]: c["verdict"] for c in s["checks"]} == checks
+    assert s["verdict"] == overall
