@@ -1,0 +1,209 @@
+"""nbce: naive-Bayes context extension against concatenation and its own variants (method: methods/nbce.py).
+
+Posts: NBCE https://kexue.fm/archives/9617 and its follow-up https://kexue.fm/archives/9632
+A byte-level LM (the project's pretrained base, fine-tuned on the task; both cached) learns to answer
+"?name=" with the value from one short paragraph of facts "name=123;name=456;name=789;". At test time the
+question comes with n paragraphs, only one of which holds the name. Arms:
+  (a) concatenation of all n paragraphs (beyond the length the model was trained on for n >= 2)
+  (b) pure naive Bayes: average pooling, β = n - 1, no truncation
+  (c) (b) with Top-P 0.95 on every distribution and the -inf rule (9632)
+  (d) max pooling, β = 0.25 (with Top-P)
+  (e) NBCE: minimum-entropy pooling, β = 0.25 (with Top-P, as bojone/NBCE's test.py)
+  (f) average pooling, β = 0 (about PCW)
+Greedy decoding. Exact match on the value; gibberish = an answer whose first three bytes are not all digits
+(a malformed answer, not merely a wrong value). Questions come in shards: the replicates, shared by every
+arm. Coupled questions "?a+b=" need two facts: NBCE with both in one paragraph against one in each (9632's
+stated limit).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import string
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import runfiles
+from ..methods.nbce import combine
+from ..models.pretrained import cache_path, pretrained_lm
+from ..models.transformer import CausalLM
+from ..progress import say
+
+ARMS = {  # name: (pooling, beta, truncate, inf_rule); beta None = n - 1
+    "concatenation": None,
+    "naive_bayes": ("average", None, None, False),
+    "naive_bayes_fixed": ("average", None, 0.95, True),
+    "max_pooling": ("max", 0.25, 0.95, True),
+    "nbce": ("min_entropy", 0.25, 0.95, True),
+    "pcw": ("average", 0.0, None, False),
+}
+FACTS_PER_PARAGRAPH = 3
+
+
+def random_fact(rng: random.Random, taken: set) -> tuple[str, str]:
+    while True:
+        name = "".join(rng.choice(string.ascii_lowercase) for _ in range(4))
+        if name not in taken:
+            taken.add(name)
+            return name, "".join(rng.choice(string.digits) for _ in range(3))
+
+
+def paragraph(facts) -> str:
+    return "".join(f"{n}={v};" for n, v in facts) + "\n"
+
+
+def training_batch(rng: random.Random, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paragraph + question + answer per row, padded with 0; the mask marks the answer's bytes."""
+    rows, masks = [], []
+    for _ in range(batch):
+        taken: set = set()
+        facts = [random_fact(rng, taken) for _ in range(FACTS_PER_PARAGRAPH)]
+        if rng.random() < 0.5:
+            (n, v), = rng.sample(facts, 1)
+            prompt, answer = f"?{n}=", f"{v}."
+        else:
+            (n1, v1), (n2, v2) = rng.sample(facts, 2)
+            prompt, answer = f"?{n1}+{n2}=", f"{v1}{v2}."
+        text = (paragraph(facts) + prompt + answer).encode()
+        rows.append(list(text))
+        masks.append([0] * (len(text) - len(answer)) + [1] * len(answer))
+    width = max(map(len, rows))
+    tokens = torch.tensor([r + [0] * (width - len(r)) for r in rows])
+    mask = torch.tensor([m + [0] * (width - len(m)) for m in masks], dtype=torch.bool)
+    return tokens, mask
+
+
+def finetuned_lm(cfg, ctx) -> CausalLM:
+    """The shared pretrained base, fine-tuned on the task (answer bytes only), cached by what made it."""
+    base_path = cache_path(cfg.output_root, cfg.model, cfg.data, cfg.pretrain, int(cfg.data.length))
+    spec = {"base": base_path.name, "finetune": runfiles.to_jsonable(dict(cfg.finetune))}
+    path = Path(cfg.output_root) / "cache" / "pretrained" / f"nbce-{runfiles.config_hash(spec)}.pt"
+    model = pretrained_lm(cfg.output_root, cfg.model, cfg.data, cfg.pretrain, int(cfg.data.length), "cpu", ctx.track)
+    if path.exists():
+        model.load_state_dict(torch.load(path, map_location="cpu"))
+        say(f"fine-tuned on the facts task: {path} (cached)")
+        return model
+    f = cfg.finetune
+    rng = random.Random(int(f.seed))
+    torch.manual_seed(int(f.seed))
+    opt = torch.optim.AdamW(model.parameters(), lr=float(f.lr), weight_decay=0.0)
+    steps = int(f.steps)
+    for step in ctx.track(range(steps), "fine-tune on facts", total=steps):
+        for group in opt.param_groups:
+            group["lr"] = float(f.lr) * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / steps))
+        tokens, mask = training_batch(rng, int(f.batch_size))
+        logits = model(tokens[:, :-1])
+        loss = torch.nn.functional.cross_entropy(logits[mask[:, 1:]], tokens[:, 1:][mask[:, 1:]])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{__import__('os').getpid()}.tmp")
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(path)
+    say(f"fine-tuned on the facts task: {steps} steps, final answer loss {loss.item():.3f} -> {path}")
+    return model
+
+
+def test_case(rng: random.Random, n: int, coupled: str | None = None):
+    """(paragraphs, prompt, answer): n paragraphs, the asked fact(s) in one (or, coupled='split', in two)."""
+    taken: set = set()
+    paragraphs = [[random_fact(rng, taken) for _ in range(FACTS_PER_PARAGRAPH)] for _ in range(n)]
+    if coupled is None:
+        k = rng.randrange(n)
+        name, value = rng.choice(paragraphs[k])
+        return [paragraph(p) for p in paragraphs], f"?{name}=", value
+    if coupled == "same":
+        (n1, v1), (n2, v2) = rng.sample(paragraphs[rng.randrange(n)], 2)
+    else:
+        k1, k2 = rng.sample(range(n), 2)
+        (n1, v1), (n2, v2) = rng.choice(paragraphs[k1]), rng.choice(paragraphs[k2])
+    return [paragraph(p) for p in paragraphs], f"?{n1}+{n2}=", v1 + v2
+
+
+@torch.no_grad()
+def answer(model, paragraphs, prompt: str, arm: str, length: int) -> str:
+    """Greedy decoding of `length` bytes under one arm."""
+    out = ""
+    for _ in range(length):
+        if arm == "concatenation":
+            tokens = torch.tensor([list(("".join(paragraphs) + prompt + out).encode())])
+            nxt = int(model(tokens)[0, -1].argmax())
+        else:
+            pooling, beta, truncate, inf_rule = ARMS[arm]
+            beta = len(paragraphs) - 1 if beta is None else beta
+            contexts = torch.tensor([list((p + prompt + out).encode()) for p in paragraphs])
+            context_logp = torch.log_softmax(model(contexts)[:, -1].double(), -1)
+            uncond_logp = torch.log_softmax(model(torch.tensor([list((prompt + out).encode())]))[0, -1].double(), -1)
+            nxt = int(combine(context_logp, uncond_logp, pooling, float(beta), truncate, inf_rule).argmax())
+        out += chr(nxt)
+    return out
+
+
+def score(out: str, value: str) -> dict:
+    return {"exact": float(out[:len(value)] == value), "gibberish": float(not out[:len(value)].isdigit())}
+
+
+def run(cfg, ctx) -> dict:
+    sim = cfg.sim
+    model = finetuned_lm(cfg, ctx)
+    model.eval()
+    ns = [int(n) for n in sim.contexts]
+    shards, per_shard = int(sim.shards), int(sim.questions_per_shard)
+    jobs = [(n, s) for n in ns for s in range(shards)]
+    results, cells = {}, {}
+    for n, s in ctx.track(jobs, f"{len(ARMS)} arms x n in {ns} x {shards} shards", total=len(jobs)):
+        rng = random.Random(1_000_003 * int(cfg.seed) + 1009 * n + s)
+        cases = [test_case(rng, n) for _ in range(per_shard)]
+        for arm in ARMS:
+            scores = [score(answer(model, p, q, arm, 3), v) for p, q, v in cases]
+            row = {k: float(np.mean([x[k] for x in scores])) for k in ("exact", "gibberish")}
+            ctx.claim_rows.append({"part": "single", "arm": arm, "n": n, "shard": s} | row)
+            cells.setdefault((arm, n), []).append(row)
+    for s in range(shards):  # NBCE's drop from the fewest to the most contexts, per shard
+        drop = cells[("nbce", ns[0])][s]["exact"] - cells[("nbce", ns[-1])][s]["exact"]
+        ctx.claim_rows.append({"part": "drop", "shard": s, "nbce_drop": drop})
+    for (arm, n), rows in cells.items():
+        for k in ("exact", "gibberish"):
+            results[f"{arm}_n{n}_{k}"] = float(np.mean([r[k] for r in rows]))
+    coupled_n = int(sim.coupled_contexts)
+    for s in range(shards):
+        rng = random.Random(1_000_003 * int(cfg.seed) + 7_777_777 + s)  # apart from the single-fact draws
+        for placement in ("same", "split"):
+            cases = [test_case(rng, coupled_n, placement) for _ in range(per_shard)]
+            for arm in ("nbce", "concatenation"):
+                exact = float(np.mean([score(answer(model, p, q, arm, 6), v)["exact"] for p, q, v in cases]))
+                ctx.claim_rows.append({"part": "coupled", "arm": arm, "placement": placement, "shard": s,
+                                       "exact": exact})
+                results.setdefault(f"coupled_{arm}_{placement}_exact", []).append(exact)
+    for key in [k for k, v in results.items() if isinstance(v, list)]:
+        results[key] = float(np.mean(results[key]))
+    say(f"exact match at n = {ns[0]} / {ns[-1]}: NBCE {results[f'nbce_n{ns[0]}_exact']:.2f} / "
+        f"{results[f'nbce_n{ns[-1]}_exact']:.2f}, concatenation {results[f'concatenation_n{ns[0]}_exact']:.2f} / "
+        f"{results[f'concatenation_n{ns[-1]}_exact']:.2f}; coupled facts split across contexts: NBCE "
+        f"{results['coupled_nbce_split_exact']:.2f} (same context {results['coupled_nbce_same_exact']:.2f})")
+    plot(ctx, results, ns)
+    return results
+
+
+def plot(ctx, results, ns) -> None:
+    from ..report import pyplot, save_figure
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    labels = {"concatenation": "(a) concatenation", "naive_bayes": "(b) naive Bayes, β = n-1",
+              "naive_bayes_fixed": "(c) (b) + Top-P + -inf rule", "max_pooling": "(d) max pooling, β = 0.25",
+              "nbce": "(e) NBCE: min entropy, β = 0.25", "pcw": "(f) average, β = 0 (PCW)"}
+    for i, arm in enumerate(ARMS):
+        for ax, key in zip(axes, ("exact", "gibberish")):
+            ax.plot(ns, [results[f"{arm}_n{n}_{key}"] for n in ns], "o-", color=f"C{i}", label=labels[arm])
+    axes[0].set(xscale="log", xlabel="contexts n (one holds the answer)", ylabel="exact match", ylim=(-0.02, 1.02))
+    axes[1].set(xscale="log", xlabel="contexts n", ylabel="gibberish answers", ylim=(-0.02, 1.02))
+    axes[0].set_xticks(ns, [str(n) for n in ns])
+    axes[1].set_xticks(ns, [str(n) for n in ns])
+    axes[1].legend(fontsize=7)
+    save_figure(ctx, "nbce", fig)
