@@ -53,4 +53,4 @@ def combine(context_logp: torch.Tensor, uncond_logp: torch.Tensor, pooling: str,
     merged = (beta + 1) * pooled - beta * uncond_logp
     if inf_rule:
         merged = torch.where(torch.isinf(uncond_logp), pooled, merged)
-    return torch.nan_to_num(merged, nan=float("-inf"))  # -inf - (-inf): no candidate
+    return torch.nan_to_num(merged, nan=float("-inf"), posinf=float("inf"), neginf=float("-inf"))  # -inf - (-inf): none

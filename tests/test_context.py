@@ -1,0 +1,209 @@
+"""The language-model context family (issue 16): the pooling rules against hand-computed distributions, the
+-inf rule, minimum-entropy selection, the naive-Bayes identity, the facts task, and the smoke numbers and
+verdicts of nbce and nb_attention pinned. (retry: tests/test_retry.py.)"""
+
+import math
+import random
+import sys
+
+import pytest
+import torch
+from conftest import run_dirs, summary
+
+from kexue_runs.methods import naive_bayes_attention as nba
+from kexue_runs.methods import nbce
+
+CONTEXT = ["nbce", "nb_attention"]
+NEG_INF = float("-inf")
+
+
+def logp(*probs):
+    return torch.tensor(probs, dtype=torch.float64).log()
+
+
+def test_pooling_by_hand():
+    contexts = torch.stack([logp(0.7, 0.2, 0.1), logp(0.1, 0.1, 0.8), logp(1 / 3, 1 / 3, 1 / 3)])
+    torch.testing.assert_close(nbce.pool(contexts, "average"), contexts.mean(0))
+    largest = torch.maximum(torch.maximum(contexts[0], contexts[1]), contexts[2])
+    torch.testing.assert_close(nbce.pool(contexts, "max"), largest)
+    # entropies: 0.802, 0.639, 1.099 nats: the second context is the most certain
+    torch.testing.assert_close(nbce.pool(contexts, "min_entropy"), contexts[1])
+    uncond = logp(0.5, 0.25, 0.25)
+    merged = nbce.combine(contexts, uncond, "min_entropy", 0.25)
+    torch.testing.assert_close(merged, 1.25 * contexts[1] - 0.25 * uncond)
+    pure = nbce.combine(contexts, uncond, "average", 2.0)  # β = n - 1: Σ_k log p(T|S_k) - (n-1) log p(T)
+    torch.testing.assert_close(pure, contexts.sum(0) - 2 * uncond)
+
+
+def test_top_p_and_the_inf_rule():
+    row = logp(0.6, 0.3, 0.06, 0.04)
+    kept = nbce.top_p(row, 0.95)  # 0.6 + 0.3 = 0.9 < 0.95: the third joins, the fourth goes
+    assert torch.isfinite(kept[:3]).all() and kept[3] == NEG_INF
+    assert nbce.top_p(row, 0.5)[1] == NEG_INF and torch.isfinite(nbce.top_p(row, 0.5)[0])
+    contexts = torch.stack([logp(0.6, 0.38, 0.02)])  # Top-P 0.95 keeps the first two
+    uncond = logp(0.97, 0.02, 0.01)  # after Top-P 0.95 only the first token stays finite
+    merged = nbce.combine(contexts, uncond, "average", 0.25, truncate=0.95, inf_rule=True)
+    pooled = nbce.top_p(contexts, 0.95)[0]
+    # where log p(T) is -inf the pooled score alone is used; without the rule those tokens would be +inf
+    torch.testing.assert_close(merged[1], pooled[1])
+    assert merged[2] == NEG_INF  # -inf pooled, -inf unconditional: no candidate, not nan
+    without = nbce.combine(contexts, uncond, "average", 0.25, truncate=0.95, inf_rule=False)
+    assert without[1] == float("inf")
+
+
+def test_naive_bayes_identity_and_its_failure_without_independence():
+    g = torch.Generator().manual_seed(0)
+    prior = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
+    emission = torch.rand(4, 4, generator=g, dtype=torch.float64) + 0.1
+    emission /= emission.sum(1, keepdim=True)
+    observed = torch.tensor([0, 2, 2, 3, 1])
+    torch.testing.assert_close(nba.naive_bayes_from_pairs(prior, emission, observed),
+                               nba.exact_posterior(prior, emission, observed))
+    # dropping the -(m-1) log p(x_t) correction breaks it (the check can fail)
+    marginal = prior @ emission
+    pair = (prior[:, None] * emission / marginal[None, :]).T.log()
+    no_correction = torch.log_softmax(pair[observed].sum(0), -1)
+    assert float((no_correction - nba.exact_posterior(prior, emission, observed)).abs().max()) > 0.1
+
+
+def test_facts_task_format():
+    from kexue_runs.experiments import nbce as exp
+
+    rng = random.Random(0)
+    paragraphs, prompt, value = exp.test_case(rng, 8)
+    assert len(paragraphs) == 8 and all(len(p) == 28 for p in paragraphs)
+    assert sum(prompt[1:-1] in p for p in paragraphs) == 1  # the name is in exactly one paragraph
+    holder = next(p for p in paragraphs if prompt[1:-1] in p)
+    assert f"{prompt[1:]}{value};" in holder
+    paragraphs, prompt, value = exp.test_case(rng, 4, coupled="split")
+    a, b = prompt[1:-1].split("+")
+    assert sum(a in p for p in paragraphs) == 1 and sum(b in p for p in paragraphs) == 1
+    assert next(i for i, p in enumerate(paragraphs) if a in p) != next(i for i, p in enumerate(paragraphs) if b in p)
+    tokens, mask = exp.training_batch(random.Random(1), 4)
+    for row, m in zip(tokens, mask):
+        text = bytes(row.tolist()).rstrip(b"\0").decode()
+        answer = "".join(chr(c) for c, keep in zip(row.tolist(), m.tolist()) if keep)
+        assert text.endswith(answer) and answer.endswith(".") and answer[:-1].isdigit()
+    assert exp.score("123.", "123") == {"exact": 1.0, "gibberish": 0.0}
+    assert exp.score("1x3.", "123") == {"exact": 0.0, "gibberish": 1.0}
+    assert exp.score("124.", "123") == {"exact": 0.0, "gibberish": 0.0}
+
+
+def test_count_models_on_a_deterministic_chain():
+    """A period-4 stream: the bigram is certain, so its loss is near 0 bits while the unigram's is 2 bits."""
+    from kexue_runs.experiments.nb_attention import count_models
+
+    stream = torch.tensor([0, 1, 2, 3] * 500)
+    out = count_models(stream[:1600], 4, 3, 1e-6, stream)
+    assert float(out["unigram"].mean()) / math.log(2) == pytest.approx(2.0, abs=1e-3)
+    assert float(out["bigram"].mean()) < 1e-4
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    from kexue_runs import cli
+
+    root = tmp_path_factory.mktemp("context")
+    out = {}
+    for name in CONTEXT:
+        old = sys.argv
+        sys.argv = ["kexue-run"]
+        try:
+            code = cli.main([f"experiment={name}", "scale=smoke", "trainer.progress=false", "trainer.threads=1",
+                             f"output_root={root}"])
+        finally:
+            sys.argv = old
+        assert code == 0, name
+        (run,) = run_dirs(root, name)
+        out[name] = (run, summary(run))
+    return out
+
+
+# kexue-run experiment=<name> scale=smoke: (value, absolute tolerance)
+GOLDEN = {
+    'nb_attention': {
+        'nb_identity_error': (3.552713678800501e-15, 1e-09),
+        'markov_unigram_bits': (3.987749051019282, 0.0014),
+        'markov_bigram_bits': (3.8290305269481686, 0.0033),
+        'markov_nb_pure_bits': (3.9702392033695912, 0.00282),
+        'markov_nb_sum_bits': (4.465188621143829, 0.00886),
+        'markov_nb_beta0_bits': (3.9794494519649146, 0.00143),
+        'markov_nb_beta025_bits': (3.9776471424988853, 0.00145),
+        'markov_attention_bits': (3.911389045821995, 0.00477),
+        'markov_attention_residual_bits': (3.8702731534802233, 0.00611),
+        'source_unigram_bits': (4.733251241891, 0.0487),
+        'source_bigram_bits': (3.803350150451024, 0.0685),
+        'source_nb_pure_bits': (8.316371117830547, 0.285),
+        'source_nb_sum_bits': (20.42055683319871, 0.393),
+        'source_nb_beta0_bits': (4.474432721634187, 0.0509),
+        'source_nb_beta025_bits': (4.432419141672274, 0.0516),
+        'source_attention_bits': (4.702486194115699, 0.0543),
+        'source_attention_residual_bits': (4.5094473633424546, 0.0618),
+    },
+    'nbce': {
+        'concatenation_n1_exact': (0.0, 1e-06),
+        'concatenation_n1_gibberish': (1.0, 1e-06),
+        'naive_bayes_n1_exact': (0.0, 1e-06),
+        'naive_bayes_n1_gibberish': (1.0, 1e-06),
+        'naive_bayes_fixed_n1_exact': (0.0, 1e-06),
+        'naive_bayes_fixed_n1_gibberish': (1.0, 1e-06),
+        'max_pooling_n1_exact': (0.0, 1e-06),
+        'max_pooling_n1_gibberish': (1.0, 1e-06),
+        'nbce_n1_exact': (0.0, 1e-06),
+        'nbce_n1_gibberish': (1.0, 1e-06),
+        'pcw_n1_exact': (0.0, 1e-06),
+        'pcw_n1_gibberish': (1.0, 1e-06),
+        'concatenation_n4_exact': (0.0, 1e-06),
+        'concatenation_n4_gibberish': (1.0, 1e-06),
+        'naive_bayes_n4_exact': (0.0, 1e-06),
+        'naive_bayes_n4_gibberish': (1.0, 1e-06),
+        'naive_bayes_fixed_n4_exact': (0.0, 1e-06),
+        'naive_bayes_fixed_n4_gibberish': (1.0, 1e-06),
+        'max_pooling_n4_exact': (0.0, 1e-06),
+        'max_pooling_n4_gibberish': (1.0, 1e-06),
+        'nbce_n4_exact': (0.0, 1e-06),
+        'nbce_n4_gibberish': (1.0, 1e-06),
+        'pcw_n4_exact': (0.0, 1e-06),
+        'pcw_n4_gibberish': (1.0, 1e-06),
+        'coupled_nbce_same_exact': (0.0, 1e-06),
+        'coupled_concatenation_same_exact': (0.0, 1e-06),
+        'coupled_nbce_split_exact': (0.0, 1e-06),
+        'coupled_concatenation_split_exact': (0.0, 1e-06),
+    },
+}
+VERDICTS = {
+    'nb_attention': ('PASS', {
+        'naive_bayes_decomposition': 'PASS',
+        'pure_naive_bayes_overcounts': 'PASS',
+        'small_beta_beats_pure': 'PASS',
+        'residual_adds_the_bigram': 'PASS',
+        'attention_beats_count_naive_bayes': 'INCONCLUSIVE',
+    }),
+    'nbce': ('FAIL', {
+        'naive_bayes_turns_to_gibberish': 'INCONCLUSIVE',
+        'truncation_stops_gibberish': 'INCONCLUSIVE',
+        'min_entropy_beats_fixed_naive_bayes': 'INCONCLUSIVE',
+        'nbce_beats_pcw_at_many_contexts': 'INCONCLUSIVE',
+        'pcw_degrades_with_n': 'INCONCLUSIVE',
+        'nbce_beats_concatenation_beyond_training_length': 'INCONCLUSIVE',
+        'coupled_contexts_break_nbce': 'FAIL',
+        'nbce_roughly_flat_in_n': 'PASS',
+    }),
+}
+
+
+@pytest.mark.parametrize("name", CONTEXT)
+def test_smoke_numbers_are_pinned(smoke_runs, name):
+    run, s = smoke_runs[name]
+    assert s["status"] == "ok", s.get("error")
+    for key, (value, tol) in GOLDEN[name].items():
+        assert s["final"][key] == pytest.approx(value, abs=tol), key
+    assert list((run / "figures").glob("*.png"))
+
+
+@pytest.mark.parametrize("name", CONTEXT)
+def test_smoke_verdicts_are_pinned(smoke_runs, name):
+    run, s = smoke_runs[name]
+    overall, checks = VERDICTS[name]
+    assert {c["id"]: c["verdict"] for c in s["checks"]} == checks
+    assert s["verdict"] == overall
