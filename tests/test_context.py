@@ -67,19 +67,20 @@ def test_naive_bayes_identity_and_its_failure_without_independence():
 
 
 def test_facts_task_format():
+    from kexue_runs.data import facts
     from kexue_runs.experiments import nbce as exp
 
     rng = random.Random(0)
-    paragraphs, prompt, value = exp.test_case(rng, 8)
+    paragraphs, prompt, value = facts.test_case(rng, 8)
     assert len(paragraphs) == 8 and all(len(p) == 28 for p in paragraphs)
     assert sum(prompt[1:-1] in p for p in paragraphs) == 1  # the name is in exactly one paragraph
     holder = next(p for p in paragraphs if prompt[1:-1] in p)
     assert f"{prompt[1:]}{value};" in holder
-    paragraphs, prompt, value = exp.test_case(rng, 4, coupled="split")
+    paragraphs, prompt, value = facts.test_case(rng, 4, coupled="split")
     a, b = prompt[1:-1].split("+")
     assert sum(a in p for p in paragraphs) == 1 and sum(b in p for p in paragraphs) == 1
     assert next(i for i, p in enumerate(paragraphs) if a in p) != next(i for i, p in enumerate(paragraphs) if b in p)
-    tokens, mask = exp.training_batch(random.Random(1), 4)
+    tokens, mask = facts.training_batch(random.Random(1), 4)
     for row, m in zip(tokens, mask):
         text = bytes(row.tolist()).rstrip(b"\0").decode()
         answer = "".join(chr(c) for c, keep in zip(row.tolist(), m.tolist()) if keep)

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import math
 import random
-import string
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import runfiles
+from ..data.facts import test_case, training_batch
 from ..methods.nbce import combine
 from ..models.pretrained import cache_path, pretrained_lm
 from ..models.transformer import CausalLM
@@ -40,42 +40,6 @@ ARMS = {  # name: (pooling, beta, truncate, inf_rule); beta None = n - 1
     "nbce": ("min_entropy", 0.25, 0.95, True),
     "pcw": ("average", 0.0, None, False),
 }
-FACTS_PER_PARAGRAPH = 3
-
-
-def random_fact(rng: random.Random, taken: set) -> tuple[str, str]:
-    while True:
-        name = "".join(rng.choice(string.ascii_lowercase) for _ in range(4))
-        if name not in taken:
-            taken.add(name)
-            return name, "".join(rng.choice(string.digits) for _ in range(3))
-
-
-def paragraph(facts) -> str:
-    return "".join(f"{n}={v};" for n, v in facts) + "\n"
-
-
-def training_batch(rng: random.Random, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Paragraph + question + answer per row, padded with 0; the mask marks the answer's bytes."""
-    rows, masks = [], []
-    for _ in range(batch):
-        taken: set = set()
-        facts = [random_fact(rng, taken) for _ in range(FACTS_PER_PARAGRAPH)]
-        if rng.random() < 0.5:
-            (n, v), = rng.sample(facts, 1)
-            prompt, answer = f"?{n}=", f"{v}."
-        else:
-            (n1, v1), (n2, v2) = rng.sample(facts, 2)
-            prompt, answer = f"?{n1}+{n2}=", f"{v1}{v2}."
-        text = (paragraph(facts) + prompt + answer).encode()
-        rows.append(list(text))
-        masks.append([0] * (len(text) - len(answer)) + [1] * len(answer))
-    width = max(map(len, rows))
-    tokens = torch.tensor([r + [0] * (width - len(r)) for r in rows])
-    mask = torch.tensor([m + [0] * (width - len(m)) for m in masks], dtype=torch.bool)
-    return tokens, mask
-
-
 def finetuned_lm(cfg, ctx) -> CausalLM:
     """The shared pretrained base, fine-tuned on the task (answer bytes only), cached by what made it."""
     base_path = cache_path(cfg.output_root, cfg.model, cfg.data, cfg.pretrain, int(cfg.data.length))
@@ -107,22 +71,6 @@ def finetuned_lm(cfg, ctx) -> CausalLM:
     tmp.replace(path)
     say(f"fine-tuned on the facts task: {steps} steps, final answer loss {loss.item():.3f} -> {path}")
     return model
-
-
-def test_case(rng: random.Random, n: int, coupled: str | None = None):
-    """(paragraphs, prompt, answer): n paragraphs, the asked fact(s) in one (or, coupled='split', in two)."""
-    taken: set = set()
-    paragraphs = [[random_fact(rng, taken) for _ in range(FACTS_PER_PARAGRAPH)] for _ in range(n)]
-    if coupled is None:
-        k = rng.randrange(n)
-        name, value = rng.choice(paragraphs[k])
-        return [paragraph(p) for p in paragraphs], f"?{name}=", value
-    if coupled == "same":
-        (n1, v1), (n2, v2) = rng.sample(paragraphs[rng.randrange(n)], 2)
-    else:
-        k1, k2 = rng.sample(range(n), 2)
-        (n1, v1), (n2, v2) = rng.choice(paragraphs[k1]), rng.choice(paragraphs[k2])
-    return [paragraph(p) for p in paragraphs], f"?{n1}+{n2}=", v1 + v2
 
 
 @torch.no_grad()
