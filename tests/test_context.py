@@ -13,7 +13,7 @@ from conftest import run_dirs, summary
 from kexue_runs.methods import naive_bayes_attention as nba
 from kexue_runs.methods import nbce
 
-CONTEXT = ["nbce", "nb_attention"]
+CONTEXT = ["nbce", "nb_attention", "ladder_side_tuning"]
 NEG_INF = float("-inf")
 
 
@@ -122,6 +122,50 @@ def smoke_runs(tmp_path_factory):
 
 # kexue-run experiment=<name> scale=smoke: (value, absolute tolerance)
 GOLDEN = {
+    'ladder_side_tuning': {
+        'modules_full_accuracy': (0.4166666567325592, 1e-06),
+        'modules_full_trainable': (20931.0, 2.09),
+        'modules_full_trainable_fraction': (1.0001433486238531, 0.0001),
+        'modules_full_saved_kib_per_iteration': (347.37890625, 1e-06),
+        'modules_last_layer_accuracy': (0.4444444378217061, 0.00926),
+        'modules_last_layer_trainable': (12739.0, 1.27),
+        'modules_last_layer_trainable_fraction': (0.6087060397553516, 6.09e-05),
+        'modules_last_layer_saved_kib_per_iteration': (346.37890625, 1e-06),
+        'modules_lora_accuracy': (0.3611111044883728, 0.0185),
+        'modules_lora_trainable': (2147.0, 0.215),
+        'modules_lora_trainable_fraction': (0.09344533426183844, 9.34e-06),
+        'modules_lora_saved_kib_per_iteration': (332.62890625, 1e-06),
+        'modules_lst_random_accuracy': (0.3611111094554265, 0.0334),
+        'modules_lst_random_trainable': (1756.0, 0.176),
+        'modules_lst_random_trainable_fraction': (0.08390672782874618, 8.39e-06),
+        'modules_lst_random_saved_kib_per_iteration': (122.265625, 1e-06),
+        'modules_lst_sliced_accuracy': (0.3611111094554265, 0.0334),
+        'modules_lst_sliced_trainable': (1756.0, 0.176),
+        'modules_lst_sliced_trainable_fraction': (0.08390672782874618, 8.39e-06),
+        'modules_lst_sliced_saved_kib_per_iteration': (122.265625, 1e-06),
+        'modules_lst_memory_over_full': (0.3519661752634124, 3.52e-05),
+        'facts_full_accuracy': (0.0, 1e-06),
+        'facts_full_trainable': (20832.0, 2.08),
+        'facts_full_trainable_fraction': (1.0, 0.0001),
+        'facts_full_saved_kib_per_iteration': (1057.79296875, 1e-06),
+        'facts_last_layer_accuracy': (0.0, 1e-06),
+        'facts_last_layer_trainable': (12640.0, 1.26),
+        'facts_last_layer_trainable_fraction': (0.6067588325652842, 6.07e-05),
+        'facts_last_layer_saved_kib_per_iteration': (1009.98046875, 1e-06),
+        'facts_lora_accuracy': (0.0, 1e-06),
+        'facts_lora_trainable': (2048.0, 0.205),
+        'facts_lora_trainable_fraction': (0.08951048951048951, 8.95e-06),
+        'facts_lora_saved_kib_per_iteration': (979.91796875, 1e-06),
+        'facts_lst_random_accuracy': (0.0, 1e-06),
+        'facts_lst_random_trainable': (1657.0, 0.166),
+        'facts_lst_random_trainable_fraction': (0.0795410906298003, 7.95e-06),
+        'facts_lst_random_saved_kib_per_iteration': (460.5234375, 1e-06),
+        'facts_lst_sliced_accuracy': (0.0, 1e-06),
+        'facts_lst_sliced_trainable': (1657.0, 0.166),
+        'facts_lst_sliced_trainable_fraction': (0.0795410906298003, 7.95e-06),
+        'facts_lst_sliced_saved_kib_per_iteration': (460.5234375, 1e-06),
+        'facts_lst_memory_over_full': (0.43536254362155874, 4.35e-05),
+    },
     'nb_attention': {
         'nb_identity_error': (3.552713678800501e-15, 1e-09),
         'markov_unigram_bits': (3.987749051019282, 0.0014),
@@ -173,6 +217,14 @@ GOLDEN = {
     },
 }
 VERDICTS = {
+    'ladder_side_tuning': ('FAIL', {
+        'lst_close_on_the_easy_task': 'INCONCLUSIVE',
+        'lst_much_worse_on_the_hard_task': 'FAIL',
+        'lst_faster': 'N/A',
+        'lst_less_backward_memory': 'PASS',
+        'sliced_init_beats_random': 'FAIL',
+        'lora_close_on_the_easy_task': 'INCONCLUSIVE',
+    }),
     'nb_attention': ('PASS', {
         'naive_bayes_decomposition': 'PASS',
         'pure_naive_bayes_overcounts': 'PASS',
