@@ -52,8 +52,8 @@ sweep-parallel: install-launchers ## the canonical sweep with JOBS parallel jobs
 	$(VENV)/bin/kexue-run -m experiment=$(EXP) sweep=$(EXP) scale=$(SCALE) hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
 
 ONLY ?=
-figures: install ## regenerate every figure from the newest complete sweeps (runs missing ones at SCALE; ONLY="a b")
-	$(PY) scripts/make_figures.py --scale $(SCALE) $(if $(ONLY),--only $(ONLY))
+figures: install ## publish each experiment's canonical sweep/run at SCALE: outputs/figures/{index.md,index.html} (RUN_MISSING=1 runs what is missing; ONLY="a b")
+	$(PY) scripts/make_figures.py --scale $(SCALE) $(if $(ONLY),--only $(ONLY)) $(if $(RUN_MISSING),--run-missing)
 
 bench: install ## hot loops at 1 and 2 threads (and bf16), against peers and the matmul peak; ReRoPE vs RoPE
 	$(PY) scripts/bench.py
