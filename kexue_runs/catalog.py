@@ -108,7 +108,10 @@ def print_experiment(name: str, outputs: Path = Path("outputs")) -> int:
 
     path = config_dir() / "experiment" / f"{name}.yaml"
     if not path.is_file():
-        raise ConfigError(f"unknown experiment '{name}'; allowed: {', '.join(p.stem for p in experiment_files())}")
+        from .validate import some_of
+
+        raise ConfigError(f"unknown experiment '{name}'; allowed: "
+                          f"{some_of([p.stem for p in experiment_files()], near=name)}")
     spec = load_experiment(path)
     from rich.markup import escape
 

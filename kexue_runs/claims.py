@@ -61,7 +61,7 @@ OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 KINDS = ("threshold", "ordering", "monotone", "crossover", "approx", "identity", "zscore")
 BASES = ("derivation", "empirical", "ours")
 REPLICATE_KEYS = ("seed", "shard", "replicate")
-NOT_CONFIG = ("meta", "claim", "reported", "checks", "figure", "hydra", "sweep_grids")
+NOT_CONFIG = ("meta", "claim", "reported", "checks", "figure", "hydra", "sweep_grids", "schema")
 DEFAULT_MIN_REPS = 3
 
 

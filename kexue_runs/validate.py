@@ -24,14 +24,27 @@ from . import config_dir
 from .errors import ConfigError
 
 MAX_CELLS = 2000
-SPEC = ("meta", "claim", "reported", "checks", "figure", "paper_table", "hydra")
+SPEC = ("meta", "claim", "reported", "checks", "figure", "paper_table", "hydra", "schema")
 
 
 # -- the schema: every value's type and range, declared in kexue_runs/schema.yaml -----------------------
 def schema() -> dict:
+    """The shared rules. A key declared twice would silently keep the later rule (one experiment's range
+    imposed on another's value), so a repeated key is an error: give such a key an experiment-local rule."""
     import yaml
 
-    return yaml.safe_load((Path(__file__).parent / "schema.yaml").read_text())
+    class Strict(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node):
+        keys = [loader.construct_object(k) for k, _ in node.value]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"schema.yaml declares {twice} more than once; move one to its experiment's schema: block")
+        return loader.construct_mapping(node)
+
+    Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load((Path(__file__).parent / "schema.yaml").read_text(), Loader=Strict)
 
 
 def leaves(node, prefix: str = ""):
@@ -94,8 +107,14 @@ def problem(value, rule: dict) -> str | None:
     return None
 
 
+def rules_for(cfg: DictConfig) -> dict:
+    """kexue_runs/schema.yaml, with the experiment's own `schema:` block (rules for its own keys) on top."""
+    own = cfg.get("schema") if isinstance(cfg, DictConfig) else None
+    return schema() | (OmegaConf.to_container(own) if own else {})
+
+
 def check_schema(cfg: DictConfig, rules: dict | None = None) -> None:
-    rules = rules if rules is not None else schema()
+    rules = rules if rules is not None else rules_for(cfg)
     values = OmegaConf.to_container(cfg, resolve=True)
     for key, value in leaves(values):
         rule = rule_for(key, rules)
@@ -107,13 +126,24 @@ def check_schema(cfg: DictConfig, rules: dict | None = None) -> None:
 
 
 def uncovered_keys(cfg: DictConfig, rules: dict | None = None) -> list[str]:
-    rules = rules if rules is not None else schema()
+    rules = rules if rules is not None else rules_for(cfg)
     return [key for key, _ in leaves(OmegaConf.to_container(cfg, resolve=False)) if rule_for(key, rules) is None]
 
 
 def group_options(group: str) -> list[str]:
     root = config_dir() / group
     return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
+def some_of(names: list[str], near: str = "", shown: int = 8) -> str:
+    """A list of allowed values short enough for one line: the closest to `near` first, then a pointer."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    import difflib
+
+    close = difflib.get_close_matches(near, names, n=3, cutoff=0.5) if near else []
+    first = close + [n for n in names if n not in close][: shown - len(close)]
+    return f"{', '.join(first)}, ... ({len(names)} in all: kexue-run list)"
 
 
 def experiments() -> list[str]:
@@ -323,7 +353,7 @@ def check_group_options(overrides: list[str]) -> None:
         if key in groups and key not in ("sizing", "hydra") and value and "," not in value and value != "null":
             options = group_options(key)
             if value not in options:
-                raise ConfigError(f"unknown {key} '{short_text(value)}'; allowed: {', '.join(options)}")
+                raise ConfigError(f"unknown {key} '{short_text(value)}'; allowed: {some_of(options, near=value)}")
 
 
 def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
@@ -359,7 +389,8 @@ def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
         except (HydraException, OmegaConfBaseException, yaml.YAMLError) as exc:
             raise ConfigError(explain(exc, safe_base())) from None
         if cfg.get("name") is None or cfg.get("task") is None:
-            raise ConfigError(f"no experiment chosen: kexue-run experiment=<name>; allowed: {', '.join(experiments())}")
+            raise ConfigError("no experiment chosen: kexue-run experiment=<name>; allowed: "
+                              f"{some_of(experiments())}")
         groups = tuple(c for c in cell if c.split("=", 1)[0] in groups_here)
         if groups not in defaults:
             defaults[groups] = compose_cell(list(groups))
