@@ -58,15 +58,21 @@ def last_verdict(name: str, outputs: Path = Path("outputs")) -> str:
 
 
 def newest_run_verdict(name: str, outputs: Path) -> dict | None:
-    """A run's own verdict (experiments a single run can decide, and the newest run of the others)."""
+    """A run's own verdict: the newest finished run at the largest scale that has one (a smoke run made to
+    try a flag must not hide the cpu verdict beneath it)."""
     from . import runfiles
 
+    rank = {"smoke": 0, "cpu": 1, "gpu": 2}
+    best = None
     for path in sorted((Path(outputs) / "runs" / name).glob(f"*/{runfiles.SUMMARY}"), reverse=True):
         summary = runfiles.read_summary(path.parent)
         if summary and summary.get("checks") and summary.get("status") == "ok":
-            return {"checks": summary["checks"], "scale": f"{summary['scale']} run",
-                    "verdict": summary.get("verdict"), "stability": summary.get("stability")}
-    return None
+            if best is None or rank.get(summary.get("scale"), -1) > rank.get(best.get("scale"), -1):
+                best = summary
+    if best is None:
+        return None
+    return {"checks": best["checks"], "scale": f"{best['scale']} run",
+            "verdict": best.get("verdict"), "stability": best.get("stability")}
 
 
 def short_title(title: str) -> str:

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent  # run it from a worktree copy: it edits files in place
 NUMERIC = ["tests/test_numeric.py"]
 CLAIMS = ["tests/test_claims.py"]
 
@@ -59,8 +59,9 @@ MUTATIONS = [
      "    return float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y)))",
      "    return float(x @ y / (np.linalg.norm(x) + np.linalg.norm(y)))",
      "local_global_cosine: the cosine's denominator", NUMERIC),
-    ("kexue_runs/experiments/ddim_cifar.py", "min(decay, (1 + step) / (10 + step))",
-     "min(decay, (1 + step) / (100 + step))", "ddim_cifar: a slower EMA warm-up", ["tests/test_diffusion.py"]),
+    ("kexue_runs/experiments/ddim_cifar.py", "    return min(decay, (1 + step) / (10 + step)) if warmup",
+     "    return min(decay, (1 + step) / (100 + step)) if warmup", "ddim_cifar: a slower EMA warm-up",
+     ["tests/test_diffusion.py"]),
     ("kexue_runs/experiments/rerope_extrapolation.py",
      "        factor = int(cfg.data.length) / float(e.yarn_reference_length)",
      "        factor = 1.0", "rerope: YaRN's ramp not scaled to L", ["tests/test_rerope.py"]),
@@ -68,6 +69,44 @@ MUTATIONS = [
      "lora_plus: the eta_A search skips grid points", ["tests/test_lora.py"]),
     ("kexue_runs/methods/fsq.py", "        half_l = (levels - 1) * (1 + self.eps) / 2",
      "        half_l = (levels - 1) * (1 + self.eps) / 2.5", "FSQ: the bound's half width", ["tests/test_fsq.py"]),
+    # the classical, generative and context families
+    ("kexue_runs/methods/momentum_accumulation.py",
+     "m.mul_((beta - 1) * chi_prev + 1).add_(p.grad, alpha=(1 - beta) / k)",
+     "m.mul_((beta - 1) * chi_prev + 1).add_(p.grad, alpha=(1 - beta))",
+     "momentum_accum: the χ-form SGDM without the 1/k", ["tests/test_classical.py"]),
+    ("kexue_runs/methods/momentum_accumulation.py", "    return 1 - (1 - beta) / k",
+     "    return 1 - (1 - beta) / (k + 1)",
+     "momentum_accum: β̃ = 1 - (1-β)/(k+1)", ["tests/test_classical.py"]),
+    ("kexue_runs/methods/tailr.py", "    return (-torch.log(gamma + (1 - gamma) * p) / (1 - gamma)).mean()",
+     "    return (-torch.log(gamma + (1 - gamma) * p)).mean()", "tailr: the loss without its 1/(1-γ)",
+     ["tests/test_classical.py"]),
+    ("kexue_runs/methods/amos.py", "    return (math.sqrt(2) - 1) / T", "    return (math.sqrt(2) - 1) / (2 * T)",
+     "amos: the halving rate of the inverse-square decay", ["tests/test_classical.py"]),
+    ("kexue_runs/methods/analytic_classifier.py",
+     "    return LinearClassifier(weights, log_prior(p) - 0.5 * np.einsum(\"id,id->i\", weights, mu))",
+     "    return LinearClassifier(weights, log_prior(p) - np.einsum(\"id,id->i\", weights, mu))",
+     "analytic_logreg: the bias without its 1/2", ["tests/test_classical.py"]),
+    ("kexue_runs/methods/fourier_density.py", "    return (x + 1) / 2 + (ratio * waves).real.sum(-1)",
+     "    return (x + 1) / 2 + 0.5 * (ratio * waves).real.sum(-1)", "fourier_density: the CDF's series halved",
+     ["tests/test_classical.py"]),
+    ("kexue_runs/methods/retry.py", "            if self.ok or attempt == self.max_tries:",
+     "            if self.ok:", "retry: a sleep after the last try", ["tests/test_retry.py"]),
+    ("kexue_runs/methods/gan_qp.py", "    return (-delta + delta ** 2 / (2 * lam * distance(real, fake, norm))).mean()",
+     "    return (-delta + delta ** 2 / (lam * distance(real, fake, norm))).mean()",
+     "gan_qp: the quadratic potential without its 1/2", ["tests/test_generative.py"]),
+    ("kexue_runs/methods/gradient_normalization.py", "        return d / (norm + d.abs())",
+     "        return d / (norm + 0.5 * d.abs())", "wgan_gn: the normalization's |D| term halved",
+     ["tests/test_generative.py"]),
+    ("kexue_runs/methods/next_patch.py", "    return ab.sqrt() * x0 + (1 - ab).sqrt() * noise",
+     "    return ab * x0 + (1 - ab).sqrt() * noise", "next_patch: the forward process with abar for sqrt(abar)",
+     ["tests/test_generative.py"]),
+    ("kexue_runs/methods/nbce.py", "    merged = (beta + 1) * pooled - beta * uncond_logp",
+     "    merged = (beta + 1) * pooled + beta * uncond_logp", "nbce: the unconditional term's sign",
+     ["tests/test_context.py"]),
+    ("kexue_runs/methods/naive_bayes_attention.py",
+     "    return torch.log_softmax((1 + b) * pooled - b * prior_logp, -1)",
+     "    return torch.log_softmax(b * pooled - b * prior_logp, -1)", "nb_attention: (1 + b) -> b",
+     ["tests/test_context.py"]),
 ]
 
 

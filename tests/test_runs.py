@@ -73,3 +73,23 @@ def test_console_script_is_installed():
     exe = os.path.join(os.path.dirname(sys.executable), "kexue-run")
     out = subprocess.run([exe, "list"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "fsq_vs_vq" in out.stdout
+
+
+def test_the_catalog_shows_the_largest_scale_run_not_the_newest_smoke_run(tmp_path):
+    """A smoke run made after the cpu run (to try a flag) must not hide the cpu verdict."""
+    import json
+
+    from kexue_runs.catalog import verdict_and_stability
+
+    def run(stamp, scale, verdict):
+        folder = tmp_path / "runs" / "retry" / stamp
+        folder.mkdir(parents=True)
+        check = {"id": "c", "verdict": verdict, "basis": "empirical"}
+        (folder / "summary.json").write_text(json.dumps(
+            {"status": "ok", "scale": scale, "checks": [check], "verdict": verdict}))
+
+    run("20260101-000000-000000", "cpu", "PASS")
+    run("20260102-000000-000000", "smoke", "FAIL")
+    assert verdict_and_stability("retry", tmp_path)[:2] == ("PASS", "cpu run")
+    run("20260103-000000-000000", "cpu", "INCONCLUSIVE")
+    assert verdict_and_stability("retry", tmp_path)[:2] == ("INCONCLUSIVE", "cpu run")
