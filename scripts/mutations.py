@@ -119,7 +119,7 @@ def run(index: int) -> tuple[str, float]:
     file.write_text(source.replace(old, new))
     start = time.time()
     try:
-        env = os.environ | {"OMP_NUM_THREADS": "1"}
+        env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}  # this checkout, not an editable install
         code = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests],
                               cwd=REPO, env=env, capture_output=True).returncode
     finally:
