@@ -35,8 +35,9 @@ install-launchers: install ## add the optional Hydra launcher plugins (joblib, s
 run: install ## install if needed, then run fsq_vs_vq at the default scale (cpu, ~20 s) on embedded data
 	$(VENV)/bin/kexue-run experiment=fsq_vs_vq
 
-test: install ## the test suite (offline; a few minutes on 2 cores)
-	$(VENV)/bin/pytest
+TEST_WORKERS ?= 2
+test: install ## the test suite (offline; a few minutes on 2 cores: TEST_WORKERS processes of 1 thread each)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: install ## ruff on the package, scripts and tests
 	$(VENV)/bin/ruff check kexue_runs scripts tests

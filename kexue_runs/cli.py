@@ -128,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         pass
     import logging
 
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # an earlier in-process call's job logging (Hydra's console and run-log
+        if type(handler) in (logging.StreamHandler, logging.FileHandler):  # handlers): not this call's
+            root.removeHandler(handler)
+            handler.close()
     logging.captureWarnings(True)  # library warnings go to the run's log, not the console
     logging.getLogger("py.warnings").addHandler(logging.NullHandler())
     try:

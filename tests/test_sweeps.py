@@ -29,7 +29,8 @@ def test_smoke_multirun_aggregates_with_verdicts(kexue, tmp_path, monkeypatch):
         return real_run(cfg, ctx)
 
     monkeypatch.setattr(fsq_vs_vq, "run", flaky)
-    code, out = kexue("-m", *SMOKE, "quantizer=fsq,vq_ste", "quantizer.codebook_size=16,64", "seed=0,1")
+    code, out = kexue("-m", *SMOKE, "quantizer=fsq,vq_ste", "quantizer.codebook_size=16,64", "seed=0,1",
+                      "trainer.steps=10", "trainer.eval_every=5")
     assert code == 1, out  # the sweep ran every job and aggregated, then says some failed
     (sweep,) = sweep_dirs(tmp_path / "outputs")
     for name in ("aggregate.csv", "grouped.csv", "claim_report.md", "claim_report.json", "figure.png"):
@@ -64,7 +65,7 @@ def test_smoke_multirun_aggregates_with_verdicts(kexue, tmp_path, monkeypatch):
     # rerunning into the sweep folder skips the finished cells and retries the failed ones
     monkeypatch.setattr(fsq_vs_vq, "run", real_run)
     code, out = kexue("-m", *SMOKE, "quantizer=fsq,vq_ste", "quantizer.codebook_size=16,64", "seed=0,1",
-                      f"resume={sweep}")
+                      "trainer.steps=10", "trainer.eval_every=5", f"resume={sweep}")
     assert code == 0, out
     assert out.count("cell already completed") == 6
     assert json.loads((sweep / "claim_report.json").read_text())["jobs"] == {"ok": 8}
@@ -113,7 +114,7 @@ def test_parallel_jobs_share_the_cores():
 
 def test_joblib_sweep_matches_the_sequential_one(kexue, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    args = ["-m", *SMOKE, "quantizer=fsq,vq_ste", "seed=0"]
+    args = ["-m", *SMOKE, "quantizer=fsq,vq_ste", "seed=0", "trainer.steps=10", "trainer.eval_every=5"]
     # same seed, same thread count: the launcher must not change a single bit
     args.append("trainer.threads=1")
     assert kexue(*args, outputs=tmp_path / "seq")[0] == 0
@@ -126,8 +127,8 @@ def test_joblib_sweep_matches_the_sequential_one(kexue, tmp_path):
 
 def test_submitit_local_sweep_aggregates_like_any_other(kexue, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    code, out = kexue("-m", *SMOKE, "quantizer=fsq,vq_ste", "seed=0", "trainer.threads=1",
-                      "hydra/launcher=submitit_local")
+    code, out = kexue("-m", *SMOKE, "quantizer=fsq,vq_ste", "seed=0", "trainer.threads=1", "trainer.steps=10",
+                      "trainer.eval_every=5", "hydra/launcher=submitit_local")
     assert code == 0, out
     (sweep,) = sweep_dirs(tmp_path / "outputs")
     assert [r["status"] for r in read_csv(sweep / "aggregate.csv")] == ["ok", "ok"]
