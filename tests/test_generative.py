@@ -72,9 +72,11 @@ def test_qp_losses():
     real, fake = torch.randn(8, 2), torch.randn(8, 2)
     delta = (critic(real) - critic(fake)).squeeze(-1)
     d = (real - fake).pow(2).mean(1).sqrt()
-    expected = (-delta + delta ** 2 / (2 * 10 * d)).mean()
-    assert float(gan_qp.qp_critic_loss(critic, real, fake, 10.0, "l2")) == pytest.approx(float(expected), rel=1e-6)
-    assert float(gan_qp.qp_generator_loss(critic, real, fake)) == pytest.approx(float(delta.mean()), rel=1e-6)
+    expected = (-delta + delta ** 2 / (2 * 10 * d)).mean().detach()
+    critic_loss = gan_qp.qp_critic_loss(critic, real, fake, 10.0, "l2").detach()
+    assert float(critic_loss) == pytest.approx(float(expected), rel=1e-6)
+    generator_loss = gan_qp.qp_generator_loss(critic, real, fake).detach()
+    assert float(generator_loss) == pytest.approx(float(delta.mean().detach()), rel=1e-6)
 
 
 # -- wgan_gn (8757) ----------------------------------------------------------------------------------------

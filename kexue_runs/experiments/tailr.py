@@ -32,7 +32,7 @@ def gradient_identity(gamma: float, seed: int) -> dict:
     (grad,) = torch.autograd.grad(tailr_loss(logits, target, gamma), logits)
     p = torch.softmax(logits, -1).gather(-1, target[:, None]).squeeze(-1)
     (dp,) = torch.autograd.grad(p.sum(), logits)  # ∇p per row
-    expected = -dp / (gamma + (1 - gamma) * p)[:, None] / 64
+    expected = (-dp / (gamma + (1 - gamma) * p)[:, None] / 64).detach()
     (weighted,) = torch.autograd.grad(tailr_weighted_loss(logits, target, gamma), logits)
     return {"loss_gradient": float((grad - expected).abs().max()),
             "weighted_gradient": float((weighted - expected).abs().max()) if gamma > 0 else 0.0}
