@@ -110,12 +110,10 @@ def print_catalog(outputs: Path = Path("outputs")) -> None:
 
 def print_experiment(name: str, outputs: Path = Path("outputs")) -> int:
     """`kexue-run show <experiment>`: the posts, the claim, each check, the post's numbers, the last results."""
-    from .errors import ConfigError
+    from .errors import ConfigError, some_of
 
     path = config_dir() / "experiment" / f"{name}.yaml"
     if not path.is_file():
-        from .validate import some_of
-
         raise ConfigError(f"unknown experiment '{name}'; allowed: "
                           f"{some_of([p.stem for p in experiment_files()], near=name)}")
     spec = load_experiment(path)

@@ -5,6 +5,17 @@ class ConfigError(ValueError):
     """A bad override, an unknown experiment or option, or an impossible value."""
 
 
+def some_of(names: list[str], near: str = "", shown: int = 8) -> str:
+    """A list of allowed values short enough for one line: the closest to `near` first, then a pointer."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    import difflib
+
+    close = difflib.get_close_matches(near, names, n=3, cutoff=0.5) if near else []
+    first = close + [n for n in names if n not in close][: shown - len(close)]
+    return f"{', '.join(first)}, ... ({len(names)} in all: kexue-run list)"
+
+
 class Diverged(RuntimeError):
     """A training metric became NaN or inf."""
 

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from . import config_dir
-from .errors import ConfigError
+from .errors import ConfigError, some_of
 
 MAX_CELLS = 2000
 SPEC = ("meta", "claim", "reported", "checks", "figure", "paper_table", "hydra", "schema")
@@ -138,17 +138,6 @@ def uncovered_keys(cfg: DictConfig, rules: dict | None = None) -> list[str]:
 def group_options(group: str) -> list[str]:
     root = config_dir() / group
     return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
-
-
-def some_of(names: list[str], near: str = "", shown: int = 8) -> str:
-    """A list of allowed values short enough for one line: the closest to `near` first, then a pointer."""
-    if len(names) <= shown:
-        return ", ".join(names)
-    import difflib
-
-    close = difflib.get_close_matches(near, names, n=3, cutoff=0.5) if near else []
-    first = close + [n for n in names if n not in close][: shown - len(close)]
-    return f"{', '.join(first)}, ... ({len(names)} in all: kexue-run list)"
 
 
 def experiments() -> list[str]:
