@@ -56,3 +56,22 @@ def subprocess_cli(*args: str, cwd: Path, timeout: float = 300,
     env = os.environ | {"COLUMNS": "200"} | (env or {})
     return subprocess.run([sys.executable, "-m", "kexue_runs.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def smoke_run_each(names: list[str], root: Path) -> dict:
+    """Each experiment once at scale=smoke, in-process on 1 thread: {name: (run folder, summary)}."""
+    from kexue_runs import cli
+
+    out = {}
+    for name in names:
+        old = sys.argv
+        sys.argv = ["kexue-run"]
+        try:
+            code = cli.main([f"experiment={name}", "scale=smoke", "trainer.progress=false", "trainer.threads=1",
+                             f"output_root={root}"])
+        finally:
+            sys.argv = old
+        assert code == 0, name
+        (run,) = run_dirs(root, name)
+        out[name] = (run, summary(run))
+    return out

@@ -7,12 +7,11 @@ formula moves them while float drift across CPUs does not.
 """
 
 import math
-import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import run_dirs, summary
+from conftest import smoke_run_each
 
 from kexue_runs.methods import amos, analytic_classifier, fourier_density, momentum_accumulation, tailr
 
@@ -240,22 +239,8 @@ def test_fbdm_baselines_integrate_to_one():
 
 @pytest.fixture(scope="module")
 def smoke_runs(tmp_path_factory):
-    from kexue_runs import cli
-
-    root = tmp_path_factory.mktemp("classical")
-    out = {}
-    for name in CLASSICAL:
-        old = sys.argv
-        sys.argv = ["kexue-run"]
-        try:
-            code = cli.main([f"experiment={name}", "scale=smoke", "trainer.progress=false", "trainer.threads=1",
-                             f"output_root={root}"])
-        finally:
-            sys.argv = old
-        assert code == 0, name
-        (run,) = run_dirs(root, name)
-        out[name] = (run, summary(run))
-    return out
+    """Every experiment of the family once at scale=smoke (in-process, 1 thread)."""
+    return smoke_run_each(CLASSICAL, tmp_path_factory.mktemp("classical"))
 
 
 # kexue-run experiment=<name> scale=smoke: (value, absolute tolerance)

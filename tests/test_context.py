@@ -4,11 +4,10 @@ verdicts of nbce and nb_attention pinned. (retry: tests/test_retry.py.)"""
 
 import math
 import random
-import sys
 
 import pytest
 import torch
-from conftest import run_dirs, summary
+from conftest import smoke_run_each
 
 from kexue_runs.methods import naive_bayes_attention as nba
 from kexue_runs.methods import nbce
@@ -102,22 +101,8 @@ def test_count_models_on_a_deterministic_chain():
 
 @pytest.fixture(scope="module")
 def smoke_runs(tmp_path_factory):
-    from kexue_runs import cli
-
-    root = tmp_path_factory.mktemp("context")
-    out = {}
-    for name in CONTEXT:
-        old = sys.argv
-        sys.argv = ["kexue-run"]
-        try:
-            code = cli.main([f"experiment={name}", "scale=smoke", "trainer.progress=false", "trainer.threads=1",
-                             f"output_root={root}"])
-        finally:
-            sys.argv = old
-        assert code == 0, name
-        (run,) = run_dirs(root, name)
-        out[name] = (run, summary(run))
-    return out
+    """Every experiment of the family once at scale=smoke (in-process, 1 thread)."""
+    return smoke_run_each(CONTEXT, tmp_path_factory.mktemp("context"))
 
 
 # kexue-run experiment=<name> scale=smoke: (value, absolute tolerance)

@@ -2,12 +2,11 @@
 gradient identity, and each experiment's smoke numbers and verdicts pinned."""
 
 import math
-import sys
 
 import numpy as np
 import pytest
 import torch
-from conftest import run_dirs, summary
+from conftest import smoke_run_each
 
 from kexue_runs.methods import gan_qp, gradient_normalization, ign, monoflow, next_patch
 from kexue_runs.models import toy2d
@@ -165,22 +164,8 @@ def test_capacity_and_schedule_posterior():
 
 @pytest.fixture(scope="module")
 def smoke_runs(tmp_path_factory):
-    from kexue_runs import cli
-
-    root = tmp_path_factory.mktemp("generative")
-    out = {}
-    for name in GENERATIVE:
-        old = sys.argv
-        sys.argv = ["kexue-run"]
-        try:
-            code = cli.main([f"experiment={name}", "scale=smoke", "trainer.progress=false", "trainer.threads=1",
-                             f"output_root={root}"])
-        finally:
-            sys.argv = old
-        assert code == 0, name
-        (run,) = run_dirs(root, name)
-        out[name] = (run, summary(run))
-    return out
+    """Every experiment of the family once at scale=smoke (in-process, 1 thread)."""
+    return smoke_run_each(GENERATIVE, tmp_path_factory.mktemp("generative"))
 
 
 # kexue-run experiment=<name> scale=smoke: (value, absolute tolerance)

@@ -8,7 +8,7 @@ ones to 1e-4; step-count fractions from a float32 training run to one step per r
 """
 
 import pytest
-from conftest import run_dirs, summary
+from conftest import smoke_run_each
 
 from kexue_runs.catalog import experiment_files
 
@@ -325,25 +325,8 @@ def tolerance(name: str, key: str):
 
 @pytest.fixture(scope="module")
 def smoke_runs(tmp_path_factory):
-    """Every numerical experiment once at scale=smoke (in-process, 1 thread)."""
-    import sys
-
-    from kexue_runs import cli
-
-    root = tmp_path_factory.mktemp("numeric")
-    out = {}
-    for name in NUMERIC:
-        old = sys.argv
-        sys.argv = ["kexue-run"]
-        try:
-            code = cli.main([f"experiment={name}", "scale=smoke", "trainer.progress=false", "trainer.threads=1",
-                             f"output_root={root}"])
-        finally:
-            sys.argv = old
-        assert code == 0, name
-        (run,) = run_dirs(root, name)
-        out[name] = (run, summary(run))
-    return out
+    """Every experiment of the family once at scale=smoke (in-process, 1 thread)."""
+    return smoke_run_each(NUMERIC, tmp_path_factory.mktemp("numeric"))
 
 
 def test_every_numeric_experiment_is_in_the_catalog():
