@@ -378,9 +378,10 @@ def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
     defaults: dict[tuple, DictConfig] = {}
     groups_here = top_groups()
     composed: dict[tuple, DictConfig] = {}  # the first cell of each (group choices, keys given) shape
-    for cell in cells:
+    for index, cell in enumerate(cells):
         try:
-            cfg = compose_like(cell, groups_here, composed)
+            # a single run's config is the head already composed above: not composed twice
+            cfg = head if index == 0 and not multirun else compose_like(cell, groups_here, composed)
         except (HydraException, OmegaConfBaseException, yaml.YAMLError) as exc:
             raise ConfigError(explain(exc, safe_base())) from None
         if cfg.get("name") is None or cfg.get("task") is None:
