@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..methods.gradient_normalization import input_gradient_norm, normalized_critic
-from ..models.toy2d import CostMeter, gradient_penalty, mlp, sample_metrics, target, train_adversarial
+from ..models.toy2d import gradient_penalty, mlp, target, train_gan
 from ..progress import say
 
 
@@ -62,23 +62,8 @@ def losses(arm: str, eps: float):
 
 
 def train_arm(arm: str, seed: int, sim, t) -> dict:
-    torch.manual_seed(seed)
-    generator = mlp(int(sim.z_dim), 2, int(sim.hidden), int(sim.layers))
-    critic = mlp(2, 1, int(sim.hidden), int(sim.layers), "leaky_relu")
     d_loss, g_loss = losses(arm, float(sim.eps))
-    meter = CostMeter()
-    eval_gen = torch.Generator().manual_seed(10_000 + seed)
-
-    def evaluate(_it):
-        with torch.no_grad():
-            x = generator(torch.randn(int(sim.eval_samples), int(sim.z_dim), generator=eval_gen))
-        return sample_metrics(x, t, eval_gen, float(sim.bandwidth))
-
-    trace = train_adversarial(generator, critic, d_loss, g_loss, t, sim, seed, meter,
-                              evaluate_every=int(sim.iterations) // int(sim.evaluations), on_eval=evaluate)
-    with torch.no_grad():
-        samples = generator(torch.randn(1000, int(sim.z_dim), generator=torch.Generator().manual_seed(seed)))
-    return {"final": trace[-1], "trace": trace, "cost": meter.summary(), "samples": samples.numpy()}
+    return train_gan(d_loss, g_loss, t, sim, seed, critic_activation="leaky_relu")
 
 
 def run(cfg, ctx) -> dict:

@@ -154,6 +154,28 @@ def train_adversarial(generator, critic, d_loss, g_loss, t: Target, sim, seed: i
     return trace
 
 
+def train_gan(d_loss, g_loss, t: Target, sim, seed: int, critic_activation: str = "relu") -> dict:
+    """A generator and a critic (MLPs of sim.hidden x sim.layers) trained by train_adversarial with the given
+    losses, evaluated sim.evaluations times on held-out draws; the trace, the cost per iteration and 1000
+    samples for the scatter figure."""
+    torch.manual_seed(seed)
+    generator = mlp(int(sim.z_dim), 2, int(sim.hidden), int(sim.layers))
+    critic = mlp(2, 1, int(sim.hidden), int(sim.layers), critic_activation)
+    meter = CostMeter()
+    eval_gen = torch.Generator().manual_seed(10_000 + seed)
+
+    def evaluate(_it):
+        with torch.no_grad():
+            x = generator(torch.randn(int(sim.eval_samples), int(sim.z_dim), generator=eval_gen))
+        return sample_metrics(x, t, eval_gen, float(sim.bandwidth))
+
+    trace = train_adversarial(generator, critic, d_loss, g_loss, t, sim, seed, meter,
+                              evaluate_every=int(sim.iterations) // int(sim.evaluations), on_eval=evaluate)
+    with torch.no_grad():
+        samples = generator(torch.randn(1000, int(sim.z_dim), generator=torch.Generator().manual_seed(seed)))
+    return {"final": trace[-1], "trace": trace, "cost": meter.summary(), "samples": samples.numpy()}
+
+
 class _null:
     def __enter__(self):
         return self
