@@ -67,7 +67,7 @@ def outlier_toy(gamma: float, sim) -> tuple[float, float]:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return float(mu), float(log_sigma.exp())
+    return float(mu.detach()), float(log_sigma.detach().exp())
 
 
 def noisy_digits(noise: float, seed: int):
