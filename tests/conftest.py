@@ -75,3 +75,18 @@ def smoke_run_each(names: list[str], root: Path) -> dict:
         (run,) = run_dirs(root, name)
         out[name] = (run, summary(run))
     return out
+
+
+def metrics_rows(run_dir: Path) -> list[dict]:
+    """metrics.jsonl without its wall-time field: what must be identical across runs of one seed."""
+    return [{k: v for k, v in json.loads(line).items() if k != "time"}
+            for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_bytes(first: tuple, again: tuple) -> None:
+    """Two (run folder, summary) pairs of the same config and seed: the same metrics rows and results."""
+    (a, sa), (b, sb) = first, again
+    assert (a / "metrics.jsonl").exists() == (b / "metrics.jsonl").exists()
+    if (a / "metrics.jsonl").exists():  # an experiment that logs no curve writes none
+        assert metrics_rows(a) == metrics_rows(b) and metrics_rows(a)
+    assert sa["final"] == sb["final"] and sa.get("claim_rows") == sb.get("claim_rows") and sa["final"]

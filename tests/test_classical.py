@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import smoke_run_each
+from conftest import assert_same_bytes, smoke_run_each
 
 from kexue_runs.methods import amos, analytic_classifier, fourier_density, momentum_accumulation, tailr
 
@@ -440,3 +440,8 @@ def test_smoke_verdicts_are_pinned(smoke_runs, name):
     assert {c["id"]: c["verdict"] for c in s["checks"]} == checks
     assert s["verdict"] == overall
     assert all(c["basis"] in ("derivation", "empirical", "ours") and c["source"] for c in s["checks"])
+
+
+def test_same_seed_same_bytes(smoke_runs, tmp_path):
+    """amos again with the same seed (this family's harness): the same metrics.jsonl rows and results."""
+    assert_same_bytes(smoke_runs["amos"], smoke_run_each(["amos"], tmp_path)["amos"])

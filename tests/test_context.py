@@ -7,7 +7,7 @@ import random
 
 import pytest
 import torch
-from conftest import smoke_run_each
+from conftest import assert_same_bytes, smoke_run_each
 
 from kexue_runs.methods import naive_bayes_attention as nba
 from kexue_runs.methods import nbce
@@ -245,3 +245,8 @@ def test_smoke_verdicts_are_pinned(smoke_runs, name):
     overall, checks = VERDICTS[name]
     assert {c["id"]: c["verdict"] for c in s["checks"]} == checks
     assert s["verdict"] == overall
+
+
+def test_same_seed_same_bytes(smoke_runs, tmp_path):
+    """nbce again with the same seed (this family's harness): the same metrics.jsonl rows and results."""
+    assert_same_bytes(smoke_runs["nbce"], smoke_run_each(["nbce"], tmp_path)["nbce"])

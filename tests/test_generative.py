@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import smoke_run_each
+from conftest import assert_same_bytes, smoke_run_each
 
 from kexue_runs.methods import gan_qp, gradient_normalization, ign, monoflow, next_patch
 from kexue_runs.models import toy2d
@@ -382,3 +382,8 @@ def test_smoke_verdicts_are_pinned(smoke_runs, name):
     overall, checks = VERDICTS[name]
     assert {c["id"]: c["verdict"] for c in s["checks"]} == checks
     assert s["verdict"] == overall
+
+
+def test_same_seed_same_bytes(smoke_runs, tmp_path):
+    """ign again with the same seed (this family's harness): the same metrics.jsonl rows and results."""
+    assert_same_bytes(smoke_runs["ign"], smoke_run_each(["ign"], tmp_path)["ign"])
