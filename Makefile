@@ -32,7 +32,7 @@ install-launchers: install ## add the optional Hydra launcher plugins (joblib, s
 	$(PIP) install -c scripts/constraints-cpu.txt -c scripts/requirements-cpu.lock "hydra-joblib-launcher==1.2.0" \
 		"hydra-submitit-launcher==1.2.0" "submitit==1.5.4"
 
-run: install ## install if needed, then run fsq_vs_vq at the default scale (cpu, ~20 s) on embedded data
+run: install ## install if needed, then run fsq_vs_vq at the default scale (cpu, ~1 min) on embedded data
 	$(VENV)/bin/kexue-run experiment=fsq_vs_vq
 
 TEST_WORKERS ?= 2
