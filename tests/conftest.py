@@ -90,3 +90,21 @@ def assert_same_bytes(first: tuple, again: tuple) -> None:
     if (a / "metrics.jsonl").exists():  # an experiment that logs no curve writes none
         assert metrics_rows(a) == metrics_rows(b) and metrics_rows(a)
     assert sa["final"] == sb["final"] and sa.get("claim_rows") == sb.get("claim_rows") and sa["final"]
+
+
+def assert_pinned_numbers(pair: tuple, golden: dict) -> None:
+    """A smoke run ended ok, each pinned final metric within its tolerance, and it drew its figures."""
+    run, s = pair
+    assert s["status"] == "ok", s.get("error")
+    for key, (value, tol) in golden.items():
+        assert s["final"][key] == pytest.approx(value, abs=tol), key
+    assert list((run / "figures").glob("*.png"))
+
+
+def assert_pinned_verdicts(pair: tuple, pinned: tuple) -> None:
+    """A smoke run's verdict per check and overall, as pinned; every check with its basis and source."""
+    _, s = pair
+    overall, checks = pinned
+    assert {c["id"]: c["verdict"] for c in s["checks"]} == checks
+    assert s["verdict"] == overall
+    assert all(c["basis"] in ("derivation", "empirical", "ours") and c["source"] for c in s["checks"])

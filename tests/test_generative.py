@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import assert_same_bytes, smoke_run_each
+from conftest import assert_pinned_numbers, assert_pinned_verdicts, assert_same_bytes, smoke_run_each
 
 from kexue_runs.methods import gan_qp, gradient_normalization, ign, monoflow, next_patch
 from kexue_runs.models import toy2d
@@ -369,19 +369,12 @@ VERDICTS = {
 
 @pytest.mark.parametrize("name", GENERATIVE)
 def test_smoke_numbers_are_pinned(smoke_runs, name):
-    run, s = smoke_runs[name]
-    assert s["status"] == "ok", s.get("error")
-    for key, (value, tol) in GOLDEN[name].items():
-        assert s["final"][key] == pytest.approx(value, abs=tol), key
-    assert list((run / "figures").glob("*.png"))
+    assert_pinned_numbers(smoke_runs[name], GOLDEN[name])
 
 
 @pytest.mark.parametrize("name", GENERATIVE)
 def test_smoke_verdicts_are_pinned(smoke_runs, name):
-    run, s = smoke_runs[name]
-    overall, checks = VERDICTS[name]
-    assert {c["id"]: c["verdict"] for c in s["checks"]} == checks
-    assert s["verdict"] == overall
+    assert_pinned_verdicts(smoke_runs[name], VERDICTS[name])
 
 
 def test_same_seed_same_bytes(smoke_runs, tmp_path):
