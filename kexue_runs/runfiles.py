@@ -92,6 +92,27 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def atomic_save(path: Path, obj, before_replace=None) -> None:
+    """torch.save through a unique temp file in the same folder, then a rename: a kill or a full disk leaves
+    the previous file as it was and no temp file behind. before_replace: a hook (the fault tests' kill)."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        if before_replace is not None:
+            before_replace()
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def to_jsonable(value):
     """Plain JSON: NaN and inf become strings, so every reader can parse the files."""
     if isinstance(value, float) and not math.isfinite(value):

@@ -188,19 +188,7 @@ class RunContext:
         }
         # a temp name of its own (two writers never share one), removed on any error: a failed or
         # killed write leaves the previous checkpoint as it was
-        import tempfile
-
-        fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=".checkpoint.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(payload, f)
-                f.flush()
-                os.fsync(f.fileno())
-            faults.hit("checkpoint_write")
-            os.replace(tmp, self.checkpoint_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        runfiles.atomic_save(self.checkpoint_path, payload, before_replace=lambda: faults.hit("checkpoint_write"))
 
     def _restore(self, state: dict) -> int:
         ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)

@@ -65,10 +65,7 @@ def finetuned_lm(cfg, ctx) -> CausalLM:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{__import__('os').getpid()}.tmp")
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(path)
+    runfiles.atomic_save(path, model.state_dict())
     say(f"fine-tuned on the facts task: {steps} steps, final answer loss {loss.item():.3f} -> {path}")
     return model
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..methods.gradient_normalization import input_gradient_norm, normalized_critic
-from ..models.toy2d import gradient_penalty, mlp, target, train_gan
+from ..models.toy2d import gradient_penalty, mlp, scatter_panel, target, train_gan
 from ..progress import say
 
 
@@ -97,11 +97,7 @@ def plot(ctx, runs, arms, lines, t, sim) -> None:
     fig, axes = plt.subplots(1, len(arms) + 1, figsize=(3.2 * (len(arms) + 1), 3.4))
     for ax, arm in zip(axes, arms):
         out = runs[(arm, 0)]
-        ax.scatter(*out["samples"].T, s=2, alpha=0.4, color="C0")
-        if t.centres is not None:
-            ax.scatter(*t.centres.T, marker="x", color="C3", s=30, label="target modes")
-        ax.set(title=f"{arm} (seed 0)\nW1 {out['final']['w1']:.3f}", xlim=(-3, 3), ylim=(-3, 3), aspect="equal")
-        ax.tick_params(labelsize=6)
+        scatter_panel(ax, out["samples"], t, f"{arm} (seed 0)\nW1 {out['final']['w1']:.3f}")
     axes[0].legend(fontsize=6, loc="lower left")
     ax = axes[-1]
     for i, (form, (s, v)) in enumerate(lines.items()):

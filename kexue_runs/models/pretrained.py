@@ -54,9 +54,6 @@ def pretrained_lm(output_root, model_cfg, data_cfg, pretrain_cfg, length: int, d
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{__import__('os').getpid()}.tmp")
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(path)
+    runfiles.atomic_save(path, model.state_dict())
     say(f"pretrained base: {path} ({steps} steps, final train loss {loss.item():.3f})")
     return model

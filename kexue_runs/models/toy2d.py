@@ -176,6 +176,15 @@ def train_gan(d_loss, g_loss, t: Target, sim, seed: int, critic_activation: str 
     return {"final": trace[-1], "trace": trace, "cost": meter.summary(), "samples": samples.numpy()}
 
 
+def scatter_panel(ax, samples, t: Target, title: str) -> None:
+    """One arm's samples over the target's modes, on the toys' fixed square."""
+    ax.scatter(*samples.T, s=2, alpha=0.4, color="C0")
+    if t.centres is not None:
+        ax.scatter(*t.centres.T, marker="x", color="C3", s=30, label="target modes")
+    ax.set(title=title, xlim=(-3, 3), ylim=(-3, 3), aspect="equal")
+    ax.tick_params(labelsize=6)
+
+
 class _null:
     def __enter__(self):
         return self
