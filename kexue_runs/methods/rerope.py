@@ -169,8 +169,11 @@ def rerope_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, theta: t
         s = (q1 @ k1.transpose(-1, -2)) * scale
         rel = pos[c0:c1, None] - pos[None, k0:c1]
         s = s.masked_fill((rel < 0) | (rel >= window), float("-inf"))
-        lse[..., c0:c1] = torch.logsumexp(s, -1)
-        out[..., c0:c1, :] = torch.softmax(s, -1) @ v[..., k0:c1, :]
+        m = s.amax(-1, keepdim=True)  # finite: every query sees itself
+        p = torch.exp(s - m)  # one exponential for both the softmax and its log-sum-exp
+        total = p.sum(-1, keepdim=True)
+        lse[..., c0:c1] = (m + total.log()).squeeze(-1)
+        out[..., c0:c1, :] = (p @ v[..., k0:c1, :]).div_(total)
     if t <= window:
         return out
     if leaky_k is None:
