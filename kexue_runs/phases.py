@@ -22,9 +22,13 @@ JOB = ("job", "setup", "experiment", "report")
 
 
 def start_job() -> None:
-    """A new job in this process (the next job of a sweep): its own marks from here."""
-    for name in JOB:
+    """A new job in this process (the next job of a sweep): its own marks from here. Later jobs of a sweep
+    show the earlier ones as one phase, `earlier_jobs`, so that `job` stays this job's own Hydra setup."""
+    previous_end = _marks.get("report")
+    for name in JOB + ("earlier_jobs",):
         _marks.pop(name, None)
+    if previous_end is not None:
+        _marks["earlier_jobs"] = previous_end
     mark("job")
 
 

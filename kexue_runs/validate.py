@@ -389,7 +389,8 @@ def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
                               f"{some_of(experiments())}")
         groups = tuple(c for c in cell if c.split("=", 1)[0] in groups_here)
         if groups not in defaults:
-            defaults[groups] = compose_cell(list(groups))
+            # the defaults the given values are typed against; a cell of group choices only is its own defaults
+            defaults[groups] = cfg if len(groups) == len(cell) else compose_cell(list(groups))
         check_types(cfg, defaults[groups], cell)
         check_values(cfg)
     return plan

@@ -93,3 +93,21 @@ def test_the_catalog_shows_the_largest_scale_run_not_the_newest_smoke_run(tmp_pa
     assert verdict_and_stability("retry", tmp_path)[:2] == ("PASS", "cpu run")
     run("20260103-000000-000000", "cpu", "INCONCLUSIVE")
     assert verdict_and_stability("retry", tmp_path)[:2] == ("INCONCLUSIVE", "cpu run")
+
+
+def test_phases_of_a_later_sweep_job_are_its_own(monkeypatch):
+    """timing.phases: a sweep's second job shows the first as `earlier_jobs`, and its own Hydra setup as `job`."""
+    from kexue_runs import phases
+
+    clock = iter([0.0, 1.0, 2.0, 3.0, 8.0, 9.0, 12.0, 13.0])
+    monkeypatch.setattr(phases.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(phases, "_marks", {})
+    phases.mark("process")
+    phases.mark("preflight")
+    phases.start_job()
+    for name in ("setup", "experiment", "report"):
+        phases.mark(name)
+    assert phases.durations() == {"preflight": 1.0, "job": 1.0, "setup": 1.0, "experiment": 5.0, "report": 1.0}
+    phases.start_job()
+    phases.mark("setup")
+    assert phases.durations() == {"preflight": 1.0, "earlier_jobs": 8.0, "job": 3.0, "setup": 1.0}
