@@ -232,6 +232,9 @@ def run_command(argv: list[str] | None = None) -> int:
     if info and multirun and any(a in ("--cfg", "-c") or a.startswith("--cfg=") for a in argv):
         return print_sweep_configs(argv, overrides)
     if not info:
+        import torch  # noqa: F401  every experiment needs it: its import is a phase of its own in timing.phases
+
+        mark("torch_import")
         from .validate import preflight
 
         plan = preflight(overrides, multirun)
