@@ -28,7 +28,9 @@ Common optional fields: `where` (rows to use), `values` (the for_each/along cell
 replicates with the same id are independent draws, so compare with Welch's t), `min_reps`
 (replicates a noisy cell needs; default 3), `alpha` (default 0.05; 0.01 for zscore), `scales` (the
 scales where the check decides; elsewhere it is shown, not decided), `regime` ({where, reason}: the
-cells the claim is about; others are reported as outside it).
+cells the claim is about; others are reported as outside it), `requires` (ids of earlier checks that
+state the setup's precondition, e.g. "the base model can do the task at all": unless every one PASSES,
+this check is INCONCLUSIVE, its own reading shown as where it leans).
 
 How a verdict is decided (one rule for every kind):
   * Noisy metrics are tested at the real n with a t test: a one-sample t for thresholds and
@@ -43,6 +45,8 @@ How a verdict is decided (one rule for every kind):
   * A check over several cells FAILS if any cell FAILS, else is INCONCLUSIVE if any cell is
     undecided or missing, else PASSES. Failed, diverged or missing jobs make it INCONCLUSIVE.
   * N/A: the check does not apply here (another scale, or no cell in the claim's regime).
+  * A check whose precondition (`requires`) did not PASS is INCONCLUSIVE: a comparison on a setup that
+    cannot show the effect is no evidence either way.
 The post's verdict combines the derivation and empirical checks; `ours` is reported apart.
 """
 
@@ -534,6 +538,16 @@ def evaluate_check(check: dict, rows: list[dict]) -> dict:
 
 def evaluate_checks(checks: list[dict], rows: list[dict], stability: bool = True) -> list[dict]:
     results = [evaluate_check(check, rows) for check in checks]
+    verdict_of = {r["id"]: r["verdict"] for r in results}
+    for check, result in zip(checks, results):
+        unmet = [i for i in check.get("requires") or [] if verdict_of.get(i) != PASS]
+        if unmet and result["verdict"] in (PASS, FAIL, INCONCLUSIVE):
+            own = result["verdict"]
+            unmet_text = ", ".join(f"{i} {verdict_of.get(i, 'missing')}" for i in unmet)
+            result.update(verdict=INCONCLUSIVE, leans=own if own != INCONCLUSIVE else result.get("leans", ""),
+                          note=f"precondition not met: {unmet_text}"
+                               + (f"; {result['note']}" if result.get("note") else ""),
+                          needs=f"a setup where {', '.join(unmet)} passes")
     if stability:
         for check, result in zip(checks, results):
             result["stability"] = check_stability(check, rows, result["verdict"])
@@ -634,6 +648,9 @@ def validate_checks(checks: list[dict]) -> list[str]:
             problems.append(f"{cid}: better must be lower or higher")
         if check.get("direction") not in (None, "increasing", "decreasing"):
             problems.append(f"{cid}: direction must be increasing or decreasing")
+        unknown = [i for i in check.get("requires") or [] if i not in ids[:ids.index(cid)]]
+        if unknown:
+            problems.append(f"{cid}: requires {unknown}: not the id of an earlier check")
         if "sigma" in check:
             problems.append(f"{cid}: 'sigma' is gone; decisions use a t test at alpha (default 0.05)")
     return problems

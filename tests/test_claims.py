@@ -263,3 +263,20 @@ def test_claim_rows_expand_a_run_and_the_run_row_never_joins_their_groups():
 def test_malformed_checks_are_reported(bad):
     assert validate_checks([{"id": "x", "basis": "empirical", "source": "s"} | bad if "basis" not in bad
                             and bad.get("kind") != "identity" else {"id": "x", **bad}])
+
+
+def test_a_check_whose_precondition_fails_is_inconclusive_and_leans_its_own_way():
+    table = rows(spread(0.2, (0, 0.01, 0.02), arm="base") + spread(0.9, (0, 0.01, 0.02), arm="a")
+                 + spread(0.1, (0, 0.01, 0.02), arm="b"))
+    ready = {"id": "ready", "kind": "threshold", "metric": "m", "op": ">", "value": 0.5, "where": {"arm": "base"},
+             "basis": "ours", "source": "t"}
+    compare = {"id": "c", "kind": "ordering", "metric": "m", "better": "higher", "a": {"arm": "a"}, "b": {"arm": "b"},
+               "basis": "empirical", "source": "t", "requires": ["ready"]}
+    first, second = evaluate_checks([ready, compare], table)
+    assert first["verdict"] == FAIL
+    assert second["verdict"] == INCONCLUSIVE and second["leans"] == PASS and "ready FAIL" in second["note"]
+    # met: the comparison decides as usual
+    ready_met = dict(ready, value=0.1)
+    assert [r["verdict"] for r in evaluate_checks([ready_met, compare], table)] == [PASS, PASS]
+    # a precondition must be an earlier check
+    assert validate_checks([compare, ready]) and not validate_checks([ready, compare])
