@@ -84,6 +84,14 @@ def test_facts_task_format():
         text = bytes(row.tolist()).rstrip(b"\0").decode()
         answer = "".join(chr(c) for c, keep in zip(row.tolist(), m.tolist()) if keep)
         assert text.endswith(answer) and answer.endswith(".") and answer[:-1].isdigit()
+    # unanswerable rows ask for a name their paragraph lacks; 0 leaves the draws as they were (ladder_side_tuning)
+    tokens, mask = facts.training_batch(random.Random(2), 8, unanswerable=1.0)
+    for row in tokens:
+        text = bytes(row.tolist()).rstrip(b"\0").decode()
+        paragraph, question = text.split("\n")
+        assert question.startswith("?") and question[1:5] + "=" not in paragraph
+    assert torch.equal(facts.training_batch(random.Random(3), 8)[0],
+                       facts.training_batch(random.Random(3), 8, unanswerable=0.0)[0])
     assert exp.score("123.", "123") == {"exact": 1.0, "gibberish": 0.0}
     assert exp.score("1x3.", "123") == {"exact": 0.0, "gibberish": 1.0}
     assert exp.score("124.", "123") == {"exact": 0.0, "gibberish": 0.0}
@@ -217,15 +225,17 @@ VERDICTS = {
         'residual_adds_the_bigram': 'PASS',
         'attention_beats_count_naive_bayes': 'INCONCLUSIVE',
     }),
-    'nbce': ('FAIL', {
+    'nbce': ('INCONCLUSIVE', {  # the smoke base cannot answer: the preconditions fail, every comparison waits
+        'base_answers_from_one_paragraph': 'FAIL',
+        'base_answers_coupled_from_one_paragraph': 'FAIL',
         'naive_bayes_turns_to_gibberish': 'INCONCLUSIVE',
         'truncation_stops_gibberish': 'INCONCLUSIVE',
         'min_entropy_beats_fixed_naive_bayes': 'INCONCLUSIVE',
         'nbce_beats_pcw_at_many_contexts': 'INCONCLUSIVE',
         'pcw_degrades_with_n': 'INCONCLUSIVE',
         'nbce_beats_concatenation_beyond_training_length': 'INCONCLUSIVE',
-        'coupled_contexts_break_nbce': 'FAIL',
-        'nbce_roughly_flat_in_n': 'PASS',
+        'coupled_contexts_break_nbce': 'INCONCLUSIVE',
+        'nbce_roughly_flat_in_n': 'INCONCLUSIVE',
     }),
 }
 

@@ -24,13 +24,19 @@ def paragraph(facts) -> str:
     return "".join(f"{n}={v};" for n, v in facts) + "\n"
 
 
-def training_batch(rng: random.Random, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Paragraph + question + answer per row, padded with 0; the mask marks the answer's bytes."""
+def training_batch(rng: random.Random, batch: int, unanswerable: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paragraph + question + answer per row, padded with 0; the mask marks the answer's bytes.
+    unanswerable: the fraction of rows asking for a name the paragraph does not hold, answered with a fresh
+    random value (which the paragraph cannot predict), so that a model learns to be unsure without the fact,
+    as an LLM is about a context that does not concern the question."""
     rows, masks = [], []
     for _ in range(batch):
         taken: set = set()
         facts = [random_fact(rng, taken) for _ in range(FACTS_PER_PARAGRAPH)]
-        if rng.random() < 0.5:
+        if unanswerable and rng.random() < unanswerable:
+            n, v = random_fact(rng, taken)
+            prompt, answer = f"?{n}=", f"{v}."
+        elif rng.random() < 0.5:
             (n, v), = rng.sample(facts, 1)
             prompt, answer = f"?{n}=", f"{v}."
         else:

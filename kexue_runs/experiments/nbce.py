@@ -58,7 +58,7 @@ def finetuned_lm(cfg, ctx) -> CausalLM:
     for step in ctx.track(range(steps), "fine-tune on facts", total=steps):
         for group in opt.param_groups:
             group["lr"] = float(f.lr) * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / steps))
-        tokens, mask = training_batch(rng, int(f.batch_size))
+        tokens, mask = training_batch(rng, int(f.batch_size), float(f.unanswerable))
         logits = model(tokens[:, :-1])
         loss = torch.nn.functional.cross_entropy(logits[mask[:, 1:]], tokens[:, 1:][mask[:, 1:]])
         opt.zero_grad(set_to_none=True)
@@ -70,23 +70,33 @@ def finetuned_lm(cfg, ctx) -> CausalLM:
     return model
 
 
+def as_tokens(texts: list[bytes]) -> torch.Tensor:
+    if len({len(t) for t in texts}) != 1:
+        raise ValueError("a decoding batch needs texts of one length (the facts task's paragraphs and prompts are)")
+    return torch.tensor([list(t) for t in texts])
+
+
 @torch.no_grad()
-def answer(model, paragraphs, prompt: str, arm: str, length: int) -> str:
-    """Greedy decoding of `length` bytes under one arm."""
-    out = ""
+def answers(model, cases, arm: str, length: int) -> list[str]:
+    """Greedy decoding of `length` bytes under one arm, for a batch of (paragraphs, prompt, ...) cases with the
+    same number of paragraphs: one forward pass per byte for the whole batch."""
+    outs = [b"" for _ in cases]
     for _ in range(length):
         if arm == "concatenation":
-            tokens = torch.tensor([list(("".join(paragraphs) + prompt + out).encode())])
-            nxt = int(model(tokens)[0, -1].argmax())
+            logits = model(as_tokens([("".join(p) + q).encode() + o for (p, q, *_), o in zip(cases, outs)]))[:, -1]
+            nxt = logits.argmax(-1).tolist()
         else:
             pooling, beta, truncate, inf_rule = ARMS[arm]
-            beta = len(paragraphs) - 1 if beta is None else beta
-            contexts = torch.tensor([list((p + prompt + out).encode()) for p in paragraphs])
-            context_logp = torch.log_softmax(model(contexts)[:, -1].double(), -1)
-            uncond_logp = torch.log_softmax(model(torch.tensor([list((prompt + out).encode())]))[0, -1].double(), -1)
-            nxt = int(combine(context_logp, uncond_logp, pooling, float(beta), truncate, inf_rule).argmax())
-        out += chr(nxt)
-    return out
+            n = len(cases[0][0])
+            beta = n - 1 if beta is None else beta
+            contexts = as_tokens([(par + q).encode() + o for (p, q, *_), o in zip(cases, outs) for par in p])
+            context_logp = torch.log_softmax(model(contexts)[:, -1].double(), -1).view(len(cases), n, -1)
+            uncond = as_tokens([q.encode() + o for (p, q, *_), o in zip(cases, outs)])
+            uncond_logp = torch.log_softmax(model(uncond)[:, -1].double(), -1)
+            nxt = [int(combine(context_logp[i], uncond_logp[i], pooling, float(beta), truncate, inf_rule).argmax())
+                   for i in range(len(cases))]
+        outs = [o + bytes([t]) for o, t in zip(outs, nxt)]
+    return [o.decode("latin-1") for o in outs]
 
 
 def score(out: str, value: str) -> dict:
@@ -105,7 +115,7 @@ def run(cfg, ctx) -> dict:
         rng = random.Random(1_000_003 * int(cfg.seed) + 1009 * n + s)
         cases = [test_case(rng, n) for _ in range(per_shard)]
         for arm in ARMS:
-            scores = [score(answer(model, p, q, arm, 3), v) for p, q, v in cases]
+            scores = [score(out, v) for out, (p, q, v) in zip(answers(model, cases, arm, 3), cases)]
             row = {k: float(np.mean([x[k] for x in scores])) for k in ("exact", "gibberish")}
             ctx.claim_rows.append({"part": "single", "arm": arm, "n": n, "shard": s} | row)
             cells.setdefault((arm, n), []).append(row)
@@ -121,7 +131,8 @@ def run(cfg, ctx) -> dict:
         for placement in ("same", "split"):
             cases = [test_case(rng, coupled_n, placement) for _ in range(per_shard)]
             for arm in ("nbce", "concatenation"):
-                exact = float(np.mean([score(answer(model, p, q, arm, 6), v)["exact"] for p, q, v in cases]))
+                outs = answers(model, cases, arm, 6)
+                exact = float(np.mean([score(out, v)["exact"] for out, (p, q, v) in zip(outs, cases)]))
                 ctx.claim_rows.append({"part": "coupled", "arm": arm, "placement": placement, "shard": s,
                                        "exact": exact})
                 results.setdefault(f"coupled_{arm}_{placement}_exact", []).append(exact)
