@@ -45,9 +45,10 @@ def finetuned_lm(cfg, ctx) -> CausalLM:
     base_path = cache_path(cfg.output_root, cfg.model, cfg.data, cfg.pretrain, int(cfg.data.length))
     spec = {"base": base_path.name, "finetune": runfiles.to_jsonable(dict(cfg.finetune))}
     path = Path(cfg.output_root) / "cache" / "pretrained" / f"nbce-{runfiles.config_hash(spec)}.pt"
-    model = pretrained_lm(cfg.output_root, cfg.model, cfg.data, cfg.pretrain, int(cfg.data.length), "cpu", ctx.track)
+    model = pretrained_lm(cfg.output_root, cfg.model, cfg.data, cfg.pretrain, int(cfg.data.length), ctx.device,
+                          ctx.track)
     if path.exists():
-        model.load_state_dict(torch.load(path, map_location="cpu"))
+        model.load_state_dict(torch.load(path, map_location=ctx.device))
         say(f"fine-tuned on the facts task: {path} (cached)")
         return model
     f = cfg.finetune
@@ -59,6 +60,7 @@ def finetuned_lm(cfg, ctx) -> CausalLM:
         for group in opt.param_groups:
             group["lr"] = float(f.lr) * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / steps))
         tokens, mask = training_batch(rng, int(f.batch_size), float(f.unanswerable))
+        tokens, mask = tokens.to(ctx.device), mask.to(ctx.device)
         logits = model(tokens[:, :-1])
         loss = torch.nn.functional.cross_entropy(logits[mask[:, 1:]], tokens[:, 1:][mask[:, 1:]])
         opt.zero_grad(set_to_none=True)
@@ -70,10 +72,10 @@ def finetuned_lm(cfg, ctx) -> CausalLM:
     return model
 
 
-def as_tokens(texts: list[bytes]) -> torch.Tensor:
+def as_tokens(texts: list[bytes], device) -> torch.Tensor:
     if len({len(t) for t in texts}) != 1:
         raise ValueError("a decoding batch needs texts of one length (the facts task's paragraphs and prompts are)")
-    return torch.tensor([list(t) for t in texts])
+    return torch.tensor([list(t) for t in texts], device=device)
 
 
 @torch.no_grad()
@@ -81,17 +83,19 @@ def answers(model, cases, arm: str, length: int) -> list[str]:
     """Greedy decoding of `length` bytes under one arm, for a batch of (paragraphs, prompt, ...) cases with the
     same number of paragraphs: one forward pass per byte for the whole batch."""
     outs = [b"" for _ in cases]
+    device = next(model.parameters()).device
     for _ in range(length):
         if arm == "concatenation":
-            logits = model(as_tokens([("".join(p) + q).encode() + o for (p, q, *_), o in zip(cases, outs)]))[:, -1]
+            texts = [("".join(p) + q).encode() + o for (p, q, *_), o in zip(cases, outs)]
+            logits = model(as_tokens(texts, device))[:, -1]
             nxt = logits.argmax(-1).tolist()
         else:
             pooling, beta, truncate, inf_rule = ARMS[arm]
             n = len(cases[0][0])
             beta = n - 1 if beta is None else beta
-            contexts = as_tokens([(par + q).encode() + o for (p, q, *_), o in zip(cases, outs) for par in p])
+            contexts = as_tokens([(par + q).encode() + o for (p, q, *_), o in zip(cases, outs) for par in p], device)
             context_logp = torch.log_softmax(model(contexts)[:, -1].double(), -1).view(len(cases), n, -1)
-            uncond = as_tokens([q.encode() + o for (p, q, *_), o in zip(cases, outs)])
+            uncond = as_tokens([q.encode() + o for (p, q, *_), o in zip(cases, outs)], device)
             uncond_logp = torch.log_softmax(model(uncond)[:, -1].double(), -1)
             nxt = [int(combine(context_logp[i], uncond_logp[i], pooling, float(beta), truncate, inf_rule).argmax())
                    for i in range(len(cases))]
