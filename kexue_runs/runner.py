@@ -30,6 +30,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import faults, phases, runfiles
+from .codehash import code_hash
 from .distributed import Dist, from_env, start, stop
 from .errors import Diverged, Terminated
 from .progress import console, fmt, format_metrics, make_progress, metrics_table
@@ -225,7 +226,7 @@ def final_metrics(ctx: RunContext, returned: dict | None) -> dict:
 def reuse_completed(cfg: DictConfig, resolved: dict, run_dir: Path) -> bool:
     from .sweeps import copy_job, find_completed
 
-    done = find_completed(Path(cfg.output_root), cfg.name, runfiles.config_hash(resolved), git_sha())
+    done = find_completed(Path(cfg.output_root), cfg.name, runfiles.config_hash(resolved), code_hash(cfg.task))
     if done is None:
         return False
     if done.resolve() != run_dir.resolve():
@@ -332,7 +333,7 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
             "steps_per_s": round(ctx.step / wall, 3) if wall > 0 else None,
             "samples_per_s": round(ctx.step * ctx.samples_per_step / wall, 1) if wall > 0 else None,
         },
-        "environment": environment(device) | {"world_size": dist.world_size},
+        "environment": environment(device) | {"world_size": dist.world_size, "code_hash": code_hash(cfg.task)},
         "started": started_at,
         "ended": datetime.now().isoformat(timespec="seconds"),
         "run_dir": str(run_dir),

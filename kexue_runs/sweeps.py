@@ -213,13 +213,14 @@ def claim_markdown(report: dict, spec: dict, grouped, keys: list[str], metrics: 
 
 # -- finding sweeps ----------------------------------------------------------------------------
 
-def find_completed(outputs: Path, name: str, config_hash: str, git_sha: str) -> Path | None:
-    """A finished ok job of this experiment with the same config hash and code, in any sweep."""
-    clean = git_sha.removesuffix("-dirty")
+def find_completed(outputs: Path, name: str, config_hash: str, code_hash: str) -> Path | None:
+    """A finished ok job of this experiment with the same config hash and the same code (codehash.code_hash:
+    the sources its numbers depend on, committed or not), in any sweep. Jobs from before code hashes were
+    recorded are never reused."""
     for path in sorted((Path(outputs) / "sweeps" / name).glob(f"*/*/{runfiles.SUMMARY}"), reverse=True):
         summary = runfiles.read_summary(path.parent)
         if (summary and summary.get("status") == "ok" and summary.get("config_hash") == config_hash
-                and summary.get("environment", {}).get("git_sha", "").removesuffix("-dirty") == clean):
+                and summary.get("environment", {}).get("code_hash") == code_hash):
             return path.parent
     return None
 

@@ -190,3 +190,32 @@ def test_ray_sweep_matches_the_sequential_one(kexue, tmp_path):
     (ray,), (seq,) = sweep_dirs(tmp_path / "ray"), sweep_dirs(tmp_path / "seq")
     assert [r["val/mse"] for r in read_csv(ray / "aggregate.csv")] == \
         [r["val/mse"] for r in read_csv(seq / "aggregate.csv")]
+
+
+def test_a_finished_cell_is_reused_only_while_the_code_it_ran_is_unchanged(tmp_path, monkeypatch):
+    """codehash: an edit inside an experiment's import closure (or the runner) changes its hash; an edit to
+    another experiment's method, or outside the package, does not."""
+    import shutil
+
+    from kexue_runs import codehash
+
+    package = tmp_path / "kexue_runs"
+    shutil.copytree(codehash.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(codehash, "PACKAGE", package)
+
+    def fresh(task="kexue_runs.experiments.nbce"):
+        codehash.code_hash.cache_clear()
+        return codehash.code_hash(task)
+
+    before = fresh()
+    with open(package / "methods" / "fsq.py", "a") as f:  # not imported by nbce
+        f.write("\n# an unrelated edit\n")
+    assert fresh() == before
+    with open(package / "methods" / "nbce.py", "a") as f:  # nbce's pooling rules
+        f.write("\n# an edit to code nbce ran\n")
+    changed = fresh()
+    assert changed != before
+    with open(package / "runner.py", "a") as f:
+        f.write("\n# the runner seeds every job\n")
+    assert fresh() != changed
+    codehash.code_hash.cache_clear()

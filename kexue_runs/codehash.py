@@ -1,0 +1,62 @@
+"""The code a job's numbers depend on, as one hash: the experiment's module, every module of this package it
+imports (followed transitively through the source, not through sys.modules), and the runner that seeds and
+calls it. A sweep reuses a finished cell when its config hash and this hash match, so a commit that touches
+only the docs, the tests, the report or another experiment no longer reruns a whole sweep, while any edit to
+the code a cell ran (committed or not) does."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+ALWAYS = ("kexue_runs.runner",)  # seeds, threads, the training-loop context: part of every job's numbers
+
+
+def module_file(name: str) -> Path | None:
+    parts = name.split(".")
+    if parts[0] != PACKAGE.name:
+        return None
+    base = PACKAGE.joinpath(*parts[1:])
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def imported(name: str, path: Path) -> set[str]:
+    """This package's modules that `name` (at `path`) imports, relative imports resolved."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # `from . import runfiles`
+    return {m for m in found if module_file(m) is not None}
+
+
+@lru_cache(maxsize=None)
+def code_hash(task: str) -> str:
+    """sha256 (16 hex digits) over the sources of `task`'s import closure within the package, plus ALWAYS."""
+    todo, seen = [task, *ALWAYS], {}
+    while todo:
+        name = todo.pop()
+        path = module_file(name)
+        if path is None or name in seen:
+            continue
+        seen[name] = path
+        todo.extend(imported(name, path))
+    digest = hashlib.sha256()
+    for name in sorted(seen):
+        digest.update(name.encode() + b"\0" + seen[name].read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
