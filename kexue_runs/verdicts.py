@@ -46,7 +46,11 @@ def next_command(experiment: str, scale: str | None, results: list[dict]) -> str
         return None
     scale_arg = f" scale={scale}" if scale and scale != "cpu" else ""
     if (config_dir() / "sweep" / f"{experiment}.yaml").is_file():
-        return f"kexue-run -m experiment={experiment} sweep={experiment}{scale_arg}"
+        command = f"kexue-run -m experiment={experiment} sweep={experiment}{scale_arg}"
+        lacking = [r for r in short if any(w in (r.get("needs") or "") + (r.get("note") or "")
+                                           for w in ("not run", "needs at least", ", has "))]
+        # every cell there, only the noise undecided: the sweep again would only reuse its cells; more seeds
+        return command if lacking else command + " seed=0,1,2,3,4,5"
     if scale == "smoke":
         return f"kexue-run experiment={experiment}"
     return f"kexue-run -m experiment={experiment}{scale_arg} seed=0,1,2,3,4"

@@ -280,3 +280,14 @@ def test_a_check_whose_precondition_fails_is_inconclusive_and_leans_its_own_way(
     assert [r["verdict"] for r in evaluate_checks([ready_met, compare], table)] == [PASS, PASS]
     # a precondition must be an earlier check
     assert validate_checks([compare, ready]) and not validate_checks([ready, compare])
+
+
+def test_the_next_command_asks_for_the_sweep_when_cells_lack_and_for_more_seeds_when_only_noise_undecides():
+    from kexue_runs.verdicts import next_command
+
+    lacking = [{"verdict": INCONCLUSIVE, "basis": "empirical", "needs": "needs >= 3 replicates, has 1"}]
+    noisy = [{"verdict": INCONCLUSIVE, "basis": "empirical", "needs": "~40 replicates would resolve it if it holds"}]
+    assert next_command("lora_plus", "cpu", lacking) == "kexue-run -m experiment=lora_plus sweep=lora_plus"
+    more_seeds = "kexue-run -m experiment=lora_plus sweep=lora_plus seed=0,1,2,3,4,5"
+    assert next_command("lora_plus", "cpu", noisy) == more_seeds
+    assert next_command("lora_plus", "cpu", [dict(noisy[0], basis="ours")]) is None
