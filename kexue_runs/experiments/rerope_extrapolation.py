@@ -21,6 +21,7 @@ import csv
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -365,11 +366,11 @@ def sweep_tables(sweep_dir: Path, jobs: list[dict]) -> None:
 
 def sweep_figure(sweep_dir: Path, jobs: list[dict]) -> None:
     """figure.png: accuracy against eval length on natural text, every trained model as trained, and the
-    Baseline model's NTK-mixed and ReRoPE arms."""
+    Baseline model's NTK-mixed and ReRoPE arms: one line per (model, arm), the mean over seeds with the
+    seeds' spread as error bars."""
     from ..report import pyplot
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    curves: dict[str, dict[int, list[float]]] = {}
     for job in jobs:
         arch = job["config"]["arch"]["name"]
         path = Path(job.get("run_dir") or "") / "arms.csv"
@@ -377,21 +378,30 @@ def sweep_figure(sweep_dir: Path, jobs: list[dict]) -> None:
             continue
         rows = [r for r in csv.DictReader(open(path)) if r["set"] == "natural"]
         L = int(job["config"]["data"]["length"])
-        wanted = ["as_trained"] + (["ntk_mixed", "rerope_L/2"] if arch == "baseline" else [])
-        for arm in wanted:
-            pts = sorted((int(r["length_multiple"]) * L, float(r["acc"])) for r in rows if r["arm"] == arm)
-            if pts:
-                ax.plot(*zip(*pts), marker="o", ms=3, ls="-" if arm == "as_trained" else "--",
-                        label=arch if arm == "as_trained" else f"{arch} + {arm}")
+        for arm in ["as_trained"] + (["ntk_mixed", "rerope_L/2"] if arch == "baseline" else []):
+            label = arch if arm == "as_trained" else f"{arch} + {arm}"
+            for r in rows:
+                if r["arm"] == arm:
+                    curves.setdefault(label, {}).setdefault(int(r["length_multiple"]) * L, []).append(float(r["acc"]))
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
+    for i, (label, by_length) in enumerate(sorted(curves.items(), key=lambda kv: -np.mean(kv[1][max(kv[1])]))):
+        lengths = sorted(by_length)
+        means = [float(np.mean(by_length[x])) for x in lengths]
+        spread = [float(np.std(by_length[x], ddof=1)) if len(by_length[x]) > 1 else 0.0 for x in lengths]
+        seeds = min(len(by_length[x]) for x in lengths)
+        ax.errorbar(lengths, means, yerr=spread, marker="o", ms=4, capsize=3, color=f"C{i % 10}",
+                    ls="--" if " + " in label else "-", label=f"{label} ({seeds} seed{'s' * (seeds > 1)})")
     from matplotlib.ticker import NullFormatter
 
-    lengths = sorted({m * int(j["config"]["data"]["length"]) for j in jobs
-                      for m in j["config"]["eval"].get("multiples", MULTIPLES)} | {
-        m * int(j["config"]["data"]["length"]) for j in jobs for m in (1, 8)})
+    lengths = sorted({x for by_length in curves.values() for x in by_length})
     ax.set(xscale="log", xlabel="eval length (bytes)", ylabel="next-byte accuracy, natural text",
-           title="trained at L, tested at L..8L", xticks=lengths, xticklabels=[str(x) for x in lengths])
+           title="trained at L, tested at L..8L (mean over seeds, error bars: their std)", xticks=lengths,
+           xticklabels=[str(x) for x in lengths])
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), title="ordered by accuracy at 8L",
+              title_fontsize=7)
     fig.tight_layout()
     fig.savefig(sweep_dir / "figure.png", dpi=130)
     plt.close(fig)
