@@ -97,6 +97,26 @@ def test_facts_task_format():
     assert exp.score("124.", "123") == {"exact": 0.0, "gibberish": 0.0}
 
 
+def test_batched_decoding_equals_one_question_at_a_time():
+    """nbce.answers decodes a shard's questions in one batch: the same bytes as each question alone, every arm
+    (the contexts of different questions must not mix)."""
+    from kexue_runs.data import facts
+    from kexue_runs.experiments import nbce as exp
+    from kexue_runs.models.transformer import ArchConfig, CausalLM
+
+    torch.manual_seed(0)
+    model = CausalLM(ArchConfig(width=32, layers=1, heads=2, train_length=64)).eval()
+    with torch.no_grad():  # larger weights: a random model whose answers depend on its input
+        for weight in model.parameters():
+            weight.mul_(4)
+    rng = random.Random(5)
+    cases = [facts.test_case(rng, 3) for _ in range(4)]
+    for arm in exp.ARMS:
+        alone = [exp.answers(model, [case], arm, 3)[0] for case in cases]
+        assert exp.answers(model, cases, arm, 3) == alone, arm
+        assert len({a for a in alone}) > 1  # the questions differ, so a mix-up would show
+
+
 def test_count_models_on_a_deterministic_chain():
     """A period-4 stream: the bigram is certain, so its loss is near 0 bits while the unigram's is 2 bits."""
     from kexue_runs.experiments.nb_attention import count_models
