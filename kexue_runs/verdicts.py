@@ -40,6 +40,7 @@ def verdict_text(result: dict) -> str:
 def next_command(experiment: str, scale: str | None, results: list[dict]) -> str | None:
     """The command that gives the undecided checks the cells or replicates they lack."""
     short = [r for r in results if r["verdict"] == INCONCLUSIVE and r.get("basis") != "ours"
+             and not (r.get("note") or "").startswith("precondition not met")  # more runs do not mend a setup
              and any(w in (r.get("needs") or "") + (r.get("note") or "")
                      for w in ("not run", "replicates", "needs at least", "has 1"))]
     if not short:

@@ -291,3 +291,5 @@ def test_the_next_command_asks_for_the_sweep_when_cells_lack_and_for_more_seeds_
     more_seeds = "kexue-run -m experiment=lora_plus sweep=lora_plus seed=0,1,2,3,4,5"
     assert next_command("lora_plus", "cpu", noisy) == more_seeds
     assert next_command("lora_plus", "cpu", [dict(noisy[0], basis="ours")]) is None
+    unmet = [dict(noisy[0], note="precondition not met: base FAIL; ~40 replicates would resolve it")]
+    assert next_command("lora_plus", "cpu", unmet) is None
