@@ -114,7 +114,7 @@ def test_batched_decoding_equals_one_question_at_a_time():
     for arm in exp.ARMS:
         alone = [exp.answers(model, [case], arm, 3)[0] for case in cases]
         assert exp.answers(model, cases, arm, 3) == alone, arm
-        assert len({a for a in alone}) > 1  # the questions differ, so a mix-up would show
+        assert len(set(alone)) > 1  # the questions differ, so a mix-up would show
 
 
 def test_count_models_on_a_deterministic_chain():
