@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -45,7 +45,7 @@ def imported(name: str, path: Path) -> set[str]:
     return {m for m in found if module_file(m) is not None}
 
 
-@lru_cache(maxsize=None)
+@cache
 def code_hash(task: str) -> str:
     """sha256 (16 hex digits) over the sources of `task`'s import closure within the package, plus ALWAYS."""
     todo, seen = [task, *ALWAYS], {}

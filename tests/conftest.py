@@ -58,8 +58,9 @@ def subprocess_cli(*args: str, cwd: Path, timeout: float = 300,
                           capture_output=True, text=True, timeout=timeout)
 
 
-def smoke_run_each(names: list[str], root: Path) -> dict:
-    """Each experiment once at scale=smoke, in-process on 1 thread: {name: (run folder, summary)}."""
+def smoke_run_each(names: list[str], root: Path, overrides: list[str] = ()) -> dict:
+    """Each experiment once at scale=smoke (plus `overrides`), in-process on 1 thread: {name: (run folder,
+    summary)}."""
     from kexue_runs import cli
 
     out = {}
@@ -68,7 +69,7 @@ def smoke_run_each(names: list[str], root: Path) -> dict:
         sys.argv = ["kexue-run"]
         try:
             code = cli.main([f"experiment={name}", "scale=smoke", "trainer.progress=false", "trainer.threads=1",
-                             f"output_root={root}"])
+                             f"output_root={root}", *overrides])
         finally:
             sys.argv = old
         assert code == 0, name

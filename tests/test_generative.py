@@ -9,7 +9,7 @@ import torch
 from conftest import assert_pinned_numbers, assert_pinned_verdicts, assert_same_bytes, smoke_run_each
 
 from kexue_runs.methods import gan_qp, gradient_normalization, ign, monoflow, next_patch
-from kexue_runs.models import toy2d
+from kexue_runs.models import dcgan, feature_net, toy2d
 
 GENERATIVE = ["gan_qp", "wgan_gn", "ign", "monoflow", "next_patch"]
 
@@ -160,6 +160,56 @@ def test_capacity_and_schedule_posterior():
     draws = torch.stack([next_patch.training_target(s, "next_step", x0, xt, t, noise, g) for _ in range(4000)])
     sem = float(s.var[t].max().sqrt()) / math.sqrt(len(draws))
     torch.testing.assert_close(draws.mean(0), from_x0, atol=4 * sem, rtol=0)
+
+
+# -- the image scale (models/dcgan.py, models/feature_net.py) -------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32)])
+def test_dcgan_nets_map_noise_to_images_and_images_to_scores(shape):
+    torch.manual_seed(0)
+    g, d = dcgan.generator(16, shape, 8), dcgan.critic(shape, 8)
+    x = g(torch.randn(5, 16))
+    assert x.shape == (5,) + shape and x.abs().max() <= 1
+    assert d(x).shape == (5, 1)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        dcgan.generator(16, (1, 10, 10), 8)
+
+
+def test_gradient_penalty_on_images_is_the_per_image_gradient_norm():
+    """A linear critic w·x has gradient w at every interpolate: the penalty is weight (|w| - 1)², |w| over the
+    whole image (a norm over one axis only would give a different number)."""
+    torch.manual_seed(0)
+    w = torch.randn(1, 3, 4, 4)
+
+    def critic(x):
+        return (x * w).flatten(1).sum(1, keepdim=True)
+
+    real, fake = torch.randn(6, 3, 4, 4), torch.randn(6, 3, 4, 4)
+    expected = 10.0 * (w.norm() - 1) ** 2
+    torch.testing.assert_close(toy2d.gradient_penalty(critic, real, fake), expected)
+
+
+def test_image_target_draws_training_images_reproducibly():
+    images = torch.arange(10.0).view(10, 1, 1, 1).expand(10, 1, 4, 4)
+    t = dcgan.ImageTarget("ten", images)
+    a, b = t.sample(32, torch.Generator().manual_seed(3)), t.sample(32, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.shape == (32, 1, 4, 4)
+    assert set(a[:, 0, 0, 0].tolist()) <= set(range(10)) and len(set(a[:, 0, 0, 0].tolist())) > 3
+
+
+def test_classifier_fid_is_zero_on_the_reference_and_grows_with_a_shift():
+    from kexue_runs.data.images import digits
+
+    data = digits(297)
+    train, ref = data.train * 2 - 1, data.val * 2 - 1
+    net, name, acc = feature_net.train_feature_net(train, data.train_labels, ref, data.val_labels, "digits", 200,
+                                                   7, "cpu", lambda it, *a, **k: it)
+    assert name == "FID-digits-classifier" and acc > 0.5  # chance is 0.1
+    ref_features = net.features_of(ref, "cpu")
+    assert feature_net.classifier_fid(net, ref, ref_features, "cpu") == pytest.approx(0.0, abs=1e-6)
+    near = feature_net.classifier_fid(net, train[:297], ref_features, "cpu")
+    far = feature_net.classifier_fid(net, torch.zeros_like(ref), ref_features, "cpu")
+    assert 0 < near < far
 
 
 # -- smoke runs: numbers and verdicts pinned ------------------------------------------------------------------
@@ -327,6 +377,10 @@ VERDICTS = {
         'lambda_only_a_scale': 'PASS',
         'wgan_gp_keeps_more_for_backward': 'PASS',
         'qp_l2_beats_sgan': 'INCONCLUSIVE',
+        'qp_l2_beats_wgan_gp_on_images': 'N/A',
+        'qp_l1_beats_wgan_gp_on_images': 'N/A',
+        'lambda_only_a_scale_on_images': 'N/A',
+        'qp_l2_beats_sgan_on_images': 'N/A',
     }),
     'ign': ('FAIL', {
         'frozen_copy_loss_is_alternating': 'PASS',
@@ -380,3 +434,36 @@ def test_smoke_verdicts_are_pinned(smoke_runs, name):
 def test_same_seed_same_bytes(smoke_runs, tmp_path):
     """ign again with the same seed (this family's harness): the same metrics.jsonl rows and results."""
     assert_same_bytes(smoke_runs["ign"], smoke_run_each(["ign"], tmp_path)["ign"])
+
+
+# gan_qp at its image scale on the embedded digits, cut to seconds: DCGAN nets, classifier FID
+IMAGE_OVERRIDES = ["sim.target=images", "sim.iterations=20", "sim.classifier_steps=50", "sim.eval_samples=100"]
+IMAGE_GOLDEN = {  # (value, tolerance): the FIDs' tolerance is a third of their standard error over the 3 seeds
+    'classifier_acc': (0.3804713785648346, 1e-6),
+    'fid_floor': (0.038135782243672936, 1e-4),
+    'sgan_fid': (8.199659425798759, 0.078),
+    'wgan_gp_fid': (7.239786689254775, 0.099),
+    'qp_l1_fid': (8.192478045379138, 0.077),
+    'qp_l2_fid': (8.191899056480898, 0.077),
+    'qp_l2_lambda1_fid': (8.207251737055328, 0.080),
+    'qp_l2_lambda100_fid': (8.189251776459416, 0.077),
+    'sgan_saved_kib_per_iteration': (2281.71875, 1e-6),
+    'wgan_gp_saved_kib_per_iteration': (2860.46875, 1e-6),
+    'qp_l2_saved_kib_per_iteration': (2402.21875, 1e-6),
+}
+IMAGE_VERDICTS = ('INCONCLUSIVE', VERDICTS['gan_qp'][1] | {
+    'qp_l2_beats_wgan_gp': 'N/A', 'qp_l1_beats_wgan_gp': 'N/A', 'lambda_only_a_scale': 'N/A',
+    'qp_l2_beats_sgan': 'N/A', 'qp_l2_beats_wgan_gp_on_images': 'INCONCLUSIVE',
+    'qp_l1_beats_wgan_gp_on_images': 'INCONCLUSIVE', 'lambda_only_a_scale_on_images': 'PASS',
+    'qp_l2_beats_sgan_on_images': 'INCONCLUSIVE'})
+
+
+def test_gan_qp_on_images_pinned(tmp_path):
+    """Each arm trains the DCGAN pair on digits and is scored by the classifier FID; the 2-D checks are N/A
+    there and the image checks decide (N/A on the 2-D targets, pinned above)."""
+    pair = smoke_run_each(["gan_qp"], tmp_path, IMAGE_OVERRIDES)["gan_qp"]
+    assert_pinned_numbers(pair, IMAGE_GOLDEN)
+    assert_pinned_verdicts(pair, IMAGE_VERDICTS)
+    rows = [r for r in pair[1]["claim_rows"] if r.get("arm") in ("qp_l2", "wgan_gp")]
+    assert {r["domain"] for r in rows} == {"images"} and all("w1" not in r for r in rows)
+    assert pair[1]["details"]["metric"] == "FID-digits-classifier"

@@ -23,7 +23,7 @@ class ImageSplits:
     train: torch.Tensor
     val: torch.Tensor
     name: str
-    train_labels: torch.Tensor | None = None  # class labels where the set has them (cifar10, fashion_mnist)
+    train_labels: torch.Tensor | None = None  # class labels where the set has them (digits, cifar10, fashion_mnist)
     val_labels: torch.Tensor | None = None
 
     @property
@@ -96,8 +96,10 @@ def random_crops(image: torch.Tensor, size: int, n: int, gen: torch.Generator) -
 def digits(val_size: int) -> ImageSplits:
     from sklearn.datasets import load_digits
 
-    x = torch.from_numpy(load_digits().images).float().unsqueeze(1) / 16.0
-    return ImageSplits(x[:-val_size], x[-val_size:], "digits")
+    digits = load_digits()
+    x = torch.from_numpy(digits.images).float().unsqueeze(1) / 16.0
+    y = torch.from_numpy(digits.target).long()
+    return ImageSplits(x[:-val_size], x[-val_size:], "digits", y[:-val_size], y[-val_size:])
 
 
 # -- downloadable sets -------------------------------------------------------------------------

@@ -25,9 +25,9 @@ import copy
 import math
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
+from ..data.images import load_images
 from ..errors import ConfigError
 from ..methods.diffusion import (
     SCHEDULES,
@@ -40,6 +40,7 @@ from ..methods.diffusion import (
     mmd,
     sample,
 )
+from ..models.feature_net import FeatureNet, train_feature_net
 from ..models.unet import UNet
 from ..optim import make_optimizer
 from ..progress import say
@@ -74,56 +75,17 @@ def samplers(cfg) -> list[Sampler]:
     return out
 
 
-# -- data and the feature network ---------------------------------------------------------------------
+# -- data and the feature network (models/feature_net.py) ---------------------------------------------
 def load_data(cfg) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None, str]:
     """(train, reference, train labels, reference labels, name) with images in [-1, 1]."""
-    if cfg.data.name == "digits":
-        from sklearn.datasets import load_digits
-
-        digits = load_digits()
-        x = torch.from_numpy(digits.images).float().unsqueeze(1) / 8.0 - 1.0
-        y = torch.from_numpy(digits.target).long()
-        held = int(cfg.data.val_size)
-        return x[:-held], x[-held:], y[:-held], y[-held:], "digits"
-    from ..data.images import load_images
-
     data = load_images(cfg.data)
     return data.train * 2 - 1, data.val * 2 - 1, data.train_labels, data.val_labels, data.name
 
 
-class FeatureNet(nn.Module):
-    def __init__(self, channels: int, classes: int = 10, dim: int = 32):
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(),
-                                  nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, dim))
-        self.head = nn.Linear(dim, classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(F.relu(self.body(x)))
-
-
 def feature_net(cfg, train, y_train, ref, y_ref, ctx) -> tuple[FeatureNet, str, float]:
-    """A classifier trained on the same data (FID-<data>), or a fixed random one without labels."""
-    torch.manual_seed(int(cfg.seed) + 7)
-    net = FeatureNet(train.shape[1]).to(ctx.device)
-    if y_train is None:
-        return net.eval(), "FD-randconv", math.nan
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-    g = torch.Generator().manual_seed(int(cfg.seed) + 7)
-    for _ in ctx.track(range(int(cfg.eval.classifier_steps)), "classifier", total=int(cfg.eval.classifier_steps)):
-        idx = torch.randint(0, train.shape[0], (128,), generator=g)
-        loss = F.cross_entropy(net(train[idx].to(ctx.device)), y_train[idx].to(ctx.device))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    net.eval()
-    with torch.no_grad():
-        acc = (net(ref.to(ctx.device)).argmax(-1).cpu() == y_ref).float().mean().item()
-    return net, f"FID-{cfg.data.name}-classifier", acc
+    """A classifier trained on the same data (FID-<data>-classifier), or a fixed random one without labels."""
+    return train_feature_net(train, y_train, ref, y_ref, cfg.data.name, int(cfg.eval.classifier_steps),
+                             int(cfg.seed) + 7, ctx.device, ctx.track)
 
 
 # -- the analytic arm -----------------------------------------------------------------------------------

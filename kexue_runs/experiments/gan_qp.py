@@ -7,7 +7,11 @@ Post: 不用L约束又不会梯度消失的GAN https://kexue.fm/archives/6163 (a
      and -L2 with Su's settings (the quadratic term only in the critic's loss, 2 critic steps per generator
      step, Adam 2e-4 with β1 = 0.5), every arm from the same seeds: W1, MMD, energy distance, modes and
      high-quality fraction on held-out draws; time per iteration and autograd's saved bytes; GAN-QP-L2 at
-     λ in {1, 10, 100}.
+     λ in {1, 10, 100};
+  3. at the image scale (sim.target=images, the default at scale=gpu), the same four arms as DCGAN-style
+     networks on the data group's images (digits offline, data=cifar10 for the post's kind of data), scored by
+     the Fréchet distance in a classifier's features that the run trains on the same data
+     (FID-<data>-classifier; models/dcgan.py, models/feature_net.py): the post's table is an FID table.
 """
 
 from __future__ import annotations
@@ -15,9 +19,23 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import ConfigError
+from ..methods.diffusion import frechet_distance
 from ..methods.gan_qp import point_mass_duals, qp_critic_loss, qp_generator_loss
 from ..models.toy2d import gradient_penalty, scatter_panel, target, train_gan
 from ..progress import say
+
+IMAGES = "images"
+
+
+def validate(cfg) -> None:
+    if cfg.sim.target == IMAGES:
+        if not cfg.get("data") or not cfg.data.get("name"):
+            raise ConfigError("sim.target=images needs an image data set; allowed: data=digits, data=cifar10, "
+                              "data=fashion_mnist")
+        side = int(cfg.data.get("patch") or {"cifar10": 32, "fashion_mnist": 28}.get(cfg.data.name, 0))
+        if side and side % 4:
+            raise ConfigError(f"data={cfg.data.name}: {side}x{side} images; the DCGAN nets need a side divisible by 4")
 
 
 def losses(arm: str, lam: float):
@@ -33,9 +51,35 @@ def losses(arm: str, lam: float):
     return (lambda d, r, f: qp_critic_loss(d, r, f, lam=lam, norm=norm), qp_generator_loss)
 
 
-def train_arm(arm: str, lam: float, seed: int, sim, t) -> dict:
+def train_arm(arm: str, lam: float, seed: int, sim, t, scorer=None) -> dict:
     d_loss, g_loss = losses(arm, lam)
-    return train_gan(d_loss, g_loss, t, sim, seed)
+    if scorer is None:
+        return train_gan(d_loss, g_loss, t, sim, seed)
+    from ..models.dcgan import train_image_gan
+
+    net, ref_features, device = scorer
+    return train_image_gan(d_loss, g_loss, t, sim, seed, net, ref_features, device)
+
+
+def image_target(cfg, ctx):
+    """The data group's images as a target, and the scorer: a classifier trained on their labels and the
+    held-out images' features."""
+    from ..data.images import load_images
+    from ..models.dcgan import ImageTarget
+    from ..models.feature_net import train_feature_net
+
+    data = load_images(cfg.data)
+    train, ref = data.train * 2 - 1, data.val * 2 - 1
+    net, metric_name, acc = train_feature_net(train, data.train_labels, ref, data.val_labels, data.name,
+                                              int(cfg.sim.classifier_steps), int(cfg.seed) + 7, ctx.device,
+                                              ctx.track)
+    ref_features = net.features_of(ref, ctx.device)
+    floor = frechet_distance(net.features_of(train[:len(ref)], ctx.device), ref_features)
+    say(f"images: {data.name} train {tuple(train.shape)} held out {len(ref)} | {metric_name}: classifier "
+        f"accuracy {acc:.3f}, real-vs-real floor {floor:.3f}")
+    ctx.details["metric"] = metric_name
+    return ImageTarget(data.name, train), (net, ref_features, ctx.device), {"classifier_acc": acc,
+                                                                            "fid_floor": floor}
 
 
 def run(cfg, ctx) -> dict:
@@ -53,53 +97,85 @@ def run(cfg, ctx) -> dict:
     results["js_spread_over_d"] = float(np.ptp([results[f"js_d{d:g}"] for d in ds]))
     say(f"point masses: JS dual {results[f'js_d{ds[0]:g}']:.5f} at every d (log 2 = {np.log(2):.5f}); "
         f"QP slope in d {results['qp_slope_over_d']:.3f} (λ/2 = {float(sim.lam) / 2:g})")
-    t = target(str(sim.target))
+    images = sim.target == IMAGES
+    scorer = None
+    if images:
+        t, scorer, extra = image_target(cfg, ctx)
+        results |= extra
+    else:
+        t = target(str(sim.target))
+    distance = "fid" if images else "w1"  # the distance to held-out data every comparison reads
+    domain = "images" if images else "toy2d"
     arms = [(a, float(sim.lam)) for a in sim.arms]
     arms += [("qp_l2", float(x)) for x in sim.qp_lambdas if float(x) != float(sim.lam)]
     jobs = [(a, lam, r) for r in range(int(sim.replicates)) for a, lam in arms]
     runs = {}
     for arm, lam, r in ctx.track(jobs, f"{len(arms)} arms x {int(sim.replicates)} seeds on {t.name}", total=len(jobs)):
-        out = train_arm(arm, lam, 1000 * int(cfg.seed) + r, sim, t)
+        out = train_arm(arm, lam, 1000 * int(cfg.seed) + r, sim, t, scorer)
         runs[(arm, lam, r)] = out
         name = arm if lam == float(sim.lam) else f"{arm}_lambda{lam:g}"
         ctx.log(r, name, **{k: v for k, v in out["final"].items() if k != "iteration"}, **out["cost"])
-        ctx.claim_rows.append({"arm": arm, "lam": lam, "replicate": r} | out["final"] | out["cost"])
-    for r in range(int(sim.replicates)):  # λ robustness: each λ's W1 over λ = sim.lam's, paired by seed
-        base = runs[("qp_l2", float(sim.lam), r)]["final"]["w1"]
+        ctx.claim_rows.append({"arm": arm, "lam": lam, "replicate": r, "domain": domain} | out["final"]
+                              | out["cost"])
+    for r in range(int(sim.replicates)):  # λ robustness: each λ's distance over λ = sim.lam's, paired by seed
+        base = runs[("qp_l2", float(sim.lam), r)]["final"][distance]
         for lam in sorted({lam for arm, lam in arms if arm == "qp_l2"}):
             if lam != float(sim.lam):
-                ctx.claim_rows.append({"arm": "qp_l2_lambda_ratio", "lam": lam, "replicate": r,
-                                       "w1_over_default_lambda": runs[("qp_l2", lam, r)]["final"]["w1"] / base})
+                ratio = runs[("qp_l2", lam, r)]["final"][distance] / base
+                ctx.claim_rows.append({"arm": "qp_l2_lambda_ratio", "lam": lam, "replicate": r, "domain": domain,
+                                       f"{distance}_over_default_lambda": ratio})
     for arm, lam in arms:
         name = arm if lam == float(sim.lam) else f"{arm}_lambda{lam:g}"
-        for key in ("w1", "mmd", "energy", "modes", "quality", "ms_per_iteration", "saved_kib_per_iteration"):
+        for key in ("w1", "mmd", "energy", "modes", "quality", "fid", "ms_per_iteration",
+                    "saved_kib_per_iteration"):
             per_seed = [runs[(arm, lam, r)]["final"] | runs[(arm, lam, r)]["cost"] for r in range(int(sim.replicates))]
             vals = [m[key] for m in per_seed if key in m]
             if vals:
                 results[f"{name}_{key}"] = float(np.mean(vals))
     if "wgan_gp_ms_per_iteration" in results and "qp_l2_ms_per_iteration" in results:
         results["wgan_gp_time_over_qp"] = results["wgan_gp_ms_per_iteration"] / results["qp_l2_ms_per_iteration"]
-    plot(ctx, runs, arms, t, sim)
+    plot(ctx, runs, arms, t, sim, distance, ctx.details.get("metric", "W1"))
     return results
 
 
-def plot(ctx, runs, arms, t, sim) -> None:
+def image_grid(ax, samples: np.ndarray, title: str) -> None:
+    """64 generated images (in [-1, 1]) as an 8x8 mosaic."""
+    x = (np.clip(samples[:64], -1, 1) + 1) / 2
+    n, c, h, w = x.shape
+    side = int(np.ceil(np.sqrt(n)))
+    mosaic = np.ones((c, side * (h + 1), side * (w + 1)))
+    for k in range(n):
+        i, j = divmod(k, side)
+        mosaic[:, i * (h + 1):i * (h + 1) + h, j * (w + 1):j * (w + 1) + w] = x[k]
+    ax.imshow(mosaic[0] if c == 1 else mosaic.transpose(1, 2, 0), cmap="gray" if c == 1 else None,
+              interpolation="nearest")
+    ax.set(title=title, xticks=[], yticks=[])
+
+
+def plot(ctx, runs, arms, t, sim, distance: str, metric_name: str) -> None:
     from ..report import pyplot, save_figure
 
     plt = pyplot()
     main = [(a, lam) for a, lam in arms if lam == float(sim.lam)]
-    fig, axes = plt.subplots(1, len(main) + 1, figsize=(3.2 * (len(main) + 1), 3.4))
+    fig, axes = plt.subplots(1, len(main) + 1, figsize=(3.2 * (len(main) + 1), 3.6))
+    fig.subplots_adjust(top=0.84, bottom=0.14, left=0.04, right=0.98, wspace=0.3)
     for ax, (arm, lam) in zip(axes, main):
         out = runs[(arm, lam, 0)]
-        scatter_panel(ax, out["samples"], t, f"{arm} (seed 0)\nW1 {out['final']['w1']:.3f}")
-    axes[0].legend(fontsize=6, loc="lower left")
+        title = f"{arm} (seed 0)\n{'FID' if distance == 'fid' else 'W1'} {out['final'][distance]:.3f}"
+        if distance == "fid":
+            image_grid(ax, out["samples"], title)
+        else:
+            scatter_panel(ax, out["samples"], t, title)
+    if distance == "w1":
+        axes[0].legend(fontsize=6, loc="lower left")
     ax = axes[-1]
     for i, (arm, lam) in enumerate(arms):
-        traces = np.array([[row["w1"] for row in runs[(arm, lam, r)]["trace"]] for r in range(int(sim.replicates))])
+        traces = np.array([[row[distance] for row in runs[(arm, lam, r)]["trace"]]
+                           for r in range(int(sim.replicates))])
         its = [row["iteration"] for row in runs[(arm, lam, 0)]["trace"]]
         label = arm if lam == float(sim.lam) else f"{arm}, λ={lam:g}"
         ax.plot(its, traces.mean(0), color=f"C{i}", label=label, ls="-" if lam == float(sim.lam) else "--")
-    ax.set(xlabel="iteration", ylabel="W1 to held-out draws", yscale="log",
+    ax.set(xlabel="iteration", ylabel=f"{metric_name} to held-out data", yscale="log",
            title=f"mean of {int(sim.replicates)} seeds")
     ax.legend(fontsize=6)
     save_figure(ctx, "gan_qp", fig)

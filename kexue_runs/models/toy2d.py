@@ -114,19 +114,20 @@ def sample_metrics(x: torch.Tensor, t: Target, generator: torch.Generator, bandw
 
 def gradient_penalty(critic, real, fake, weight: float = 10.0) -> torch.Tensor:
     """WGAN-GP's weight (|∇D(x̂)| - 1)² at random interpolates x̂ (Gulrajani et al. 2017)."""
-    mix = torch.rand(len(real), 1)
+    mix = torch.rand((len(real),) + (1,) * (real.dim() - 1)).to(real.device)  # one mix per sample (points or images)
     x = (mix * real + (1 - mix) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
-    return weight * (grad.norm(dim=1) - 1).pow(2).mean()
+    return weight * (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
 # -- the alternating loop -----------------------------------------------------------------------------------
 
-def train_adversarial(generator, critic, d_loss, g_loss, t: Target, sim, seed: int, meter: CostMeter | None = None,
-                      evaluate_every: int | None = None, on_eval=None) -> list[dict]:
+def train_adversarial(generator, critic, d_loss, g_loss, t, sim, seed: int, meter: CostMeter | None = None,
+                      evaluate_every: int | None = None, on_eval=None, device="cpu") -> list[dict]:
     """`sim.d_steps` critic steps per generator step, Adam(sim.lr, betas (sim.beta1, sim.beta2 or 0.999)),
-    batch sim.batch.
+    batch sim.batch. `t` is anything with `sample(n, generator)`: a 2-D Target or models/dcgan's ImageTarget.
     d_loss(critic, real, fake) and g_loss(critic, real, fake) return scalars; fake is detached for the critic.
+    Draws come from one CPU generator (the same numbers on every device), then move to `device`.
     Returns the evaluation trace (iteration, metrics) when evaluate_every is given."""
     gen = torch.Generator().manual_seed(seed)
     betas = (float(sim.beta1), float(sim.get("beta2", 0.999)))
@@ -137,14 +138,14 @@ def train_adversarial(generator, critic, d_loss, g_loss, t: Target, sim, seed: i
     for it in range(1, int(sim.iterations) + 1):
         with (meter if meter is not None else _null()):
             for _ in range(int(sim.d_steps)):
-                real = t.sample(batch, gen)
-                fake = generator(torch.randn(batch, z_dim, generator=gen)).detach()
+                real = t.sample(batch, gen).to(device)
+                fake = generator(torch.randn(batch, z_dim, generator=gen).to(device)).detach()
                 loss = d_loss(critic, real, fake)
                 opt_d.zero_grad(set_to_none=True)
                 loss.backward()
                 opt_d.step()
-            real = t.sample(batch, gen)
-            fake = generator(torch.randn(batch, z_dim, generator=gen))
+            real = t.sample(batch, gen).to(device)
+            fake = generator(torch.randn(batch, z_dim, generator=gen).to(device))
             loss = g_loss(critic, real, fake)
             opt_g.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,0 +1,85 @@
+"""The image scale of the GAN-family experiments: DCGAN-style networks for small images (8x8 digits, 28x28
+Fashion-MNIST, 32x32 CIFAR-10), an image "target" with the 2-D toys' `sample(n, generator)`, so the same
+alternating loop (models/toy2d.train_adversarial) trains both, and a training run scored by the Fréchet distance
+in a project-trained classifier's features (models/feature_net.py: "FID-<data>-classifier", not Inception FID).
+
+Networks (Radford et al. 2016's pattern, two resolution steps): the generator maps z through a linear layer to
+a (2w, s/4, s/4) map, then two stride-2 transposed convolutions with BatchNorm and ReLU, and a 3x3 convolution
+to the image's channels with tanh; the critic mirrors it with two stride-2 convolutions and LeakyReLU(0.2) and
+no normalisation (a gradient penalty is per sample, which batch statistics would break), then a linear output.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..costs import CostMeter
+from .feature_net import FeatureNet, classifier_fid
+from .toy2d import train_adversarial
+
+
+class ImageTarget:
+    """Training images in [-1, 1] drawn with replacement, as a 2-D Target draws points."""
+
+    def __init__(self, name: str, images: torch.Tensor):
+        self.name, self.images, self.centres = name, images, None
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.images[torch.randint(0, len(self.images), (n,), generator=generator)]
+
+
+def check_shape(shape) -> None:
+    channels, height, width = shape
+    if height != width or height % 4:
+        raise ValueError(f"DCGAN nets need square images with a side divisible by 4; got {height}x{width}")
+
+
+def generator(z_dim: int, shape, width: int) -> nn.Sequential:
+    check_shape(shape)
+    channels, side, _ = shape
+    s0 = side // 4
+    return nn.Sequential(
+        nn.Linear(z_dim, 2 * width * s0 * s0), nn.Unflatten(1, (2 * width, s0, s0)), nn.BatchNorm2d(2 * width),
+        nn.ReLU(),
+        nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.ConvTranspose2d(width, width, 4, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.Conv2d(width, channels, 3, padding=1), nn.Tanh())
+
+
+def critic(shape, width: int) -> nn.Sequential:
+    check_shape(shape)
+    channels, side, _ = shape
+    s0 = side // 4
+    return nn.Sequential(
+        nn.Conv2d(channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+        nn.Conv2d(width, 2 * width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+        nn.Flatten(), nn.Linear(2 * width * s0 * s0, 1))
+
+
+def train_image_gan(d_loss, g_loss, t: ImageTarget, sim, seed: int, net: FeatureNet, ref_features: torch.Tensor,
+                    device) -> dict:
+    """A DCGAN pair (width sim.width) trained by train_adversarial with the given losses, scored sim.evaluations
+    times by the classifier FID of sim.eval_samples samples against the held-out images; the trace, the cost
+    per iteration and 64 samples for the figure. Samples are drawn in training mode (batch statistics), as the
+    generator is trained."""
+    torch.manual_seed(seed)
+    shape = tuple(t.images.shape[1:])
+    g = generator(int(sim.z_dim), shape, int(sim.width)).to(device)
+    d = critic(shape, int(sim.width)).to(device)
+    meter = CostMeter(device)
+    eval_gen = torch.Generator().manual_seed(10_000 + seed)
+
+    def draw(n: int, gen: torch.Generator) -> torch.Tensor:
+        with torch.no_grad():
+            z = torch.randn(n, int(sim.z_dim), generator=gen)
+            return torch.cat([g(z[i:i + 512].to(device)) for i in range(0, n, 512)]).cpu()
+
+    def evaluate(_it):
+        return {"fid": classifier_fid(net, draw(int(sim.eval_samples), eval_gen), ref_features, device)}
+
+    trace = train_adversarial(g, d, d_loss, g_loss, t, sim, seed, meter,
+                              evaluate_every=max(1, int(sim.iterations) // int(sim.evaluations)), on_eval=evaluate,
+                              device=device)
+    samples = draw(64, torch.Generator().manual_seed(seed))
+    return {"final": trace[-1], "trace": trace, "cost": meter.summary(), "samples": samples.numpy()}
