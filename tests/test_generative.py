@@ -417,6 +417,9 @@ VERDICTS = {
         'gn_slower': 'N/A',
         'gn_more_memory': 'PASS',
         'iccv_form_discontinuous': 'PASS',
+        'direction_variant_very_bad_on_images': 'N/A',
+        'gp_beats_gn_iccv_on_images': 'N/A',
+        'gp_beats_gn_wacv_on_images': 'N/A',
     }),
 }
 
@@ -467,3 +470,34 @@ def test_gan_qp_on_images_pinned(tmp_path):
     rows = [r for r in pair[1]["claim_rows"] if r.get("arm") in ("qp_l2", "wgan_gp")]
     assert {r["domain"] for r in rows} == {"images"} and all("w1" not in r for r in rows)
     assert pair[1]["details"]["metric"] == "FID-digits-classifier"
+
+
+WGAN_GN_IMAGE_GOLDEN = {  # the same image scale for the gradient-normalised critics
+    'wgan_gp_fid': (7.42440915130089, 0.118),
+    'gn_iccv_fid': (8.262201969547148, 0.057),
+    'gn_wacv_fid': (8.342508304609817, 0.054),
+    'direction_fid': (8.330397743510588, 0.059),
+    'wgan_gp_saved_kib_per_iteration': (2860.46875, 1e-6),
+    'gn_iccv_saved_kib_per_iteration': (3129.21875, 1e-6),
+    'direction_saved_kib_per_iteration': (3366.71875, 1e-6),
+}
+WGAN_GN_IMAGE_VERDICTS = ('INCONCLUSIVE', VERDICTS['wgan_gn'][1] | {
+    'direction_variant_very_bad': 'N/A', 'gp_beats_gn_iccv': 'N/A', 'gp_beats_gn_wacv': 'N/A',
+    'direction_variant_very_bad_on_images': 'INCONCLUSIVE', 'gp_beats_gn_iccv_on_images': 'INCONCLUSIVE',
+    'gp_beats_gn_wacv_on_images': 'INCONCLUSIVE'})
+
+
+def test_wgan_gn_on_images_pinned(tmp_path):
+    pair = smoke_run_each(["wgan_gn"], tmp_path, IMAGE_OVERRIDES)["wgan_gn"]
+    assert_pinned_numbers(pair, WGAN_GN_IMAGE_GOLDEN)
+    assert_pinned_verdicts(pair, WGAN_GN_IMAGE_VERDICTS)
+    assert {r["domain"] for r in pair[1]["claim_rows"] if r.get("arm") == "gn_iccv"} == {"images"}
+
+
+def test_direction_form_on_images_is_the_flattened_inner_product():
+    """<∇D/|∇D|, x> over a whole image: for a linear critic w·x it is w·x / |w| per image."""
+    torch.manual_seed(0)
+    w = torch.randn(1, 2, 4, 4)
+    x = torch.randn(3, 2, 4, 4)
+    got = gradient_normalization.normalized_critic(lambda v: (v * w).flatten(1).sum(1, keepdim=True), x, "direction")
+    torch.testing.assert_close(got, (x * w).flatten(1).sum(1) / w.norm())

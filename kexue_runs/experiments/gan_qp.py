@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..methods.diffusion import frechet_distance
 from ..methods.gan_qp import point_mass_duals, qp_critic_loss, qp_generator_loss
 from ..models.toy2d import gradient_penalty, scatter_panel, target, train_gan
 from ..progress import say
@@ -61,27 +60,6 @@ def train_arm(arm: str, lam: float, seed: int, sim, t, scorer=None) -> dict:
     return train_image_gan(d_loss, g_loss, t, sim, seed, net, ref_features, device)
 
 
-def image_target(cfg, ctx):
-    """The data group's images as a target, and the scorer: a classifier trained on their labels and the
-    held-out images' features."""
-    from ..data.images import load_images
-    from ..models.dcgan import ImageTarget
-    from ..models.feature_net import train_feature_net
-
-    data = load_images(cfg.data)
-    train, ref = data.train * 2 - 1, data.val * 2 - 1
-    net, metric_name, acc = train_feature_net(train, data.train_labels, ref, data.val_labels, data.name,
-                                              int(cfg.sim.classifier_steps), int(cfg.seed) + 7, ctx.device,
-                                              ctx.track)
-    ref_features = net.features_of(ref, ctx.device)
-    floor = frechet_distance(net.features_of(train[:len(ref)], ctx.device), ref_features)
-    say(f"images: {data.name} train {tuple(train.shape)} held out {len(ref)} | {metric_name}: classifier "
-        f"accuracy {acc:.3f}, real-vs-real floor {floor:.3f}")
-    ctx.details["metric"] = metric_name
-    return ImageTarget(data.name, train), (net, ref_features, ctx.device), {"classifier_acc": acc,
-                                                                            "fid_floor": floor}
-
-
 def run(cfg, ctx) -> dict:
     sim = cfg.sim
     results = {}
@@ -100,7 +78,11 @@ def run(cfg, ctx) -> dict:
     images = sim.target == IMAGES
     scorer = None
     if images:
-        t, scorer, extra = image_target(cfg, ctx)
+        from ..models.dcgan import image_target
+
+        t, scorer, extra = image_target(cfg.data, int(sim.classifier_steps), int(cfg.seed) + 7, ctx.device,
+                                        ctx.track)
+        ctx.details["metric"] = extra.pop("metric")
         results |= extra
     else:
         t = target(str(sim.target))
@@ -138,20 +120,6 @@ def run(cfg, ctx) -> dict:
     return results
 
 
-def image_grid(ax, samples: np.ndarray, title: str) -> None:
-    """64 generated images (in [-1, 1]) as an 8x8 mosaic."""
-    x = (np.clip(samples[:64], -1, 1) + 1) / 2
-    n, c, h, w = x.shape
-    side = int(np.ceil(np.sqrt(n)))
-    mosaic = np.ones((c, side * (h + 1), side * (w + 1)))
-    for k in range(n):
-        i, j = divmod(k, side)
-        mosaic[:, i * (h + 1):i * (h + 1) + h, j * (w + 1):j * (w + 1) + w] = x[k]
-    ax.imshow(mosaic[0] if c == 1 else mosaic.transpose(1, 2, 0), cmap="gray" if c == 1 else None,
-              interpolation="nearest")
-    ax.set(title=title, xticks=[], yticks=[])
-
-
 def plot(ctx, runs, arms, t, sim, distance: str, metric_name: str) -> None:
     from ..report import pyplot, save_figure
 
@@ -163,6 +131,8 @@ def plot(ctx, runs, arms, t, sim, distance: str, metric_name: str) -> None:
         out = runs[(arm, lam, 0)]
         title = f"{arm} (seed 0)\n{'FID' if distance == 'fid' else 'W1'} {out['final'][distance]:.3f}"
         if distance == "fid":
+            from ..models.dcgan import image_grid
+
             image_grid(ax, out["samples"], title)
         else:
             scatter_panel(ax, out["samples"], t, title)

@@ -7,7 +7,9 @@ Post: WGAN新方案：通过梯度归一化来实现L约束 https://kexue.fm/arc
      linear regions shows as a finite-difference slope far above 1;
   2. Su's three findings on a 2-D target, every arm with the WGAN loss on its critic and the same seeds:
      WGAN-GP, GN (ICCV), GN (WACV), and the direction variant <∇D/|∇D|, x>: W1, MMD, modes and quality on
-     held-out draws, time per iteration and autograd's saved bytes.
+     held-out draws, time per iteration and autograd's saved bytes;
+  3. at the image scale (sim.target=images, the default at scale=gpu), the same critics as DCGAN-style
+     networks on the data group's images, scored by a trained classifier's FID (models/dcgan.py).
 """
 
 from __future__ import annotations
@@ -61,9 +63,13 @@ def losses(arm: str, eps: float):
             lambda d, r, f: -normalized_critic(d, f, form, eps).mean())
 
 
-def train_arm(arm: str, seed: int, sim, t) -> dict:
+def train_arm(arm: str, seed: int, sim, t, scorer=None) -> dict:
     d_loss, g_loss = losses(arm, float(sim.eps))
-    return train_gan(d_loss, g_loss, t, sim, seed, critic_activation="leaky_relu")
+    if scorer is None:
+        return train_gan(d_loss, g_loss, t, sim, seed, critic_activation="leaky_relu")
+    from ..models.dcgan import train_image_gan
+
+    return train_image_gan(d_loss, g_loss, t, sim, seed, *scorer)
 
 
 def run(cfg, ctx) -> dict:
@@ -72,33 +78,52 @@ def run(cfg, ctx) -> dict:
     say(f"bound: max |∇D̂| {results['iccv_max_gradient_norm']:.6f} (ICCV), {results['wacv_max_gradient_norm']:.6f} "
         f"(WACV); along lines the largest slope {results['plain_max_line_slope']:.3g} (D/|∇D|), "
         f"{results['iccv_max_line_slope']:.3g} (ICCV)")
-    t = target(str(sim.target))
+    scorer = None
+    if sim.target == "images":
+        from ..models.dcgan import image_target
+
+        t, scorer, extra = image_target(cfg.data, int(sim.classifier_steps), int(cfg.seed) + 7, ctx.device,
+                                        ctx.track)
+        ctx.details["metric"] = extra.pop("metric")
+        results |= extra
+    else:
+        t = target(str(sim.target))
+    distance, domain = ("fid", "images") if scorer else ("w1", "toy2d")
     arms = list(sim.arms)
     jobs = [(a, r) for r in range(int(sim.replicates)) for a in arms]
     runs = {}
     for arm, r in ctx.track(jobs, f"{len(arms)} critics x {int(sim.replicates)} seeds on {t.name}", total=len(jobs)):
-        out = train_arm(arm, 1000 * int(cfg.seed) + r, sim, t)
+        out = train_arm(arm, 1000 * int(cfg.seed) + r, sim, t, scorer)
         runs[(arm, r)] = out
         ctx.log(r, arm, **{k: v for k, v in out["final"].items() if k != "iteration"}, **out["cost"])
-        ctx.claim_rows.append({"arm": arm, "replicate": r} | out["final"] | out["cost"])
+        ctx.claim_rows.append({"arm": arm, "replicate": r, "domain": domain} | out["final"] | out["cost"])
     for arm in arms:
-        for key in ("w1", "mmd", "energy", "modes", "quality", "ms_per_iteration", "saved_kib_per_iteration"):
+        for key in ("w1", "mmd", "energy", "modes", "quality", "fid", "ms_per_iteration",
+                    "saved_kib_per_iteration"):
             vals = [(runs[(arm, r)]["final"] | runs[(arm, r)]["cost"]).get(key) for r in range(int(sim.replicates))]
             if all(v is not None for v in vals):
                 results[f"{arm}_{key}"] = float(np.mean(vals))
-    plot(ctx, runs, arms, lines, t, sim)
+    plot(ctx, runs, arms, lines, t, distance)
     return results
 
 
-def plot(ctx, runs, arms, lines, t, sim) -> None:
+def plot(ctx, runs, arms, lines, t, distance: str) -> None:
     from ..report import pyplot, save_figure
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(arms) + 1, figsize=(3.2 * (len(arms) + 1), 3.4))
+    fig, axes = plt.subplots(1, len(arms) + 1, figsize=(3.2 * (len(arms) + 1), 3.6))
+    fig.subplots_adjust(top=0.84, bottom=0.14, left=0.04, right=0.98, wspace=0.3)
     for ax, arm in zip(axes, arms):
         out = runs[(arm, 0)]
-        scatter_panel(ax, out["samples"], t, f"{arm} (seed 0)\nW1 {out['final']['w1']:.3f}")
-    axes[0].legend(fontsize=6, loc="lower left")
+        title = f"{arm} (seed 0)\n{'FID' if distance == 'fid' else 'W1'} {out['final'][distance]:.3f}"
+        if distance == "fid":
+            from ..models.dcgan import image_grid
+
+            image_grid(ax, out["samples"], title)
+        else:
+            scatter_panel(ax, out["samples"], t, title)
+    if distance == "w1":
+        axes[0].legend(fontsize=6, loc="lower left")
     ax = axes[-1]
     for i, (form, (s, v)) in enumerate(lines.items()):
         ax.plot(s, v, color=f"C{i}", lw=0.8, label={"plain": "D/|∇D|", "iccv": "D/(|∇D| + |D|)",

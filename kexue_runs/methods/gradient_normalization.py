@@ -33,7 +33,7 @@ def normalized_critic(critic, x: torch.Tensor, form: str, eps: float = 1e-3) -> 
     if form == "plain":
         return d / norm
     if form == "direction":
-        return ((g / norm[:, None]) * x).flatten(1).sum(1)
+        return (g.flatten(1) / norm[:, None] * x.flatten(1)).sum(1)  # points or images alike
     raise ValueError(f"form={form}: allowed: {', '.join(FORMS)}")
 
 

@@ -11,11 +11,14 @@ no normalisation (a gradient penalty is per sample, which batch statistics would
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..costs import CostMeter
-from .feature_net import FeatureNet, classifier_fid
+from ..methods.diffusion import frechet_distance
+from ..progress import say
+from .feature_net import FeatureNet, classifier_fid, train_feature_net
 from .toy2d import train_adversarial
 
 
@@ -27,6 +30,38 @@ class ImageTarget:
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self.images[torch.randint(0, len(self.images), (n,), generator=generator)]
+
+
+def image_target(data_cfg, classifier_steps: int, seed: int, device, track):
+    """The data group's images (in [-1, 1]) as a target, and its scorer: (net, held-out features, device) for a
+    classifier trained on the images' labels; plus {classifier_acc, fid_floor (train against held-out images),
+    metric (its name)}."""
+    from ..data.images import load_images
+
+    data = load_images(data_cfg)
+    train, ref = data.train * 2 - 1, data.val * 2 - 1
+    net, metric_name, acc = train_feature_net(train, data.train_labels, ref, data.val_labels, data.name,
+                                              classifier_steps, seed, device, track)
+    ref_features = net.features_of(ref, device)
+    floor = frechet_distance(net.features_of(train[:len(ref)], device), ref_features)
+    say(f"images: {data.name} train {tuple(train.shape)} held out {len(ref)} | {metric_name}: classifier "
+        f"accuracy {acc:.3f}, real-vs-real floor {floor:.3f}")
+    return ImageTarget(data.name, train), (net, ref_features, device), {"classifier_acc": acc, "fid_floor": floor,
+                                                                        "metric": metric_name}
+
+
+def image_grid(ax, samples: np.ndarray, title: str) -> None:
+    """Up to 64 generated images (in [-1, 1]) as a square mosaic on a matplotlib axis."""
+    x = (np.clip(samples[:64], -1, 1) + 1) / 2
+    n, c, h, w = x.shape
+    side = int(np.ceil(np.sqrt(n)))
+    mosaic = np.ones((c, side * (h + 1), side * (w + 1)))
+    for k in range(n):
+        i, j = divmod(k, side)
+        mosaic[:, i * (h + 1):i * (h + 1) + h, j * (w + 1):j * (w + 1) + w] = x[k]
+    ax.imshow(mosaic[0] if c == 1 else mosaic.transpose(1, 2, 0), cmap="gray" if c == 1 else None,
+              interpolation="nearest")
+    ax.set(title=title, xticks=[], yticks=[])
 
 
 def check_shape(shape) -> None:
