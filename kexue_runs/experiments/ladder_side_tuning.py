@@ -89,21 +89,22 @@ class Tuned(torch.nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
 
-def train_and_test(base, arm: str, task: str, seed: int, sim, files) -> dict:
+def train_and_test(base, arm: str, task: str, seed: int, sim, files, device="cpu") -> dict:
     classes = int(sim.classes) if task == "modules" else 0
-    model = Tuned(base, arm, classes, sim, seed)
+    model = Tuned(base, arm, classes, sim, seed).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=float(sim.lr), weight_decay=0.0)
     rng = random.Random(seed)
-    meter = CostMeter()
+    meter = CostMeter(device)  # on CUDA it records the peak allocation too
     length = int(sim.chunk)
     for _ in range(int(sim.steps)):
         with meter:
             if task == "modules":
                 x, y = sample_chunks(files[0], int(sim.batch), length, rng)
-                loss = torch.nn.functional.cross_entropy(model.classify(x), y)
+                loss = torch.nn.functional.cross_entropy(model.classify(x.to(device)), y.to(device))
             else:
                 tokens, mask = training_batch(rng, int(sim.batch))
+                tokens, mask = tokens.to(device), mask.to(device)
                 logits = model.next_token_logits(tokens[:, :-1])
                 loss = torch.nn.functional.cross_entropy(logits[mask[:, 1:]], tokens[:, 1:][mask[:, 1:]])
             opt.zero_grad(set_to_none=True)
@@ -114,14 +115,14 @@ def train_and_test(base, arm: str, task: str, seed: int, sim, files) -> dict:
     with torch.no_grad():
         if task == "modules":
             x, y = sample_chunks(files[1], int(sim.eval_examples), length, test_rng)
-            accuracy = float((model.classify(x).argmax(1) == y).float().mean())
+            accuracy = float((model.classify(x.to(device)).argmax(1).cpu() == y).float().mean())
         else:
             hits = []
             for _ in range(int(sim.eval_examples)):
                 paragraphs, prompt, value = test_case(test_rng, 1)
                 out = ""
                 for _ in range(3):
-                    tokens = torch.tensor([list((paragraphs[0] + prompt + out).encode())])
+                    tokens = torch.tensor([list((paragraphs[0] + prompt + out).encode())], device=device)
                     out += chr(int(model.next_token_logits(tokens)[0, -1].argmax()))
                 hits.append(out == value)
             accuracy = float(np.mean(hits))
@@ -132,14 +133,15 @@ def train_and_test(base, arm: str, task: str, seed: int, sim, files) -> dict:
 
 def run(cfg, ctx) -> dict:
     sim = cfg.sim
-    base = pretrained_lm(cfg.output_root, cfg.model, cfg.data, cfg.pretrain, int(cfg.data.length), "cpu", ctx.track)
+    base = pretrained_lm(cfg.output_root, cfg.model, cfg.data, cfg.pretrain, int(cfg.data.length), ctx.device,
+                         ctx.track)
     files = module_chunks(cfg.data, int(sim.classes), int(sim.chunk))
     say(f"modules task: {', '.join(files[2])}; facts task: paragraphs like {paragraph([('abcd', '123')])!r}")
     jobs = [(task, arm, r) for r in range(int(sim.replicates)) for task in TASKS for arm in ARMS]
     per = {}
     for task, arm, r in ctx.track(jobs, f"{len(ARMS)} arms x {len(TASKS)} tasks x {int(sim.replicates)} seeds",
                                   total=len(jobs)):
-        m = train_and_test(base, arm, task, 1000 * int(cfg.seed) + r, sim, files)
+        m = train_and_test(base, arm, task, 1000 * int(cfg.seed) + r, sim, files, ctx.device)
         per[(task, arm, r)] = m
         ctx.log(r, f"{task}_{arm}", **m)
     for (task, arm, r), m in per.items():

@@ -101,15 +101,15 @@ class OneLayerAttention(torch.nn.Module):
         return self.out(h + e if self.residual else h)
 
 
-def attention_losses(train, test, vocab: int, residual: bool, sim, seed: int) -> torch.Tensor:
+def attention_losses(train, test, vocab: int, residual: bool, sim, seed: int, device="cpu") -> torch.Tensor:
     torch.manual_seed(seed)
-    model = OneLayerAttention(vocab, int(sim.width), residual)
+    model = OneLayerAttention(vocab, int(sim.width), residual).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=float(sim.lr))
     g = torch.Generator().manual_seed(seed)
     length = int(sim.length)
     for _ in range(int(sim.steps)):
         starts = torch.randint(0, len(train) - length - 1, (int(sim.batch),), generator=g)
-        x = torch.stack([train[s:s + length + 1] for s in starts.tolist()])
+        x = torch.stack([train[s:s + length + 1] for s in starts.tolist()]).to(device)
         loss = torch.nn.functional.cross_entropy(model(x[:, :-1]).transpose(1, 2), x[:, 1:])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -121,7 +121,7 @@ def attention_losses(train, test, vocab: int, residual: bool, sim, seed: int) ->
     with torch.no_grad():
         for a in range(0, len(test) - window, stride):
             seq = test[a:a + length + 1]
-            logp = torch.log_softmax(model(seq[None, :-1])[0], -1)
+            logp = torch.log_softmax(model(seq[None, :-1].to(device))[0], -1).cpu()
             positions = torch.arange(a + window, a + len(seq))  # targets p, predicted by logits row p - a - 1
             losses[positions - window] = -logp[positions - a - 1, test[positions]]
     return losses
@@ -148,7 +148,8 @@ def run(cfg, ctx) -> dict:
             per.update({(name, k): v for k, v in
                         count_models(test, vocab, int(sim.window), float(sim.alpha), train).items()})
         else:
-            per[(name, arm)] = attention_losses(train, test, vocab, arm == "attention_residual", sim, int(cfg.seed))
+            per[(name, arm)] = attention_losses(train, test, vocab, arm == "attention_residual", sim, int(cfg.seed),
+                                                ctx.device)
     for (name, model), losses in per.items():
         for s, chunk in enumerate(torch.tensor_split(losses, shards)):
             ctx.claim_rows.append({"corpus": name, "model": model, "shard": s, "bits": float(chunk.mean()) / LOG2})
