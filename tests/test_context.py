@@ -97,6 +97,36 @@ def test_facts_task_format():
     assert exp.score("124.", "123") == {"exact": 0.0, "gibberish": 0.0}
 
 
+def test_reading_rows_answer_from_their_own_paragraph():
+    """nbce's fine-tune rows: 1-5 facts, then questions until the row is full; every masked answer is the value
+    (or the two values) its question names in the paragraph, an unanswerable name is absent from it, and rows
+    stay within max_length once they hold a question."""
+    from kexue_runs.data import facts
+
+    rng = random.Random(5)
+    tokens, mask = facts.reading_batch(rng, 200, unanswerable=0.25, max_facts=5, max_length=64)
+    counts, asked, unanswerable = set(), 0, 0
+    for row, m in zip(tokens.tolist(), mask.tolist()):
+        text = bytes(row).rstrip(b"\0").decode()
+        assert len(text) <= 64
+        par, questions = text.split("\n")
+        values = dict(fact.split("=") for fact in par.split(";") if fact)
+        counts.add(len(values))
+        answers = "".join(chr(c) for c, keep in zip(row, m) if keep).split(".")[:-1]
+        pairs = [q.split("=") for q in questions.split(".")[:-1]]
+        assert [a for _, a in pairs] == answers and answers
+        for prompt, answer in pairs:
+            names = prompt[1:].split("+")
+            asked += 1
+            if all(n in values for n in names):
+                assert answer == "".join(values[n] for n in names)
+            else:
+                assert len(names) == 1 and len(answer) == 3
+                unanswerable += 1
+    assert counts == {1, 2, 3, 4, 5}
+    assert asked > 250 and 0.1 < unanswerable / asked < 0.4
+
+
 def test_batched_decoding_equals_one_question_at_a_time():
     """nbce.answers decodes a shard's questions in one batch: the same bytes as each question alone, every arm
     (the contexts of different questions must not mix)."""
@@ -214,9 +244,9 @@ GOLDEN = {
         'concatenation_n4_exact': (0.0, 1e-06),
         'concatenation_n4_gibberish': (1.0, 1e-06),
         'naive_bayes_n4_exact': (0.0, 1e-06),
-        'naive_bayes_n4_gibberish': (1.0, 1e-06),
+        'naive_bayes_n4_gibberish': (0.9166666666666666, 1e-06),  # 11 of 12
         'naive_bayes_fixed_n4_exact': (0.0, 1e-06),
-        'naive_bayes_fixed_n4_gibberish': (1.0, 1e-06),
+        'naive_bayes_fixed_n4_gibberish': (0.9166666666666666, 1e-06),  # 11 of 12
         'max_pooling_n4_exact': (0.0, 1e-06),
         'max_pooling_n4_gibberish': (1.0, 1e-06),
         'nbce_n4_exact': (0.0, 1e-06),

@@ -1,6 +1,8 @@
 """The facts task shared by nbce and ladder_side_tuning: short paragraphs of random facts
 "name=123;name=456;name=789;" and questions "?name=" (answer "123.") or "?a+b=" (answer "123456."), generated
-from a seeded random.Random so every run and test sees the same draws."""
+from a seeded random.Random so every run and test sees the same draws. Two training formats: `training_batch`
+(3 facts, one question per row; ladder_side_tuning's) and `reading_batch` (1 to max_facts facts, questions until
+the row is full; nbce's)."""
 
 from __future__ import annotations
 
@@ -49,6 +51,41 @@ def training_batch(rng: random.Random, batch: int, unanswerable: float = 0.0) ->
     tokens = torch.tensor([r + [0] * (width - len(r)) for r in rows])
     mask = torch.tensor([m + [0] * (width - len(m)) for m in masks], dtype=torch.bool)
     return tokens, mask
+
+
+def reading_batch(rng: random.Random, batch: int, unanswerable: float = 0.0, max_facts: int = 5,
+                  max_length: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows that teach reading a paragraph rather than copying from it: 1 to `max_facts` facts, then questions
+    (single, coupled "?a+b=" where two facts exist, or with probability `unanswerable` a name the paragraph lacks
+    with a fresh random answer) for as long as they fit in `max_length` bytes (at least one); the mask marks
+    every answer's bytes. Why: with 3 facts and one question per row, a model that copies *any* value of its
+    paragraph is right a third of the time, and nbce's base sat on that plateau (25% after 6000 steps,
+    measured); with 1 to 5 facts copying pays less and each row carries several answers."""
+    rows, masks = [], []
+    for _ in range(batch):
+        taken: set = set()
+        facts = [random_fact(rng, taken) for _ in range(rng.randint(1, max_facts))]
+        text = paragraph(facts)
+        mask = [0] * len(text)
+        while True:
+            if unanswerable and rng.random() < unanswerable:
+                n, v = random_fact(rng, taken)
+                prompt, answer = f"?{n}=", f"{v}."
+            elif len(facts) >= 2 and rng.random() < 0.5:
+                (n1, v1), (n2, v2) = rng.sample(facts, 2)
+                prompt, answer = f"?{n1}+{n2}=", f"{v1}{v2}."
+            else:
+                (n, v), = rng.sample(facts, 1)
+                prompt, answer = f"?{n}=", f"{v}."
+            if len(text) + len(prompt) + len(answer) > max_length and any(mask):
+                break  # full (a row always gets one question, even past max_length)
+            text += prompt + answer
+            mask += [0] * len(prompt) + [1] * len(answer)
+        rows.append(list(text.encode()))
+        masks.append(mask)
+    width = max(map(len, rows))
+    tokens = torch.tensor([r + [0] * (width - len(r)) for r in rows])
+    return tokens, torch.tensor([m + [0] * (width - len(m)) for m in masks], dtype=torch.bool)
 
 
 def test_case(rng: random.Random, n: int, coupled: str | None = None):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .. import runfiles
-from ..data.facts import test_case, training_batch
+from ..data.facts import reading_batch, test_case, training_batch
 from ..methods.nbce import combine
 from ..models.pretrained import cache_path, pretrained_lm
 from ..models.transformer import CausalLM
@@ -59,7 +59,11 @@ def finetuned_lm(cfg, ctx) -> CausalLM:
     for step in ctx.track(range(steps), "fine-tune on facts", total=steps):
         for group in opt.param_groups:
             group["lr"] = float(f.lr) * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / steps))
-        tokens, mask = training_batch(rng, int(f.batch_size), float(f.unanswerable))
+        if f.format == "reading":
+            tokens, mask = reading_batch(rng, int(f.batch_size), float(f.unanswerable), int(f.max_facts),
+                                         int(cfg.data.length))
+        else:
+            tokens, mask = training_batch(rng, int(f.batch_size), float(f.unanswerable))
         tokens, mask = tokens.to(ctx.device), mask.to(ctx.device)
         logits = model(tokens[:, :-1])
         loss = torch.nn.functional.cross_entropy(logits[mask[:, 1:]], tokens[:, 1:][mask[:, 1:]])
