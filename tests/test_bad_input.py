@@ -68,6 +68,10 @@ BAD = [
     ([*DD, "diffusion.schedule=cosine"], "diffusion.schedule=cosine: allowed: su, linear"),
     ([*LP, "optimizer=sgd"], "optimizer=sgd: LoRA+ is stated for Adam; allowed: adam"),
     ([*RE, "model.heads=3"], "the head size width/heads must be an even integer"),
+    (["experiment=gan_qp", "sim.target=images", "data=photo_patches", "data.patch=10"],
+     "10x10 images; the DCGAN nets need a side divisible by 4"),
+    (["experiment=wgan_gn", "sim.target=cubes"], "sim.target='cubes': allowed: ring8, grid25, moons, images"),
+    (["experiment=nbce", "finetune.format=paragraphs"], "finetune.format='paragraphs': allowed: single, reading"),
     # parsing and the environment
     ([*FSQ, "data=cifar10", "data.root=/nonexistent"], "data=cifar10 needs a local copy or the network"),
     (["resume=/nonexistent/run"], "not a run folder"),

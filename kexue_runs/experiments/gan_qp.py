@@ -19,22 +19,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import ConfigError
 from ..methods.gan_qp import point_mass_duals, qp_critic_loss, qp_generator_loss
-from ..models.toy2d import gradient_penalty, scatter_panel, target, train_gan
+from ..models.dcgan import Arena, arena, sample_panel, train_in, validate_arena
+from ..models.toy2d import gradient_penalty
 from ..progress import say
-
-IMAGES = "images"
 
 
 def validate(cfg) -> None:
-    if cfg.sim.target == IMAGES:
-        if not cfg.get("data") or not cfg.data.get("name"):
-            raise ConfigError("sim.target=images needs an image data set; allowed: data=digits, data=cifar10, "
-                              "data=fashion_mnist")
-        side = int(cfg.data.get("patch") or {"cifar10": 32, "fashion_mnist": 28}.get(cfg.data.name, 0))
-        if side and side % 4:
-            raise ConfigError(f"data={cfg.data.name}: {side}x{side} images; the DCGAN nets need a side divisible by 4")
+    validate_arena(cfg.sim, cfg.get("data"))
 
 
 def losses(arm: str, lam: float):
@@ -50,14 +42,9 @@ def losses(arm: str, lam: float):
     return (lambda d, r, f: qp_critic_loss(d, r, f, lam=lam, norm=norm), qp_generator_loss)
 
 
-def train_arm(arm: str, lam: float, seed: int, sim, t, scorer=None) -> dict:
+def train_arm(arm: str, lam: float, seed: int, sim, a: Arena) -> dict:
     d_loss, g_loss = losses(arm, lam)
-    if scorer is None:
-        return train_gan(d_loss, g_loss, t, sim, seed)
-    from ..models.dcgan import train_image_gan
-
-    net, ref_features, device = scorer
-    return train_image_gan(d_loss, g_loss, t, sim, seed, net, ref_features, device)
+    return train_in(a, d_loss, g_loss, sim, seed)
 
 
 def run(cfg, ctx) -> dict:
@@ -75,25 +62,17 @@ def run(cfg, ctx) -> dict:
     results["js_spread_over_d"] = float(np.ptp([results[f"js_d{d:g}"] for d in ds]))
     say(f"point masses: JS dual {results[f'js_d{ds[0]:g}']:.5f} at every d (log 2 = {np.log(2):.5f}); "
         f"QP slope in d {results['qp_slope_over_d']:.3f} (λ/2 = {float(sim.lam) / 2:g})")
-    images = sim.target == IMAGES
-    scorer = None
-    if images:
-        from ..models.dcgan import image_target
-
-        t, scorer, extra = image_target(cfg.data, int(sim.classifier_steps), int(cfg.seed) + 7, ctx.device,
-                                        ctx.track)
-        ctx.details["metric"] = extra.pop("metric")
-        results |= extra
-    else:
-        t = target(str(sim.target))
-    distance = "fid" if images else "w1"  # the distance to held-out data every comparison reads
-    domain = "images" if images else "toy2d"
+    a = arena(sim, cfg.data, int(cfg.seed) + 7, ctx.device, ctx.track)
+    t, distance, domain = a.target, a.distance, a.domain  # distance: what every comparison reads
+    if "metric" in a.extra:
+        ctx.details["metric"] = a.extra["metric"]
+        results |= {k: a.extra[k] for k in ("classifier_acc", "fid_floor")}
     arms = [(a, float(sim.lam)) for a in sim.arms]
     arms += [("qp_l2", float(x)) for x in sim.qp_lambdas if float(x) != float(sim.lam)]
     jobs = [(a, lam, r) for r in range(int(sim.replicates)) for a, lam in arms]
     runs = {}
     for arm, lam, r in ctx.track(jobs, f"{len(arms)} arms x {int(sim.replicates)} seeds on {t.name}", total=len(jobs)):
-        out = train_arm(arm, lam, 1000 * int(cfg.seed) + r, sim, t, scorer)
+        out = train_arm(arm, lam, 1000 * int(cfg.seed) + r, sim, a)
         runs[(arm, lam, r)] = out
         name = arm if lam == float(sim.lam) else f"{arm}_lambda{lam:g}"
         ctx.log(r, name, **{k: v for k, v in out["final"].items() if k != "iteration"}, **out["cost"])
@@ -116,11 +95,11 @@ def run(cfg, ctx) -> dict:
                 results[f"{name}_{key}"] = float(np.mean(vals))
     if "wgan_gp_ms_per_iteration" in results and "qp_l2_ms_per_iteration" in results:
         results["wgan_gp_time_over_qp"] = results["wgan_gp_ms_per_iteration"] / results["qp_l2_ms_per_iteration"]
-    plot(ctx, runs, arms, t, sim, distance, ctx.details.get("metric", "W1"))
+    plot(ctx, runs, arms, a, sim, a.extra.get("metric", "W1"))
     return results
 
 
-def plot(ctx, runs, arms, t, sim, distance: str, metric_name: str) -> None:
+def plot(ctx, runs, arms, a: Arena, sim, metric_name: str) -> None:
     from ..report import pyplot, save_figure
 
     plt = pyplot()
@@ -128,19 +107,12 @@ def plot(ctx, runs, arms, t, sim, distance: str, metric_name: str) -> None:
     fig, axes = plt.subplots(1, len(main) + 1, figsize=(3.2 * (len(main) + 1), 3.6))
     fig.subplots_adjust(top=0.84, bottom=0.14, left=0.04, right=0.98, wspace=0.3)
     for ax, (arm, lam) in zip(axes, main):
-        out = runs[(arm, lam, 0)]
-        title = f"{arm} (seed 0)\n{'FID' if distance == 'fid' else 'W1'} {out['final'][distance]:.3f}"
-        if distance == "fid":
-            from ..models.dcgan import image_grid
-
-            image_grid(ax, out["samples"], title)
-        else:
-            scatter_panel(ax, out["samples"], t, title)
-    if distance == "w1":
+        sample_panel(ax, runs[(arm, lam, 0)], a, f"{arm} (seed 0)")
+    if a.scorer is None:
         axes[0].legend(fontsize=6, loc="lower left")
     ax = axes[-1]
     for i, (arm, lam) in enumerate(arms):
-        traces = np.array([[row[distance] for row in runs[(arm, lam, r)]["trace"]]
+        traces = np.array([[row[a.distance] for row in runs[(arm, lam, r)]["trace"]]
                            for r in range(int(sim.replicates))])
         its = [row["iteration"] for row in runs[(arm, lam, 0)]["trace"]]
         label = arm if lam == float(sim.lam) else f"{arm}, λ={lam:g}"

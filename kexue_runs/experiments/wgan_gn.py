@@ -18,8 +18,13 @@ import numpy as np
 import torch
 
 from ..methods.gradient_normalization import input_gradient_norm, normalized_critic
-from ..models.toy2d import gradient_penalty, mlp, scatter_panel, target, train_gan
+from ..models.dcgan import Arena, arena, sample_panel, train_in, validate_arena
+from ..models.toy2d import gradient_penalty, mlp
 from ..progress import say
+
+
+def validate(cfg) -> None:
+    validate_arena(cfg.sim, cfg.get("data"))
 
 
 def bound_measurements(seed: int, sim) -> tuple[dict, dict]:
@@ -63,13 +68,9 @@ def losses(arm: str, eps: float):
             lambda d, r, f: -normalized_critic(d, f, form, eps).mean())
 
 
-def train_arm(arm: str, seed: int, sim, t, scorer=None) -> dict:
+def train_arm(arm: str, seed: int, sim, a: Arena) -> dict:
     d_loss, g_loss = losses(arm, float(sim.eps))
-    if scorer is None:
-        return train_gan(d_loss, g_loss, t, sim, seed, critic_activation="leaky_relu")
-    from ..models.dcgan import train_image_gan
-
-    return train_image_gan(d_loss, g_loss, t, sim, seed, *scorer)
+    return train_in(a, d_loss, g_loss, sim, seed, critic_activation="leaky_relu")
 
 
 def run(cfg, ctx) -> dict:
@@ -78,22 +79,16 @@ def run(cfg, ctx) -> dict:
     say(f"bound: max |∇D̂| {results['iccv_max_gradient_norm']:.6f} (ICCV), {results['wacv_max_gradient_norm']:.6f} "
         f"(WACV); along lines the largest slope {results['plain_max_line_slope']:.3g} (D/|∇D|), "
         f"{results['iccv_max_line_slope']:.3g} (ICCV)")
-    scorer = None
-    if sim.target == "images":
-        from ..models.dcgan import image_target
-
-        t, scorer, extra = image_target(cfg.data, int(sim.classifier_steps), int(cfg.seed) + 7, ctx.device,
-                                        ctx.track)
-        ctx.details["metric"] = extra.pop("metric")
-        results |= extra
-    else:
-        t = target(str(sim.target))
-    distance, domain = ("fid", "images") if scorer else ("w1", "toy2d")
+    a = arena(sim, cfg.data, int(cfg.seed) + 7, ctx.device, ctx.track)
+    t, domain = a.target, a.domain
+    if "metric" in a.extra:
+        ctx.details["metric"] = a.extra["metric"]
+        results |= {k: a.extra[k] for k in ("classifier_acc", "fid_floor")}
     arms = list(sim.arms)
     jobs = [(a, r) for r in range(int(sim.replicates)) for a in arms]
     runs = {}
     for arm, r in ctx.track(jobs, f"{len(arms)} critics x {int(sim.replicates)} seeds on {t.name}", total=len(jobs)):
-        out = train_arm(arm, 1000 * int(cfg.seed) + r, sim, t, scorer)
+        out = train_arm(arm, 1000 * int(cfg.seed) + r, sim, a)
         runs[(arm, r)] = out
         ctx.log(r, arm, **{k: v for k, v in out["final"].items() if k != "iteration"}, **out["cost"])
         ctx.claim_rows.append({"arm": arm, "replicate": r, "domain": domain} | out["final"] | out["cost"])
@@ -103,26 +98,19 @@ def run(cfg, ctx) -> dict:
             vals = [(runs[(arm, r)]["final"] | runs[(arm, r)]["cost"]).get(key) for r in range(int(sim.replicates))]
             if all(v is not None for v in vals):
                 results[f"{arm}_{key}"] = float(np.mean(vals))
-    plot(ctx, runs, arms, lines, t, distance)
+    plot(ctx, runs, arms, lines, a)
     return results
 
 
-def plot(ctx, runs, arms, lines, t, distance: str) -> None:
+def plot(ctx, runs, arms, lines, a: Arena) -> None:
     from ..report import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(arms) + 1, figsize=(3.2 * (len(arms) + 1), 3.6))
     fig.subplots_adjust(top=0.84, bottom=0.14, left=0.04, right=0.98, wspace=0.3)
     for ax, arm in zip(axes, arms):
-        out = runs[(arm, 0)]
-        title = f"{arm} (seed 0)\n{'FID' if distance == 'fid' else 'W1'} {out['final'][distance]:.3f}"
-        if distance == "fid":
-            from ..models.dcgan import image_grid
-
-            image_grid(ax, out["samples"], title)
-        else:
-            scatter_panel(ax, out["samples"], t, title)
-    if distance == "w1":
+        sample_panel(ax, runs[(arm, 0)], a, f"{arm} (seed 0)")
+    if a.scorer is None:
         axes[0].legend(fontsize=6, loc="lower left")
     ax = axes[-1]
     for i, (form, (s, v)) in enumerate(lines.items()):

@@ -11,15 +11,18 @@ no normalisation (a gradient penalty is per sample, which batch statistics would
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 from torch import nn
 
 from ..costs import CostMeter
+from ..errors import ConfigError
 from ..methods.diffusion import frechet_distance
 from ..progress import say
 from .feature_net import FeatureNet, classifier_fid, train_feature_net
-from .toy2d import train_adversarial
+from .toy2d import scatter_panel, target, train_adversarial, train_gan
 
 
 class ImageTarget:
@@ -118,3 +121,53 @@ def train_image_gan(d_loss, g_loss, t: ImageTarget, sim, seed: int, net: Feature
                               device=device)
     samples = draw(64, torch.Generator().manual_seed(seed))
     return {"final": trace[-1], "trace": trace, "cost": meter.summary(), "samples": samples.numpy()}
+
+
+# -- one entry for the GAN experiments: a 2-D target or images ---------------------------------------------------
+
+@dataclass
+class Arena:
+    """Where a GAN experiment's arms are trained and compared: a 2-D target (MLPs, W1) or the data group's
+    images (DCGAN nets, classifier FID)."""
+    target: object
+    scorer: tuple | None = None      # (feature net, held-out features, device) on images
+    distance: str = "w1"             # the final metric every comparison reads
+    domain: str = "toy2d"            # the claim rows' `domain`, which the checks' regimes select
+    extra: dict = field(default_factory=dict)  # classifier_acc, fid_floor, metric (its name) on images
+
+
+def validate_arena(sim, data_cfg) -> None:
+    """sim.target=images needs an image data group whose side the two stride-2 layers divide."""
+    if sim.target != "images":
+        return
+    if not data_cfg or not data_cfg.get("name"):
+        raise ConfigError("sim.target=images needs an image data set; allowed: data=digits, data=cifar10, "
+                          "data=fashion_mnist")
+    side = data_cfg.get("patch")
+    if side and int(side) % 4:
+        raise ConfigError(f"data={data_cfg.name}: {side}x{side} images; the DCGAN nets need a side divisible by 4")
+
+
+def arena(sim, data_cfg, seed: int, device, track) -> Arena:
+    """sim.target names a 2-D target (models/toy2d.py) or is "images" (the data group's, scored by a classifier
+    trained with `seed` for sim.classifier_steps steps)."""
+    if sim.target != "images":
+        return Arena(target(str(sim.target)))
+    t, scorer, extra = image_target(data_cfg, int(sim.classifier_steps), seed, device, track)
+    return Arena(t, scorer, "fid", "images", extra)
+
+
+def train_in(a: Arena, d_loss, g_loss, sim, seed: int, critic_activation: str = "relu") -> dict:
+    """One arm: MLPs on the 2-D target, or the DCGAN pair on images; the same return either way."""
+    if a.scorer is None:
+        return train_gan(d_loss, g_loss, a.target, sim, seed, critic_activation)
+    return train_image_gan(d_loss, g_loss, a.target, sim, seed, *a.scorer)
+
+
+def sample_panel(ax, out: dict, a: Arena, label: str) -> None:
+    """One arm's samples: a scatter over the target's modes, or an image mosaic; its final distance in the title."""
+    title = f"{label}\n{'FID' if a.distance == 'fid' else 'W1'} {out['final'][a.distance]:.3f}"
+    if a.scorer is None:
+        scatter_panel(ax, out["samples"], a.target, title)
+    else:
+        image_grid(ax, out["samples"], title)
