@@ -57,6 +57,25 @@ def test_cost_meter_counts_saved_tensors():
 
 # -- gan_qp (6163) ---------------------------------------------------------------------------------------
 
+def test_cost_meter_keeps_no_graph_alive():
+    """Past the counted iterations nothing an iteration built outlives it: a pack hook that hands back a saved
+    output (relu saves its output) made a reference cycle per iteration, MBs each at image sizes."""
+    import weakref
+
+    from kexue_runs.costs import CostMeter
+
+    meter, refs = CostMeter(counted_iterations=2), []
+    w = torch.randn(64, 64, requires_grad=True)
+    for _ in range(6):
+        with meter:
+            y = torch.relu(torch.randn(8, 64) @ w)
+            y.sum().backward()
+        refs.append(weakref.ref(y))
+        del y
+    assert [r() is None for r in refs[2:]] == [True] * 4
+    assert meter.saved_bytes == 8 * 64 * 4 * 2  # relu's output and the matmul's saved input, float32
+
+
 def test_point_mass_duals():
     for d in (0.5, 3.0):
         duals = gan_qp.point_mass_duals(d, lam=10.0, steps=3000)
