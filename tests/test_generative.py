@@ -410,6 +410,9 @@ VERDICTS = {
         'gan_closer_than_ign': 'INCONCLUSIVE',
         'ign_prone_to_collapse': 'FAIL',
         'idempotence_only_approximate': 'FAIL',
+        'gan_closer_than_ign_on_images': 'N/A',
+        'ign_prone_to_collapse_on_images': 'N/A',
+        'idempotence_only_approximate_on_images': 'N/A',
     }),
     'monoflow': ('INCONCLUSIVE', {
         'matching_gradient_is_2eps_minus_d': 'PASS',
@@ -522,3 +525,25 @@ def test_direction_form_on_images_is_the_flattened_inner_product():
     x = torch.randn(3, 2, 4, 4)
     got = gradient_normalization.normalized_critic(lambda v: (v * w).flatten(1).sum(1, keepdim=True), x, "direction")
     torch.testing.assert_close(got, (x * w).flatten(1).sum(1) / w.norm())
+
+
+IGN_IMAGE_GOLDEN = {  # f as a DCGAN autoencoder, the GAN as the DCGAN pair of the same width
+    'ign_fid': (8.384146152948105, 0.366),
+    'gan_fid': (8.064662597392918, 0.0129),
+    'ign_modes': (1.0, 1e-6),
+    'ign_idempotence_gap_levels': (0.47959011793136597, 0.008),
+    'ign_reconstruction_gap_levels': (6.893074830373128, 0.074),
+    'ign_params': (6521.0, 1e-6),
+    'gan_params': (6066.0, 1e-6),
+}
+IGN_IMAGE_VERDICTS = ('FAIL', VERDICTS['ign'][1] | {
+    'gan_closer_than_ign': 'N/A', 'ign_prone_to_collapse': 'N/A', 'idempotence_only_approximate': 'N/A',
+    'gan_closer_than_ign_on_images': 'INCONCLUSIVE', 'ign_prone_to_collapse_on_images': 'INCONCLUSIVE',
+    'idempotence_only_approximate_on_images': 'FAIL'})
+
+
+def test_ign_on_images_pinned(tmp_path):
+    """IGN's losses over whole images (L1 over every pixel), its gaps in the data's gray levels (digits: 17)."""
+    pair = smoke_run_each(["ign"], tmp_path, IMAGE_OVERRIDES)["ign"]
+    assert_pinned_numbers(pair, IGN_IMAGE_GOLDEN)
+    assert_pinned_verdicts(pair, IGN_IMAGE_VERDICTS)

@@ -42,16 +42,17 @@ def gan_stop_gradient_loss(critic, generator, x, z):
 
 def reconstruction_error(f):
     """δ_f(x) = |f(x) - x|_1 per sample: IGN's discriminator."""
-    return lambda x: (f(x) - x).abs().sum(-1)
+    return lambda x: (f(x) - x).flatten(1).abs().sum(1)  # over every coordinate: points or images
 
 
 def ign_terms(f, f_frozen, x, z) -> dict[str, torch.Tensor]:
     """The paper's three losses (before weights and clamp)."""
     fz = f(z)
     f_frozen_z = f_frozen(z)
-    return {"rec": (f(x) - x).abs().sum(-1).mean(),
-            "idem": (f_frozen(fz) - fz).abs().sum(-1).mean(),
-            "tight": -(f(f_frozen_z) - f_frozen_z).abs().sum(-1).mean()}
+    def l1(a, b):
+        return (a - b).flatten(1).abs().sum(1).mean()
+
+    return {"rec": l1(f(x), x), "idem": l1(f_frozen(fz), fz), "tight": -l1(f(f_frozen_z), f_frozen_z)}
 
 
 def ign_loss(f, f_frozen, x, z, rec_weight=20.0, idem_weight=20.0, tight_weight=2.5, clamp: float | None = 1.5):

@@ -21,8 +21,10 @@ from ..costs import CostMeter
 from ..errors import ConfigError
 from ..methods.diffusion import frechet_distance
 from ..progress import say
-from .feature_net import FeatureNet, classifier_fid, train_feature_net
+from .feature_net import FeatureNet, classes_covered, classifier_fid, train_feature_net
 from .toy2d import scatter_panel, target, train_adversarial, train_gan
+
+GRAY_LEVELS = {"digits": 17}  # intensity levels of a data set's pixels (scikit-learn's digits: 0..16); else 8 bit
 
 
 class ImageTarget:
@@ -49,8 +51,10 @@ def image_target(data_cfg, classifier_steps: int, seed: int, device, track):
     floor = frechet_distance(net.features_of(train[:len(ref)], device), ref_features)
     say(f"images: {data.name} train {tuple(train.shape)} held out {len(ref)} | {metric_name}: classifier "
         f"accuracy {acc:.3f}, real-vs-real floor {floor:.3f}")
+    levels = GRAY_LEVELS.get(data.name, 256)
     return ImageTarget(data.name, train), (net, ref_features, device), {"classifier_acc": acc, "fid_floor": floor,
-                                                                        "metric": metric_name}
+                                                                        "metric": metric_name,
+                                                                        "gray_step": 2 / (levels - 1)}
 
 
 def image_grid(ax, samples: np.ndarray, title: str) -> None:
@@ -85,6 +89,14 @@ def generator(z_dim: int, shape, width: int) -> nn.Sequential:
         nn.Conv2d(width, channels, 3, padding=1), nn.Tanh())
 
 
+def autoencoder(shape, width: int, z_dim: int) -> nn.Sequential:
+    """An image-to-image map for IGN's f: the critic's convolutions down to a z_dim code, then the generator."""
+    channels, side, _ = shape
+    s0 = side // 4
+    encoder = critic(shape, width)[:-1]  # everything but the critic's linear output
+    return nn.Sequential(encoder, nn.Linear(2 * width * s0 * s0, z_dim), generator(z_dim, shape, width))
+
+
 def critic(shape, width: int) -> nn.Sequential:
     check_shape(shape)
     channels, side, _ = shape
@@ -114,7 +126,8 @@ def train_image_gan(d_loss, g_loss, t: ImageTarget, sim, seed: int, net: Feature
             return torch.cat([g(z[i:i + 512].to(device)) for i in range(0, n, 512)]).cpu()
 
     def evaluate(_it):
-        return {"fid": classifier_fid(net, draw(int(sim.eval_samples), eval_gen), ref_features, device)}
+        x = draw(int(sim.eval_samples), eval_gen)
+        return {"fid": classifier_fid(net, x, ref_features, device), "modes": classes_covered(net, x, device)}
 
     trace = train_adversarial(g, d, d_loss, g_loss, t, sim, seed, meter,
                               evaluate_every=max(1, int(sim.iterations) // int(sim.evaluations)), on_eval=evaluate,

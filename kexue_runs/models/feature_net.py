@@ -60,3 +60,12 @@ def train_feature_net(train, y_train, ref, y_ref, data_name: str, steps: int, se
 def classifier_fid(net: FeatureNet, images: torch.Tensor, ref_features: torch.Tensor, device) -> float:
     """The Fréchet distance between `images` and the reference set (its features precomputed)."""
     return frechet_distance(net.features_of(images, device), ref_features)
+
+
+@torch.no_grad()
+def classes_covered(net: FeatureNet, images: torch.Tensor, device, classes: int = 10) -> int:
+    """Mode coverage on images: the classes the classifier assigns at least 10% of their fair share (n / classes)
+    of the samples, as the 2-D toys count a mode."""
+    predicted = torch.cat([net(images[i:i + 512].to(device)).argmax(-1).cpu() for i in range(0, len(images), 512)])
+    counts = torch.bincount(predicted, minlength=classes)
+    return int((counts >= max(1.0, 0.1 * len(images) / classes)).sum())
