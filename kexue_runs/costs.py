@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import time
 
 import numpy as np
@@ -11,17 +10,19 @@ import torch
 
 class CostMeter:
     """Seconds per iteration (perf_counter) and the bytes autograd keeps for backward in one iteration
-    (every tensor saved by the graph, counted through saved_tensors_hooks on the first `counted_iterations`:
-    on CPU this is the memory that second-order terms add; on CUDA the peak allocation is recorded too)."""
+    (every tensor saved by the graph, counted through saved_tensors_hooks: on CPU this is the memory that
+    second-order terms add; on CUDA the peak allocation is recorded too)."""
 
-    def __init__(self, device: torch.device | str = "cpu", counted_iterations: int = 3):
+    def __init__(self, device: torch.device | str = "cpu"):
         self.device = torch.device(device)
-        self.counted_iterations = counted_iterations
         self.seconds: list[float] = []
         self.saved_bytes = 0
         self._current = 0
         self._start = 0.0
 
+    # The pack hook hands the tensor back, so a saved *output* holds a cycle (tensor -> its grad_fn -> the
+    # tensor) that backward breaks; a graph built under the meter and never backpropagated stays alive for good.
+    # Build such graphs under torch.no_grad() (toy2d.train_adversarial does for the critic step's fakes).
     def _pack(self, tensor):
         self._current += tensor.numel() * tensor.element_size()
         return tensor
@@ -30,26 +31,17 @@ class CostMeter:
         self._current = 0
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        # Saved bytes are counted on the first iterations only (an iteration's graph is the same every time): a
-        # pack hook that hands back a saved *output* makes a reference cycle (tensor -> its grad_fn -> the
-        # tensor), which only Python's cycle collector frees, and that runs by object count, not by memory: at
-        # image sizes every iteration leaked a few MB until the process was killed for memory.
-        self._hooks = None
-        if len(self.seconds) < self.counted_iterations:
-            self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
-            self._hooks.__enter__()
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+        self._hooks.__enter__()
         self._start = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
-        if self._hooks is not None:
-            self._hooks.__exit__(*exc)
+        self._hooks.__exit__(*exc)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.seconds.append(time.perf_counter() - self._start)
         self.saved_bytes = max(self.saved_bytes, self._current)
-        if self._hooks is not None:
-            gc.collect()  # free this iteration's cycles now, outside the timed part
         return False
 
     def summary(self) -> dict:

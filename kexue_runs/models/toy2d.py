@@ -139,7 +139,8 @@ def train_adversarial(generator, critic, d_loss, g_loss, t, sim, seed: int, mete
         with (meter if meter is not None else _null()):
             for _ in range(int(sim.d_steps)):
                 real = t.sample(batch, gen).to(device)
-                fake = generator(torch.randn(batch, z_dim, generator=gen).to(device)).detach()
+                with torch.no_grad():  # no graph for a forward nobody backpropagates (see CostMeter)
+                    fake = generator(torch.randn(batch, z_dim, generator=gen).to(device))
                 loss = d_loss(critic, real, fake)
                 opt_d.zero_grad(set_to_none=True)
                 loss.backward()
