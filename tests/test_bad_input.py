@@ -70,6 +70,8 @@ BAD = [
     ([*RE, "model.heads=3"], "the head size width/heads must be an even integer"),
     (["experiment=gan_qp", "sim.target=images", "data=photo_patches", "data.patch=10"],
      "10x10 images; the DCGAN nets need a side divisible by 4"),
+    (["experiment=monoflow", "sim.target=images", "data=photo_patches", "data.patch=10"],
+     "10x10 images; the DCGAN nets need a side divisible by 4"),
     (["experiment=wgan_gn", "sim.target=cubes"], "sim.target='cubes': allowed: ring8, grid25, moons, images"),
     (["experiment=nbce", "finetune.format=paragraphs"], "finetune.format='paragraphs': allowed: single, reading"),
     # parsing and the environment

@@ -1,13 +1,15 @@
 """monoflow: GAN training as a discretised Wasserstein gradient flow (method: methods/monoflow.py;
-harness: models/toy2d.py).
+harness: models/toy2d.py, models/dcgan.py).
 
 Post: 生成扩散模型漫谈（十九）：作为扩散ODE的GAN https://kexue.fm/archives/9662
   1. the matching loss's gradient at θ_t against 2ε times -D(g(z))'s, by autograd in float64;
   2. particles moved by x <- x + ε∇D(x) with a logistic discriminator re-fitted (warm) between steps:
-     W1 to the target at checkpoints;
+     the distance to the target at checkpoints;
   3. generators trained with -h(D) for several increasing h (and a decreasing control) against the
-     same logistic discriminator: W1 at the end against W1 at the start;
+     same logistic discriminator: the distance at the end against the distance at the start;
   4. k in {1, 5, 20} generator steps per discriminator step, with -D and with the matching loss.
+On a 2-D target (MLPs, W1) or, with sim.target=images, on the data group's images: particles are images, the
+networks the DCGAN pair (models/dcgan.py) and the distance the classifier FID (FID-<data>-classifier).
 """
 
 from __future__ import annotations
@@ -17,13 +19,24 @@ import torch
 
 from ..methods.ign import frozen
 from ..methods.monoflow import DECREASING, INCREASING, matching_loss, particle_step
-from ..models.toy2d import mlp, sample_metrics, target, wasserstein
+from ..models import dcgan
+from ..models.feature_net import classifier_fid
+from ..models.toy2d import mlp, scatter_panel, wasserstein
 from ..progress import say
 
 
-def gradient_identity(seed: int, eps: float) -> float:
+def validate(cfg) -> None:
+    dcgan.validate_arena(cfg.sim, cfg.get("data"))
+
+
+def gradient_identity(seed: int, eps: float, shape: tuple = (2,)) -> float:
+    """Max |∇ matching - 2ε ∇(-D)| over the generator's parameters at θ_t, float64: small MLPs for points, small
+    DCGAN nets (BatchNorm in training mode, as trained) for images of `shape`."""
     torch.manual_seed(seed)
-    generator, critic = mlp(3, 2, 16, 2).double(), mlp(2, 1, 16, 2).double()
+    if len(shape) == 1:
+        generator, critic = mlp(3, 2, 16, 2).double(), mlp(2, 1, 16, 2).double()
+    else:
+        generator, critic = dcgan.generator(3, shape, 4).double(), dcgan.critic(shape, 4).double()
     z = torch.randn(64, 3, dtype=torch.float64)
     params = list(generator.parameters())
     matching = torch.autograd.grad(matching_loss(generator, frozen(generator), critic, z, eps), params)
@@ -40,53 +53,61 @@ def bce_step(critic, opt, real, fake) -> None:
     opt.step()
 
 
-def particle_flow(seed: int, sim, t) -> list[float]:
+def particle_flow(seed: int, sim, a: dcgan.Arena) -> tuple[list[float], torch.Tensor]:
+    """Particles from N(0, I) in the data's space, moved by ε∇D with a warm-started logistic discriminator; the
+    arena's distance to held-out data at sim.checkpoints evenly spaced steps, and the particles at the end."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(int(sim.particles), 2, generator=gen)
-    critic = mlp(2, 1, int(sim.hidden), int(sim.layers))
+    n, device = int(sim.particles), a.device
+    x = torch.randn((n,) + a.shape, generator=gen).to(device)
+    critic = a.critic(sim)
     opt = torch.optim.Adam(critic.parameters(), lr=float(sim.lr), betas=(float(sim.beta1), 0.999))
-    held_out = t.sample(int(sim.particles), gen)
+    held_out = a.target.sample(n, gen) if a.scorer is None else None  # images: the scorer's held-out features
     checkpoints = set(np.linspace(0, int(sim.flow_steps), int(sim.checkpoints)).astype(int).tolist())
-    w1 = []
+    distances = []
     for step in range(int(sim.flow_steps) + 1):
         if step in checkpoints:
-            w1.append(wasserstein(x, held_out))
+            distances.append(wasserstein(x, held_out) if held_out is not None else
+                             classifier_fid(a.scorer[0], x.cpu(), a.scorer[1], device))
         if step == int(sim.flow_steps):
             break
         for _ in range(int(sim.critic_steps)):
-            picked = x[torch.randint(0, len(x), (int(sim.batch),), generator=gen)]
-            bce_step(critic, opt, t.sample(int(sim.batch), gen), picked)
+            picked = x[torch.randint(0, n, (int(sim.batch),), generator=gen).to(device)]
+            bce_step(critic, opt, a.target.sample(int(sim.batch), gen).to(device), picked)
         x = particle_step(x, critic, float(sim.flow_eps))
-    return w1
+    return distances, x.cpu()
 
 
-def train_generator(loss: str, k: int, seed: int, sim, t, iterations: int) -> dict:
-    """Logistic discriminator, one step per iteration; k generator steps on -h(D) or the matching loss."""
+def train_generator(loss: str, k: int, seed: int, sim, a: dcgan.Arena, iterations: int) -> dict:
+    """Logistic discriminator, one step per iteration; k generator steps on -h(D) or the matching loss. The
+    arena's distance of sim.eval_samples samples at the start and at the end."""
     torch.manual_seed(seed)
-    generator = mlp(int(sim.z_dim), 2, int(sim.hidden), int(sim.layers))
-    critic = mlp(2, 1, int(sim.hidden), int(sim.layers))
+    generator, critic = a.networks(sim)
     betas = (float(sim.beta1), 0.999)
     opt_d = torch.optim.Adam(critic.parameters(), lr=float(sim.lr), betas=betas)
     opt_g = torch.optim.Adam(generator.parameters(), lr=float(sim.lr), betas=betas)
     gen = torch.Generator().manual_seed(seed)
     eval_gen = torch.Generator().manual_seed(10_000 + seed)
-    batch, z_dim = int(sim.batch), int(sim.z_dim)
+    batch, z_dim, device, d = int(sim.batch), int(sim.z_dim), a.device, a.distance
+
+    def noise(n: int, g: torch.Generator) -> torch.Tensor:
+        return torch.randn(n, z_dim, generator=g).to(device)
 
     def evaluate():
         with torch.no_grad():
-            x = generator(torch.randn(int(sim.eval_samples), z_dim, generator=eval_gen))
-        return sample_metrics(x, t, eval_gen, float(sim.bandwidth))
+            z = noise(int(sim.eval_samples), eval_gen)
+            x = generator(z) if a.scorer is None else torch.cat([generator(z[i:i + 512]) for i in range(0, len(z), 512)])
+        return a.score(x.cpu(), eval_gen, sim)
 
     start = evaluate()
     h = (INCREASING | DECREASING).get(loss)
     for _ in range(iterations):
         with torch.no_grad():
-            fake = generator(torch.randn(batch, z_dim, generator=gen))
-        bce_step(critic, opt_d, t.sample(batch, gen), fake)
+            fake = generator(noise(batch, gen))
+        bce_step(critic, opt_d, a.target.sample(batch, gen).to(device), fake)
         anchor = frozen(generator) if loss == "matching" else None
         for _ in range(k):
-            z = torch.randn(batch, z_dim, generator=gen)
+            z = noise(batch, gen)
             if loss == "matching":
                 g_loss = matching_loss(generator, anchor, critic, z, float(sim.flow_eps))
             else:
@@ -95,66 +116,98 @@ def train_generator(loss: str, k: int, seed: int, sim, t, iterations: int) -> di
             g_loss.backward()
             opt_g.step()
     end = evaluate()
-    return {"w1_start": start["w1"], "w1": end["w1"], "w1_over_start": end["w1"] / start["w1"],
-            "modes": end.get("modes", 0), "quality": end.get("quality", 0.0), "mmd": end["mmd"]}
+    with torch.no_grad():  # for the figure: 1000 points or 64 images from a fixed draw
+        shown = generator(noise(1000 if a.scorer is None else 64, torch.Generator().manual_seed(seed))).cpu()
+    out = {"samples": shown.numpy(), f"{d}_start": start[d], d: end[d], f"{d}_over_start": end[d] / start[d],
+           "modes": end.get("modes", 0)}
+    return out | ({"quality": end.get("quality", 0.0), "mmd": end["mmd"]} if d == "w1" else {})
 
 
 def run(cfg, ctx) -> dict:
     sim = cfg.sim
-    t = target(str(sim.target))
-    results = {"matching_gradient_error": gradient_identity(int(cfg.seed), float(sim.flow_eps))}
+    a = dcgan.arena(sim, cfg.data, int(cfg.seed) + 7, ctx.device, ctx.track)
+    d, domain = a.distance, a.domain  # d: the distance every check reads (w1 on 2-D targets, fid on images)
+    results = {"matching_gradient_error": gradient_identity(int(cfg.seed), float(sim.flow_eps), a.shape)}
+    if "metric" in a.extra:
+        ctx.details["metric"] = a.extra["metric"]
+        results |= {k: a.extra[k] for k in ("classifier_acc", "fid_floor")}
     seeds = [1000 * int(cfg.seed) + r for r in range(int(sim.replicates))]
-    flows = []
+    flows, shown = [], {}
     for r, seed in enumerate(ctx.track(seeds, "particle flows", total=len(seeds))):
-        w1 = particle_flow(seed, sim, t)
-        flows.append(w1)
-        for i, value in enumerate(w1):
-            ctx.claim_rows.append({"part": "flow", "checkpoint": i, "replicate": r, "flow_w1": value})
-    results["flow_w1_start"] = float(np.mean([f[0] for f in flows]))
-    results["flow_w1_end"] = float(np.mean([f[-1] for f in flows]))
-    say(f"matching-loss gradient = 2ε x -D's: max error {results['matching_gradient_error']:.1e}; particle flow W1 "
-        f"{results['flow_w1_start']:.3f} -> {results['flow_w1_end']:.3f}")
+        distances, particles = particle_flow(seed, sim, a)
+        flows.append(distances)
+        shown.setdefault("particle flow", particles.numpy()[:1000 if a.scorer is None else 64])
+        for i, value in enumerate(distances):
+            ctx.claim_rows.append({"part": "flow", "checkpoint": i, "replicate": r, "domain": domain,
+                                   f"flow_{d}": value})
+    results[f"flow_{d}_start"] = float(np.mean([f[0] for f in flows]))
+    results[f"flow_{d}_end"] = float(np.mean([f[-1] for f in flows]))
+    say(f"matching-loss gradient = 2ε x -D's: max error {results['matching_gradient_error']:.1e}; particle flow "
+        f"{d} {results[f'flow_{d}_start']:.3f} -> {results[f'flow_{d}_end']:.3f}")
     h_jobs = [(h, r) for r in range(len(seeds)) for h in list(INCREASING) + list(DECREASING)]
     for h, r in ctx.track(h_jobs, "generator losses -h(D)", total=len(h_jobs)):
-        m = train_generator(h, 1, seeds[r], sim, t, int(sim.iterations))
+        m = train_generator(h, 1, seeds[r], sim, a, int(sim.iterations))
+        samples = m.pop("samples")
+        if r == 0 and h == "identity":
+            shown["-D, k = 1"] = samples
         ctx.log(r, f"h_{h}", **m)
-        ctx.claim_rows.append({"part": "h", "h": h, "replicate": r} | m)
-        results.setdefault(f"h_{h}_w1", []).append(m["w1"])
-        results.setdefault(f"h_{h}_w1_over_start", []).append(m["w1_over_start"])
+        ctx.claim_rows.append({"part": "h", "h": h, "replicate": r, "domain": domain} | m)
+        results.setdefault(f"h_{h}_{d}", []).append(m[d])
+        results.setdefault(f"h_{h}_{d}_over_start", []).append(m[f"{d}_over_start"])
     k_jobs = [(loss, k, r) for r in range(len(seeds)) for k in sim.k_values for loss in ("identity", "matching")]
+    k_max = max(int(k) for k in sim.k_values)
     for loss, k, r in ctx.track(k_jobs, "k generator steps per discriminator step", total=len(k_jobs)):
-        m = train_generator(loss, int(k), seeds[r], sim, t, int(sim.k_iterations))
+        m = train_generator(loss, int(k), seeds[r], sim, a, int(sim.k_iterations))
+        samples = m.pop("samples")
         name = "minus_d" if loss == "identity" else "matching"
+        if r == 0 and int(k) == k_max:
+            shown[f"{'-D' if loss == 'identity' else 'matching loss'}, k = {k_max}"] = samples
         ctx.log(r, f"{name}_k{k}", **m)
-        ctx.claim_rows.append({"part": "k", "loss": name, "k": int(k), "replicate": r} | m)
-        results.setdefault(f"{name}_k{k}_w1", []).append(m["w1"])
+        ctx.claim_rows.append({"part": "k", "loss": name, "k": int(k), "replicate": r, "domain": domain} | m)
+        results.setdefault(f"{name}_k{k}_{d}", []).append(m[d])
     for key in [k for k, v in results.items() if isinstance(v, list)]:
         results[key] = float(np.mean(results[key]))
-    plot(ctx, flows, results, sim)
+    plot(ctx, flows, shown, results, sim, a)
     return results
 
 
-def plot(ctx, flows, results, sim) -> None:
+def plot(ctx, flows, shown, results, sim, a: dcgan.Arena) -> None:
+    """Top: the distance along the flow, each h's end over start, the distance against k. Bottom: samples
+    (seed 0) of the flow's particles and of the generators, over the target's modes or as image mosaics."""
     from ..report import pyplot, save_figure
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    d = a.distance
+    name = "W1" if d == "w1" else a.extra["metric"]
+    fig, axes = plt.subplots(2, 4, figsize=(13, 6.6))
+    fig.subplots_adjust(hspace=0.45, wspace=0.35, left=0.06, right=0.98, top=0.93, bottom=0.06)
     steps = np.linspace(0, int(sim.flow_steps), int(sim.checkpoints))
-    for w1 in flows:
-        axes[0].plot(steps, w1, color="C0", alpha=0.6)
-    axes[0].set(xlabel="flow step", ylabel="W1 to the target", yscale="log",
-                title=f"particles: x <- x + {float(sim.flow_eps):g}∇D(x)")
+    for values in flows:
+        axes[0][0].plot(steps, values, color="C0", alpha=0.6)
+    axes[0][0].set(xlabel="flow step", ylabel=f"{name} to held-out data", yscale="log",
+                   title=f"particles: x <- x + {float(sim.flow_eps):g}∇D(x)")
     names = list(INCREASING) + list(DECREASING)
-    axes[1].bar(range(len(names)), [results[f"h_{h}_w1_over_start"] for h in names],
-                color=["C0"] * len(INCREASING) + ["C3"] * len(DECREASING))
-    axes[1].axhline(1, color="k", lw=0.8)
-    axes[1].set_xticks(range(len(names)), [f"-h = -{h}" for h in names], rotation=20, fontsize=7)
-    axes[1].set(ylabel="W1 end / W1 start", yscale="log", title="generator losses (red: decreasing h)")
+    axes[0][1].bar(range(len(names)), [results[f"h_{h}_{d}_over_start"] for h in names],
+                   color=["C0"] * len(INCREASING) + ["C3"] * len(DECREASING))
+    axes[0][1].axhline(1, color="k", lw=0.8)
+    axes[0][1].set_xticks(range(len(names)), [f"-h = -{h}" for h in names], rotation=20, fontsize=7)
+    axes[0][1].set(ylabel=f"{name} end / start", yscale="log", title="generator losses (red: decreasing h)")
     ks = [int(k) for k in sim.k_values]
-    for name, colour in (("minus_d", "C1"), ("matching", "C2")):
-        axes[2].plot(ks, [results[f"{name}_k{k}_w1"] for k in ks], "o-", color=colour,
-                     label="-D" if name == "minus_d" else "matching loss")
-    axes[2].set(xlabel="generator steps per discriminator step", ylabel="W1 at the end", xscale="log",
-                title=f"mean of {int(sim.replicates)} seeds")
-    axes[2].legend(fontsize=7)
+    for loss, colour in (("minus_d", "C1"), ("matching", "C2")):
+        axes[0][2].plot(ks, [results[f"{loss}_k{k}_{d}"] for k in ks], "o-", color=colour,
+                        label="-D" if loss == "minus_d" else "matching loss")
+    axes[0][2].set(xlabel="generator steps per discriminator step", ylabel=f"{name} at the end", xscale="log",
+                   title=f"mean of {int(sim.replicates)} seeds")
+    axes[0][2].set_xticks(ks, [str(k) for k in ks])
+    axes[0][2].minorticks_off()
+    axes[0][2].legend(fontsize=7)
+    axes[0][3].axis("off")
+    panels = list(shown.items())[:4]
+    for ax, (label, samples) in zip(axes[1], panels):
+        if a.scorer is None:
+            scatter_panel(ax, samples, a.target, f"{label} (seed 0)")
+        else:
+            dcgan.image_grid(ax, samples, f"{label} (seed 0)")
+    for ax in axes[1][len(panels):]:
+        ax.axis("off")
     save_figure(ctx, "monoflow", fig)

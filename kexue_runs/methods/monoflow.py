@@ -31,8 +31,9 @@ def flow_targets(generator_frozen, critic, z: torch.Tensor, eps: float) -> torch
 
 
 def matching_loss(generator, generator_frozen, critic, z: torch.Tensor, eps: float) -> torch.Tensor:
-    """mean |g_θ(z) - sg(g_θt(z) + ε∇D(g_θt(z)))|² (summed over coordinates)."""
-    return (generator(z) - flow_targets(generator_frozen, critic, z, eps)).pow(2).sum(-1).mean()
+    """mean |g_θ(z) - sg(g_θt(z) + ε∇D(g_θt(z)))|², the square summed over every coordinate of a sample (a
+    point's two, an image's pixels): the identity with -D's gradient needs the whole squared norm."""
+    return (generator(z) - flow_targets(generator_frozen, critic, z, eps)).pow(2).flatten(1).sum(1).mean()
 
 
 def particle_step(x: torch.Tensor, critic, eps: float) -> torch.Tensor:

@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..methods.diffusion import frechet_distance
 from ..progress import say
 from .feature_net import FeatureNet, classes_covered, classifier_fid, train_feature_net
-from .toy2d import scatter_panel, target, train_adversarial, train_gan
+from .toy2d import mlp, sample_metrics, scatter_panel, target, train_adversarial, train_gan
 
 GRAY_LEVELS = {"digits": 17}  # intensity levels of a data set's pixels (scikit-learn's digits: 0..16); else 8 bit
 
@@ -147,6 +147,38 @@ class Arena:
     distance: str = "w1"             # the final metric every comparison reads
     domain: str = "toy2d"            # the claim rows' `domain`, which the checks' regimes select
     extra: dict = field(default_factory=dict)  # classifier_acc, fid_floor, metric (its name) on images
+
+    @property
+    def device(self):
+        return self.scorer[2] if self.scorer else "cpu"
+
+    @property
+    def shape(self) -> tuple:
+        """One sample's shape: (2,) on a 2-D target, (channels, side, side) on images."""
+        return (2,) if self.scorer is None else tuple(self.target.images.shape[1:])
+
+    def networks(self, sim) -> tuple[nn.Module, nn.Module]:
+        """A fresh (generator from sim.z_dim, critic): MLPs of sim.hidden x sim.layers on a 2-D target, the DCGAN
+        pair of sim.width on images; on the arena's device."""
+        if self.scorer is None:
+            g = mlp(int(sim.z_dim), 2, int(sim.hidden), int(sim.layers))
+        else:
+            g = generator(int(sim.z_dim), self.shape, int(sim.width)).to(self.device)
+        return g, self.critic(sim)
+
+    def critic(self, sim) -> nn.Module:
+        """A fresh critic alone (the particle flow has no generator)."""
+        if self.scorer is None:
+            return mlp(2, 1, int(sim.hidden), int(sim.layers))
+        return critic(self.shape, int(sim.width)).to(self.device)
+
+    def score(self, x: torch.Tensor, gen: torch.Generator, sim) -> dict:
+        """A model sample's distances to held-out data: the toys' sample_metrics (a fresh target draw of the same
+        size), or on images the classifier FID and the classes covered."""
+        if self.scorer is None:
+            return sample_metrics(x.cpu(), self.target, gen, float(sim.bandwidth))
+        net, ref_features, device = self.scorer
+        return {"fid": classifier_fid(net, x, ref_features, device), "modes": classes_covered(net, x, device)}
 
 
 def validate_arena(sim, data_cfg) -> None:
