@@ -96,7 +96,8 @@ def train_generator(loss: str, k: int, seed: int, sim, a: dcgan.Arena, iteration
     def evaluate():
         with torch.no_grad():
             z = noise(int(sim.eval_samples), eval_gen)
-            x = generator(z) if a.scorer is None else torch.cat([generator(z[i:i + 512]) for i in range(0, len(z), 512)])
+            chunks = [z] if a.scorer is None else z.split(512)  # images: batch statistics over 512 at most
+            x = torch.cat([generator(c) for c in chunks])
         return a.score(x.cpu(), eval_gen, sim)
 
     start = evaluate()
