@@ -72,6 +72,7 @@ BAD = [
      "10x10 images; the DCGAN nets need a side divisible by 4"),
     (["experiment=monoflow", "sim.target=images", "data=photo_patches", "data.patch=10"],
      "10x10 images; the DCGAN nets need a side divisible by 4"),
+    (["experiment=next_patch", "sim.target=ring8"], "sim.target='ring8': allowed: bimodal, images"),
     (["experiment=wgan_gn", "sim.target=cubes"], "sim.target='cubes': allowed: ring8, grid25, moons, images"),
     (["experiment=nbce", "finetune.format=paragraphs"], "finetune.format='paragraphs': allowed: single, reading"),
     # parsing and the environment

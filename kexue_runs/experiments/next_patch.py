@@ -9,7 +9,12 @@ Post: “闭门造车”之多模态思路浅谈（二）：自回归 https://ke
      to the two modes (the offset along u(c)), the fraction near a mode, the balance between the modes, W1
      to the true conditional's offsets;
   3. the diffusion head with x0-prediction against next-step prediction (a draw of x_{t-1} as the target):
-     the gradient's noise-to-signal ratio a quarter of the way through training, and W1 at the end.
+     the gradient's noise-to-signal ratio a quarter of the way through training, and W1 at the end;
+  4. at the image scale (sim.target=images, the default at scale=gpu) the same four heads on the data group's
+     images: the context is an image's top half, the next patch its bottom half (digits: a 3 and a 9 can share a
+     top), both flattened; on held-out images, the completed images' Fréchet distance in a classifier the run
+     trains (FID-<data>-classifier, models/dcgan.py) and the completions' total variance over the true bottoms'
+     (the conditional mean varies less than the data: Var E[x|c] <= Var x).
 """
 
 from __future__ import annotations
@@ -20,10 +25,21 @@ import numpy as np
 import torch
 
 from ..methods.next_patch import Schedule, codebook_capacity_log2, noised, sample, training_target
+from ..models import dcgan
+from ..models.feature_net import classifier_fid
 from ..models.toy2d import mlp, wasserstein
 from ..progress import say
 
 ARMS = ("mse", "eps", "x0", "next_step")
+TARGETS = ("bimodal", "images")
+
+
+def validate(cfg) -> None:
+    from ..errors import ConfigError
+
+    if cfg.sim.target not in TARGETS:
+        raise ConfigError(f"sim.target={cfg.sim.target!r}: allowed: {', '.join(TARGETS)}")
+    dcgan.validate_arena(cfg.sim, cfg.get("data"))
 
 
 def conditional_frame(c: torch.Tensor, spread: float):
@@ -44,10 +60,10 @@ def draw(n: int, gen: torch.Generator, sim):
 class Head(torch.nn.Module):
     """The denoiser: an MLP on (x_t, t/T with sin/cos features, context)."""
 
-    def __init__(self, hidden: int, layers: int, steps: int):
+    def __init__(self, hidden: int, layers: int, steps: int, dim: int = 2, context: int = 2):
         super().__init__()
         self.steps = steps
-        self.net = mlp(2 + 5 + 2, 2, hidden, layers)
+        self.net = mlp(dim + 5 + context, dim, hidden, layers)
 
     def forward(self, x, t, c):
         s = t.float()[:, None] / self.steps
@@ -57,8 +73,8 @@ class Head(torch.nn.Module):
 
 
 def diffusion_loss(head, schedule, parametrisation, c, x0, gen):
-    t = torch.randint(0, schedule.steps, (len(x0),), generator=gen)
-    noise = torch.randn(x0.shape, generator=gen)
+    t = torch.randint(0, schedule.steps, (len(x0),), generator=gen).to(x0.device)
+    noise = torch.randn(x0.shape, generator=gen).to(x0.device)
     xt = noised(schedule, x0, t, noise)
     target = training_target(schedule, parametrisation, x0, xt, t, noise, gen)
     return (head(xt, t, c) - target).pow(2).sum(-1).mean()
@@ -93,17 +109,65 @@ def evaluate(c, x, true_x, sim) -> dict:
             "mean_abs_offset": float(o[:, 0].abs().mean()), "offset_w1": wasserstein(o, o_true)}
 
 
-def train_arm(arm: str, seed: int, sim, eval_c, eval_x) -> dict:
+class ToyTask:
+    """The bimodal 2-D toy: contexts c in [-1, 1]², the next patch a point; scored in the frame of its modes."""
+    domain, device, c_dim, x_dim = "toy2d", "cpu", 2, 2
+
+    def __init__(self, sim):
+        self.sim = sim
+        self.eval_c, self.eval_x = draw(int(sim.eval_contexts), torch.Generator().manual_seed(777), sim)
+
+    def draw(self, n: int, gen: torch.Generator):
+        return draw(n, gen, self.sim)
+
+    def evaluate(self, x: torch.Tensor) -> dict:
+        return evaluate(self.eval_c, x, self.eval_x, self.sim)
+
+
+class ImageTask:
+    """The data group's images: the context is the top half (flattened), the next patch the bottom half; held-out
+    images give the evaluation contexts; completions are scored by the classifier FID and their spread."""
+    domain = "images"
+
+    def __init__(self, a: dcgan.Arena):
+        self.a, self.device = a, a.device
+        held_out = a.extra["held_out"]
+        self.rows = held_out.shape[2] // 2
+        self.eval_c, self.eval_x = (v.to(self.device) for v in self.split(held_out))
+        self.c_dim, self.x_dim = self.eval_c.shape[1], self.eval_x.shape[1]
+
+    def split(self, images: torch.Tensor):
+        return images[:, :, :self.rows].flatten(1), images[:, :, self.rows:].flatten(1)
+
+    def draw(self, n: int, gen: torch.Generator):
+        return tuple(v.to(self.device) for v in self.split(self.a.target.sample(n, gen)))
+
+    def complete(self, c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Context rows over predicted rows: whole images in [-1, 1] (predictions clipped to the data's range)."""
+        channels, side = self.a.shape[0], self.a.shape[2]
+        top = c.view(len(c), channels, self.rows, side)
+        bottom = x.clamp(-1, 1).view(len(x), channels, side - self.rows, side)
+        return torch.cat([top, bottom], 2).cpu()
+
+    def evaluate(self, x: torch.Tensor) -> dict:
+        net, ref_features, device = self.a.scorer
+        images = self.complete(self.eval_c, x)
+        spread = float(x.clamp(-1, 1).var(0).sum() / self.eval_x.var(0).sum())  # the completions FID scores
+        return {"fid": classifier_fid(net, images, ref_features, device), "variance_over_data": spread}
+
+
+def train_arm(arm: str, seed: int, sim, task) -> dict:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    schedule = Schedule(int(sim.diffusion_steps))
-    model = mlp(2, 2, int(sim.hidden), int(sim.layers)) if arm == "mse" else \
-        Head(int(sim.hidden), int(sim.layers), int(sim.diffusion_steps))
+    schedule = Schedule(int(sim.diffusion_steps)).to(task.device)
+    model = mlp(task.c_dim, task.x_dim, int(sim.hidden), int(sim.layers)) if arm == "mse" else \
+        Head(int(sim.hidden), int(sim.layers), int(sim.diffusion_steps), task.x_dim, task.c_dim)
+    model = model.to(task.device)
     opt = torch.optim.Adam(model.parameters(), lr=float(sim.lr))
     batch, steps = int(sim.batch), int(sim.train_steps)
 
     def loss_fn():
-        c, x = draw(batch, gen, sim)
+        c, x = task.draw(batch, gen)
         if arm == "mse":
             return (model(c) - x).pow(2).sum(-1).mean()
         return diffusion_loss(model, schedule, arm, c, x, gen)
@@ -118,8 +182,8 @@ def train_arm(arm: str, seed: int, sim, eval_c, eval_x) -> dict:
         opt.step()
     sample_gen = torch.Generator().manual_seed(20_000 + seed)
     with torch.no_grad():
-        x = model(eval_c) if arm == "mse" else sample(model, schedule, arm, eval_c, 2, sample_gen)
-    return evaluate(eval_c, x, eval_x, sim) | {"gradient_noise_ratio": ratio, "samples": x}
+        x = model(task.eval_c) if arm == "mse" else sample(model, schedule, arm, task.eval_c, task.x_dim, sample_gen)
+    return task.evaluate(x) | {"gradient_noise_ratio": ratio, "samples": x.cpu()}
 
 
 def run(cfg, ctx) -> dict:
@@ -127,23 +191,54 @@ def run(cfg, ctx) -> dict:
     results = {"capacity_log2": codebook_capacity_log2(int(sim.codebook), int(sim.tokens)),
                "capacity_exact": float(int(sim.codebook) ** int(sim.tokens) == 2 ** 384)}
     ctx.claim_rows.append({"part": "capacity", "capacity_log2_minus_384": results["capacity_log2"] - 384})
-    eval_c, eval_x = draw(int(sim.eval_contexts), torch.Generator().manual_seed(777), sim)
-    jobs = [(a, r) for r in range(int(sim.replicates)) for a in ARMS]
+    if sim.target == "images":
+        a = dcgan.arena(sim, cfg.data, int(cfg.seed) + 7, ctx.device, ctx.track)
+        task = ImageTask(a)
+        ctx.details["metric"] = a.extra["metric"]
+        results |= {k: a.extra[k] for k in ("classifier_acc", "fid_floor")}
+        keys = ("fid", "variance_over_data", "gradient_noise_ratio")
+    else:
+        task = ToyTask(sim)
+        keys = ("near_mode", "mode_balance", "mean_abs_offset", "offset_w1", "gradient_noise_ratio")
+    jobs = [(arm, r) for r in range(int(sim.replicates)) for arm in ARMS]
     per = {}
     for arm, r in ctx.track(jobs, f"{len(ARMS)} heads x {int(sim.replicates)} seeds", total=len(jobs)):
-        out = train_arm(arm, 1000 * int(cfg.seed) + r, sim, eval_c, eval_x)
+        out = train_arm(arm, 1000 * int(cfg.seed) + r, sim, task)
         per[(arm, r)] = out
         m = {k: v for k, v in out.items() if k != "samples"}
         ctx.log(r, arm, **{k: v for k, v in m.items() if not (isinstance(v, float) and math.isnan(v))})
-        ctx.claim_rows.append({"part": "heads", "arm": arm, "replicate": r} | m)
+        ctx.claim_rows.append({"part": "heads", "arm": arm, "replicate": r, "domain": task.domain} | m)
     for arm in ARMS:
-        for key in ("near_mode", "mode_balance", "mean_abs_offset", "offset_w1", "gradient_noise_ratio"):
+        for key in keys:
             results[f"{arm}_{key}"] = float(np.mean([per[(arm, r)][key] for r in range(int(sim.replicates))]))
-    say(f"near a mode: MSE {results['mse_near_mode']:.2f}, diffusion (ε) {results['eps_near_mode']:.2f}; gradient "
+    quality = "near a mode" if task.domain == "toy2d" else a.extra["metric"]
+    key = "near_mode" if task.domain == "toy2d" else "fid"
+    say(f"{quality}: MSE {results[f'mse_{key}']:.3g}, diffusion (ε) {results[f'eps_{key}']:.3g}; gradient "
         f"noise/signal x0 {results['x0_gradient_noise_ratio']:.3g} vs next step "
         f"{results['next_step_gradient_noise_ratio']:.3g}")
-    plot(ctx, per, eval_c, eval_x, sim)
+    if task.domain == "toy2d":
+        plot(ctx, per, task.eval_c, task.eval_x, sim)
+    else:
+        plot_images(ctx, per, task, results)
     return results
+
+
+def plot_images(ctx, per, task: ImageTask, results) -> None:
+    """16 held-out images and each head's completions of their top halves (seed 0)."""
+    from ..report import pyplot, save_figure
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(ARMS) + 1, figsize=(3.0 * (len(ARMS) + 1), 3.5))
+    names = {"mse": "MSE head", "eps": "diffusion head (ε)", "x0": "diffusion head (x0)",
+             "next_step": "diffusion head (next step)"}
+    c = task.eval_c[:16]
+    dcgan.image_grid(axes[0], task.complete(c, task.eval_x[:16]).numpy(), "held out (true bottoms)")
+    for ax, arm in zip(axes[1:], ARMS):
+        images = task.complete(c, per[(arm, 0)]["samples"][:16].to(c.device)).numpy()
+        dcgan.image_grid(ax, images, f"{names[arm]}\nFID {results[f'{arm}_fid']:.2f}")
+    fig.suptitle(f"next patch = the bottom {task.a.shape[2] - task.rows} rows given the top {task.rows} "
+                 f"({task.a.extra['metric']}, mean of the seeds)", fontsize=9)
+    save_figure(ctx, "next_patch", fig)
 
 
 def plot(ctx, per, eval_c, eval_x, sim) -> None:

@@ -40,6 +40,11 @@ class Schedule:
         self.ct = self.alpha.sqrt() * (1 - self.abar_prev) / (1 - self.abar)
         self.var = self.beta * (1 - self.abar_prev) / (1 - self.abar)
 
+    def to(self, device) -> Schedule:
+        for name in ("beta", "alpha", "abar", "abar_prev", "c0", "ct", "var"):
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
 
 def noised(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     ab = schedule.abar[t][:, None]
@@ -53,7 +58,7 @@ def training_target(schedule: Schedule, parametrisation: str, x0, xt, t, noise, 
     if parametrisation == "x0":
         return x0
     mean = schedule.c0[t][:, None] * x0 + schedule.ct[t][:, None] * xt
-    return mean + schedule.var[t][:, None].sqrt() * torch.randn(xt.shape, generator=generator)
+    return mean + schedule.var[t][:, None].sqrt() * torch.randn(xt.shape, generator=generator).to(xt.device)
 
 
 def posterior_mean(schedule: Schedule, parametrisation: str, output, xt, t) -> torch.Tensor:
@@ -68,10 +73,13 @@ def posterior_mean(schedule: Schedule, parametrisation: str, output, xt, t) -> t
 @torch.no_grad()
 def sample(head, schedule: Schedule, parametrisation: str, context: torch.Tensor, dim: int,
            generator: torch.Generator) -> torch.Tensor:
-    """Ancestral sampling from x_T ~ N(0, I), conditioned on the context."""
-    x = torch.randn(len(context), dim, generator=generator)
+    """Ancestral sampling from x_T ~ N(0, I), conditioned on the context (draws from a CPU generator, moved to
+    the context's device; the schedule must be there too)."""
+    device = context.device
+    x = torch.randn(len(context), dim, generator=generator).to(device)
     for step in reversed(range(schedule.steps)):
-        t = torch.full((len(x),), step, dtype=torch.long)
+        t = torch.full((len(x),), step, dtype=torch.long, device=device)
         mean = posterior_mean(schedule, parametrisation, head(x, t, context), x, t)
-        x = mean + (schedule.var[step].sqrt() * torch.randn(x.shape, generator=generator) if step > 0 else 0)
+        x = mean + (schedule.var[step].sqrt() * torch.randn(x.shape, generator=generator).to(device) if step > 0
+                    else 0)
     return x

@@ -40,7 +40,7 @@ class ImageTarget:
 def image_target(data_cfg, classifier_steps: int, seed: int, device, track):
     """The data group's images (in [-1, 1]) as a target, and its scorer: (net, held-out features, device) for a
     classifier trained on the images' labels; plus {classifier_acc, fid_floor (train against held-out images),
-    metric (its name)}."""
+    metric (its name), gray_step, held_out (the held-out images themselves)}."""
     from ..data.images import load_images
 
     data = load_images(data_cfg)
@@ -54,7 +54,8 @@ def image_target(data_cfg, classifier_steps: int, seed: int, device, track):
     levels = GRAY_LEVELS.get(data.name, 256)
     return ImageTarget(data.name, train), (net, ref_features, device), {"classifier_acc": acc, "fid_floor": floor,
                                                                         "metric": metric_name,
-                                                                        "gray_step": 2 / (levels - 1)}
+                                                                        "gray_step": 2 / (levels - 1),
+                                                                        "held_out": ref}
 
 
 def image_grid(ax, samples: np.ndarray, title: str) -> None:
