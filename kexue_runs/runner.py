@@ -349,7 +349,7 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
     report = None
     if cfg.checks:
         summary["checks"] = run_checks(resolved, summary)
-        report = build_report(cfg.name, cfg.scale.name, summary["checks"], dir=str(run_dir))
+        report = build_report(cfg.name, cfg.scale.name, summary["checks"], overrides, dir=str(run_dir))
         summary["verdict"] = report["verdict"]
         summary["by_basis"] = report["by_basis"]
         summary["stability"] = report["stability"]

@@ -16,10 +16,10 @@ STYLE = {PASS: "green", FAIL: "red", INCONCLUSIVE: "yellow", NA: "dim", "unstabl
 BASIS_TAG = {"derivation": "derivation", "empirical": "empirical", "ours": "ours, not the post's"}
 
 
-def build_report(experiment: str, scale: str | None, results: list[dict], **extra) -> dict:
+def build_report(experiment: str, scale: str | None, results: list[dict], overrides=(), **extra) -> dict:
     report = {"experiment": experiment, "scale": scale, "verdict": overall(results), "by_basis": by_basis(results),
               "stability": stable(results), "checks": results}
-    report["command"] = next_command(experiment, scale, results)
+    report["command"] = next_command(experiment, scale, results, overrides)
     return report | extra
 
 
@@ -37,8 +37,21 @@ def verdict_text(result: dict) -> str:
     return text
 
 
-def next_command(experiment: str, scale: str | None, results: list[dict]) -> str | None:
-    """The command that gives the undecided checks the cells or replicates they lack."""
+# a run's own overrides that the next command must not repeat: it sets these itself, or they name this run only
+NOT_CARRIED = ("experiment", "scale", "seed", "sweep", "output_root", "resume", "trainer.progress", "hydra")
+
+
+def carried(overrides) -> str:
+    """The run's overrides that define what it ran (sim.target=images, model.width=256, ...), for the next
+    command to run the same thing."""
+    keep = [o for o in overrides or () if o.split("=", 1)[0].lstrip("+~") not in NOT_CARRIED
+            and not o.split("=", 1)[0].lstrip("+~").startswith("hydra.")]
+    return "".join(f" {o}" for o in keep)
+
+
+def next_command(experiment: str, scale: str | None, results: list[dict], overrides=()) -> str | None:
+    """The command that gives the undecided checks the cells or replicates they lack, with the run's own
+    overrides (a run on images asks for more seeds on images)."""
     short = [r for r in results if r["verdict"] == INCONCLUSIVE and r.get("basis") != "ours"
              and not (r.get("note") or "").startswith("precondition not met")  # more runs do not mend a setup
              and any(w in (r.get("needs") or "") + (r.get("note") or "")
@@ -53,8 +66,8 @@ def next_command(experiment: str, scale: str | None, results: list[dict]) -> str
         # every cell there, only the noise undecided: the sweep again would only reuse its cells; more seeds
         return command if lacking else command + " seed=0,1,2,3,4,5"
     if scale == "smoke":
-        return f"kexue-run experiment={experiment}"
-    return f"kexue-run -m experiment={experiment}{scale_arg} seed=0,1,2,3,4"
+        return f"kexue-run experiment={experiment}{carried(overrides)}"
+    return f"kexue-run -m experiment={experiment}{scale_arg}{carried(overrides)} seed=0,1,2,3,4"
 
 
 def print_verdicts(report: dict, console=None) -> None:

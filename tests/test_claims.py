@@ -293,3 +293,16 @@ def test_the_next_command_asks_for_the_sweep_when_cells_lack_and_for_more_seeds_
     assert next_command("lora_plus", "cpu", [dict(noisy[0], basis="ours")]) is None
     unmet = [dict(noisy[0], note="precondition not met: base FAIL; ~40 replicates would resolve it")]
     assert next_command("lora_plus", "cpu", unmet) is None
+
+
+def test_the_next_command_runs_what_the_run_ran():
+    """More seeds of a run on images are more seeds on images: the run's own overrides are carried, the ones the
+    command sets itself (seed, scale, ...) or that name this run only (output_root, resume, hydra.*) are not."""
+    from kexue_runs.verdicts import next_command
+
+    noisy = [{"verdict": INCONCLUSIVE, "basis": "empirical", "needs": "~40 replicates would resolve it if it holds"}]
+    overrides = ["sim.target=images", "seed=3", "scale=gpu", "output_root=/tmp/x", "hydra.run.dir=/tmp/y",
+                 "trainer.progress=false", "+extra=1"]
+    assert next_command("gan_qp", "gpu", noisy, overrides) == \
+        "kexue-run -m experiment=gan_qp scale=gpu sim.target=images +extra=1 seed=0,1,2,3,4"
+    assert next_command("gan_qp", "cpu", noisy) == "kexue-run -m experiment=gan_qp seed=0,1,2,3,4"
