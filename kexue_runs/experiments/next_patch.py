@@ -228,7 +228,8 @@ def plot_images(ctx, per, task: ImageTask, results) -> None:
     from ..report import pyplot, save_figure
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(ARMS) + 1, figsize=(3.0 * (len(ARMS) + 1), 3.5))
+    fig, axes = plt.subplots(1, len(ARMS) + 1, figsize=(3.0 * (len(ARMS) + 1), 3.8))
+    fig.subplots_adjust(top=0.78, bottom=0.02, left=0.02, right=0.98, wspace=0.1)
     names = {"mse": "MSE head", "eps": "diffusion head (ε)", "x0": "diffusion head (x0)",
              "next_step": "diffusion head (next step)"}
     c = task.eval_c[:16]
