@@ -1,9 +1,11 @@
 """`make bench`: each experiment's hot loop, in one table: its rate at 1 and 2 threads (and in bf16-mixed
 where the CPU has native bf16), the fraction of this run's own float32 matmul peak at that thread count,
 and a peer's rate on the same op where one is installed (`make install-bench`: vector-quantize-pytorch
-for FSQ/VQ, diffusers for the DDIM step; fused attention for ReRoPE). ReRoPE against RoPE at 512, 2048
-and 8192 tokens: time and peak memory, each case in a fresh process. Speed targets live here, never in
-timed tests. Results land in outputs/bench/<stamp>.json, so two commits can be compared.
+for FSQ/VQ, diffusers for the DDIM step; fused attention for ReRoPE); each GAN loss's iterations/s on the
+2-D toys and on 8x8 images, with the cost ratios the GAN posts claim (WGAN-GP over GAN-QP, GN over the
+gradient penalty). ReRoPE against RoPE at 512, 2048 and 8192 tokens: time and peak memory, each case in a
+fresh process. Speed targets live here, never in timed tests. Results land in outputs/bench/<stamp>.json,
+so two commits can be compared.
 
     python scripts/bench.py [--seconds 3] [--only fsq_vs_vq] [--threads 1,2]
 """
@@ -52,10 +54,15 @@ def timed(step, seconds: float) -> float:
 
 
 def measure(fn, seconds: float) -> tuple[float, float]:
-    """(seconds per call, FLOP per call) of fn, its FLOPs counted once by torch's counter."""
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return timed(fn, seconds), counter.get_total_flops()
+    """(seconds per call, FLOP per call) of fn, its FLOPs counted once by torch's counter (nan where the counter
+    cannot follow: torch.autograd.grad inside the step, as in a gradient penalty)."""
+    try:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        flops = counter.get_total_flops()
+    except RuntimeError:
+        flops = float("nan")
+    return timed(fn, seconds), flops
 
 
 def experiment_config(*overrides: str):
@@ -187,8 +194,61 @@ def diffusers_peer(x, eps, eta: float):
             lambda: scheduler.step(eps, t, x, eta=eta, generator=gen))
 
 
+GAN_ARMS = {"gan_qp": ("sgan", "wgan_gp", "qp_l1", "qp_l2"), "wgan_gn": ("wgan_gp", "gn_iccv", "gn_wacv", "direction")}
+
+
+def gan_loops(experiment: str):
+    """One training iteration of each GAN loss (the experiment's critic steps + one generator step, Adam), on
+    the 2-D toys' MLPs and on 8x8 images with the DCGAN pair: the posts' cost claims are per iteration."""
+    import importlib
+
+    from kexue_runs.models import dcgan
+    from kexue_runs.models.toy2d import target, train_adversarial
+
+    images = dcgan.ImageTarget("random 8x8", torch.rand(512, 1, 8, 8) * 2 - 1)
+    module, arms = importlib.import_module(f"kexue_runs.experiments.{experiment}"), GAN_ARMS[experiment]
+    sim = experiment_config(f"experiment={experiment}").sim
+    one = _Attrs(dict(sim) | {"iterations": 1})
+    second = float(sim.lam) if experiment == "gan_qp" else float(sim.eps)
+    for domain, t in (("2-D", target("ring8")), ("8x8", images)):
+        for arm in arms:
+            torch.manual_seed(0)
+            a = dcgan.Arena(t) if domain == "2-D" else dcgan.Arena(t, (None, None, "cpu"), "fid", "images")
+            g, d = a.networks(one, "leaky_relu" if experiment == "wgan_gn" else "relu")  # as each trains
+            d_loss, g_loss = module.losses(arm, second)
+
+            def iteration(p="32", g=g, d=d, d_loss=d_loss, g_loss=g_loss, t=t, one=one):
+                train_adversarial(g, d, d_loss, g_loss, t, one, 0)
+
+            yield f"{arm} {domain} ({int(sim.d_steps)}D+1G)", "iter/s", iteration, 1, None
+
+
+class _Attrs(dict):
+    __getattr__ = dict.__getitem__
+
+
+def gan_cost_ratios(rows: list[dict]) -> list[dict]:
+    """The posts' cost claims from the GAN rows: WGAN-GP over GAN-QP-L2 (GAN-QP's table: ~1.5x) and GN over
+    the gradient penalty (post 8757: GN is slower), time per iteration at each thread count."""
+    rate = {(r["experiment"], r["arm"].split(" (")[0], r["threads"]): r["rate"] for r in rows
+            if r["unit"] == "iter/s" and r["precision"] == "32"}
+    out = []
+    for (experiment, slow, fast, claim) in (("gan_qp", "wgan_gp", "qp_l2", "~1.5x (GAN-QP, post 6163)"),
+                                            ("wgan_gn", "gn_iccv", "wgan_gp", "> 1 (post 8757)"),
+                                            ("wgan_gn", "gn_wacv", "wgan_gp", "> 1 (post 8757)")):
+        for (e, arm, threads), r in rate.items():
+            if e == experiment and arm.startswith(slow + " "):
+                domain = arm.split(" ", 1)[1]
+                other = rate.get((experiment, f"{fast} {domain}", threads))
+                if other:
+                    out.append({"ratio": f"{slow} / {fast}", "domain": domain, "threads": threads,
+                                "time_ratio": other / r, "post": claim})
+    return out
+
+
 LOOPS = {"fsq_vs_vq": fsq_vs_vq_loops, "rerope_extrapolation": rerope_extrapolation_loops,
-         "ddim_cifar": ddim_cifar_loops}
+         "ddim_cifar": ddim_cifar_loops, "gan_qp": lambda: gan_loops("gan_qp"),
+         "wgan_gn": lambda: gan_loops("wgan_gn")}
 
 
 def bf16_native() -> bool:
@@ -283,6 +343,12 @@ def main() -> None:
                         "  target ok" if row["rate"] >= target else f"  BELOW target {target}")
                     print(f"{name:<21}{arm:<24}{threads:>3} {precision:<11}{row['rate']:>11,.0f} {unit:<10}"
                           f"{row['gflops']:>8.1f}{row['of_peak']:>8.0%}  {peer_text}{flag}", flush=True)
+    ratios = gan_cost_ratios(rows)
+    if ratios:
+        print("\nThe GAN posts' cost claims, time per iteration (same critic steps per generator step):")
+        for r in ratios:
+            print(f"  {r['ratio']:<18} {r['domain']:<4} {r['threads']} thr  {r['time_ratio']:.2f}x   "
+                  f"the post: {r['post']}")
     attention = []
     if not args.only or args.only == "rerope_extrapolation":
         print("\nReRoPE attention against RoPE with fused attention (B=4, H=2, d=64, w=128), fresh process per case:")
@@ -300,7 +366,7 @@ def main() -> None:
     git = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
     out.write_text(json.dumps({"git_sha": git.strip(), "torch": torch.__version__, "bf16_native": bf16_native(),
                                "matmul_peak_gflops": {str(k): v / 1e9 for k, v in peaks.items()}, "loops": rows,
-                               "attention": attention}, indent=1) + "\n")
+                               "gan_cost_ratios": ratios, "attention": attention}, indent=1) + "\n")
     print(f"\nwritten: {out}")
 
 

@@ -158,19 +158,19 @@ class Arena:
         """One sample's shape: (2,) on a 2-D target, (channels, side, side) on images."""
         return (2,) if self.scorer is None else tuple(self.target.images.shape[1:])
 
-    def networks(self, sim) -> tuple[nn.Module, nn.Module]:
-        """A fresh (generator from sim.z_dim, critic): MLPs of sim.hidden x sim.layers on a 2-D target, the DCGAN
-        pair of sim.width on images; on the arena's device."""
+    def networks(self, sim, critic_activation: str = "relu") -> tuple[nn.Module, nn.Module]:
+        """A fresh (generator from sim.z_dim, critic): MLPs of sim.hidden x sim.layers on a 2-D target (the critic's
+        activation named), the DCGAN pair of sim.width on images; on the arena's device."""
         if self.scorer is None:
             g = mlp(int(sim.z_dim), 2, int(sim.hidden), int(sim.layers))
         else:
             g = generator(int(sim.z_dim), self.shape, int(sim.width)).to(self.device)
-        return g, self.critic(sim)
+        return g, self.critic(sim, critic_activation)
 
-    def critic(self, sim) -> nn.Module:
+    def critic(self, sim, activation: str = "relu") -> nn.Module:
         """A fresh critic alone (the particle flow has no generator)."""
         if self.scorer is None:
-            return mlp(2, 1, int(sim.hidden), int(sim.layers))
+            return mlp(2, 1, int(sim.hidden), int(sim.layers), activation)
         return critic(self.shape, int(sim.width)).to(self.device)
 
     def score(self, x: torch.Tensor, gen: torch.Generator, sim) -> dict:
