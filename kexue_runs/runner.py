@@ -281,6 +281,9 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
         deterministic()
     seed_everything(int(cfg.seed) + dist.rank)
     module = importlib.import_module(cfg.task)
+    # the code this run runs, read now: a long run's tree may change under it before its summary is written
+    env = environment(device) | {"world_size": dist.world_size, "code_hash": code_hash(cfg.task)} \
+        if dist.is_main else {}
     phases.mark("setup")
     resuming = bool(cfg.resume) or (in_sweep and (run_dir / runfiles.CHECKPOINT).exists())
     ctx = RunContext(cfg, run_dir, device, resuming, getattr(module, "HIGHER_IS_BETTER", ()), dist)
@@ -333,7 +336,7 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
             "steps_per_s": round(ctx.step / wall, 3) if wall > 0 else None,
             "samples_per_s": round(ctx.step * ctx.samples_per_step / wall, 1) if wall > 0 else None,
         },
-        "environment": environment(device) | {"world_size": dist.world_size, "code_hash": code_hash(cfg.task)},
+        "environment": env,
         "started": started_at,
         "ended": datetime.now().isoformat(timespec="seconds"),
         "run_dir": str(run_dir),

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from conftest import SMOKE, run_dirs, subprocess_cli, summary
+from conftest import SMOKE, run_dirs, smoke_run_each, subprocess_cli, summary
 
 
 def test_smoke_run_writes_every_file(kexue, tmp_path):
@@ -111,3 +111,22 @@ def test_phases_of_a_later_sweep_job_are_its_own(monkeypatch):
     phases.start_job()
     phases.mark("setup")
     assert phases.durations() == {"preflight": 1.0, "earlier_jobs": 8.0, "job": 3.0, "setup": 1.0}
+
+
+def test_a_run_records_the_code_it_started_with(tmp_path, monkeypatch):
+    """A commit that lands while a long run is going does not become the run's recorded code."""
+    from kexue_runs import runner
+    from kexue_runs.experiments import ddpm_schedule
+
+    tree = {"sha": "before"}
+    monkeypatch.setattr(runner, "git_sha", lambda: tree["sha"])
+    original = ddpm_schedule.run
+
+    def run_then_commit(cfg, ctx):
+        out = original(cfg, ctx)
+        tree["sha"] = "after"
+        return out
+
+    monkeypatch.setattr(ddpm_schedule, "run", run_then_commit)
+    _, s = smoke_run_each(["ddpm_schedule"], tmp_path)["ddpm_schedule"]
+    assert tree["sha"] == "after" and s["environment"]["git_sha"] == "before"
