@@ -7,6 +7,7 @@
     KEXUE_FAULT="kill@eval"                 SIGKILL at the first evaluation (ctx.track)
     KEXUE_FAULT="kill@report"               SIGKILL after summary.json, before the figures and report
     KEXUE_FAULT="sigterm@step:5"            SIGTERM to itself at step 5 (as Slurm sends before killing)
+    KEXUE_FAULT="sigint@step:12"            Ctrl-C at step 12 (SIGINT made deliverable first, as from a terminal)
     KEXUE_FAULT="erofs@writable_probe"      the outputs folder reads as a read-only file system
 
 Several faults are separated by commas. Unset in normal use: then every call is one dict lookup.
@@ -45,6 +46,10 @@ def hit(point: str) -> None:
             elif action == "sigterm":
                 os.kill(os.getpid(), signal.SIGTERM)
             elif action == "sigint":
+                # a Ctrl-C as a terminal delivers it, whatever this process inherited: a process started from a
+                # background job of a non-interactive shell starts with SIGINT ignored (the suite's children did)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+                signal.signal(signal.SIGINT, signal.default_int_handler)
                 os.kill(os.getpid(), signal.SIGINT)
             elif action == "enospc":
                 raise OSError(errno.ENOSPC, "No space left on device (injected)")

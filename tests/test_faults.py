@@ -159,8 +159,14 @@ def test_sigterm_marks_the_run_interrupted_exits_143_and_resumes(straight, tmp_p
 
 
 def test_ctrl_c_exits_130(tmp_path):
-    out = subprocess_cli(*FSQ, f"output_root={tmp_path}", cwd=REPO, env={"KEXUE_FAULT": "sigint@step:12"})
-    assert out.returncode == 130
+    """Even in a process that inherited SIGINT ignored (a suite started in the background by a non-interactive
+    shell: its children start that way, and the fault was once a no-op there)."""
+    ignoring = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                "os.execv(sys.executable, [sys.executable, '-m', 'kexue_runs.cli', *sys.argv[1:]])")
+    out = subprocess.run([sys.executable, "-c", ignoring, *FSQ, f"output_root={tmp_path}"], cwd=REPO,
+                         env=os.environ | {"KEXUE_FAULT": "sigint@step:12"}, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 130, out.stderr[-2000:]
     (run,) = run_dirs(tmp_path)
     assert summary(run)["status"] == "interrupted"
 

@@ -177,7 +177,7 @@ def test_flagship_smoke_verdicts_are_pinned(runs, name):
     # sweep, or (an experiment a single run decides) the default scale
     sweep = name not in ("ddim",)
     assert s["command"] == (f"kexue-run -m experiment={s['experiment']} sweep={s['experiment']} scale=smoke"
-                            if sweep else f"kexue-run experiment={s['experiment']}")
+                            if sweep else f"kexue-run experiment={s['experiment']} trainer.threads=1")  # the run's own
 
 
 def test_flagship_smoke_verdicts_hold_under_bf16_mixed(tmp_path):
