@@ -150,7 +150,11 @@ def aggregate(sweep_dir: Path, quiet: bool = False) -> dict:
     for j in jobs:
         statuses[j["status"]] += 1
     scale = next((j.get("scale") for j in jobs if j.get("scale")), None)
-    report = build_report(spec["name"], scale, results, sweep_dir=str(sweep_dir), jobs=dict(statuses),
+    # what every job ran besides its seed, and the seeds: a multirun over seeds asks for the next ones
+    common = set.intersection(*(set(j.get("overrides") or ()) for j in jobs))
+    seeds_run = sorted({int(j["seed"]) for j in jobs if j.get("seed") is not None})
+    report = build_report(spec["name"], scale, results, sorted(common), seeds_run, sweep_dir=str(sweep_dir),
+                          jobs=dict(statuses),
                           generated=datetime.now().isoformat(timespec="seconds"),
                           git_sha=next((j.get("environment", {}).get("git_sha") for j in jobs
                                         if j.get("environment")), None),

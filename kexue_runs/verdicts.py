@@ -16,10 +16,11 @@ STYLE = {PASS: "green", FAIL: "red", INCONCLUSIVE: "yellow", NA: "dim", "unstabl
 BASIS_TAG = {"derivation": "derivation", "empirical": "empirical", "ours": "ours, not the post's"}
 
 
-def build_report(experiment: str, scale: str | None, results: list[dict], overrides=(), **extra) -> dict:
+def build_report(experiment: str, scale: str | None, results: list[dict], overrides=(), seeds_run=(),
+                 **extra) -> dict:
     report = {"experiment": experiment, "scale": scale, "verdict": overall(results), "by_basis": by_basis(results),
               "stability": stable(results), "checks": results}
-    report["command"] = next_command(experiment, scale, results, overrides)
+    report["command"] = next_command(experiment, scale, results, overrides, seeds_run)
     return report | extra
 
 
@@ -49,9 +50,10 @@ def carried(overrides) -> str:
     return "".join(f" {o}" for o in keep)
 
 
-def next_command(experiment: str, scale: str | None, results: list[dict], overrides=()) -> str | None:
+def next_command(experiment: str, scale: str | None, results: list[dict], overrides=(), seeds_run=()) -> str | None:
     """The command that gives the undecided checks the cells or replicates they lack, with the run's own
-    overrides (a run on images asks for more seeds on images)."""
+    overrides (a run on images asks for more seeds on images); after a multirun over `seeds_run`, the next
+    five seeds (the same ones again would only reuse their cells)."""
     short = [r for r in results if r["verdict"] == INCONCLUSIVE and r.get("basis") != "ours"
              and not (r.get("note") or "").startswith("precondition not met")  # more runs do not mend a setup
              and any(w in (r.get("needs") or "") + (r.get("note") or "")
@@ -67,7 +69,9 @@ def next_command(experiment: str, scale: str | None, results: list[dict], overri
         return command if lacking else command + " seed=0,1,2,3,4,5"
     if scale == "smoke":
         return f"kexue-run experiment={experiment}{carried(overrides)}"
-    return f"kexue-run -m experiment={experiment}{scale_arg}{carried(overrides)} seed=0,1,2,3,4"
+    first = max((int(x) for x in seeds_run), default=-1) + 1
+    seeds = ",".join(str(x) for x in range(first, first + 5))
+    return f"kexue-run -m experiment={experiment}{scale_arg}{carried(overrides)} seed={seeds}"
 
 
 def print_verdicts(report: dict, console=None) -> None:

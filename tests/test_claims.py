@@ -306,3 +306,6 @@ def test_the_next_command_runs_what_the_run_ran():
     assert next_command("gan_qp", "gpu", noisy, overrides) == \
         "kexue-run -m experiment=gan_qp scale=gpu sim.target=images +extra=1 seed=0,1,2,3,4"
     assert next_command("gan_qp", "cpu", noisy) == "kexue-run -m experiment=gan_qp seed=0,1,2,3,4"
+    # after a multirun over seeds 0-4, the next five (the same ones again would only reuse their cells)
+    assert next_command("gan_qp", "cpu", noisy, ["trainer.threads=1"], [0, 1, 2, 3, 4]) == \
+        "kexue-run -m experiment=gan_qp trainer.threads=1 seed=5,6,7,8,9"
