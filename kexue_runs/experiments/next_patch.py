@@ -24,6 +24,7 @@ import math
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..methods.next_patch import Schedule, codebook_capacity_log2, noised, sample, training_target
 from ..models import dcgan
 from ..models.feature_net import classifier_fid
@@ -35,8 +36,6 @@ TARGETS = ("bimodal", "images")
 
 
 def validate(cfg) -> None:
-    from ..errors import ConfigError
-
     if cfg.sim.target not in TARGETS:
         raise ConfigError(f"sim.target={cfg.sim.target!r}: allowed: {', '.join(TARGETS)}")
     dcgan.validate_arena(cfg.sim, cfg.get("data"))
