@@ -45,8 +45,10 @@ NOT_CARRIED = ("experiment", "scale", "seed", "sweep", "output_root", "resume", 
 def carried(overrides) -> str:
     """The run's overrides that define what it ran (sim.target=images, model.width=256, ...), for the next
     command to run the same thing."""
-    keep = [o for o in overrides or () if o.split("=", 1)[0].lstrip("+~") not in NOT_CARRIED
-            and not o.split("=", 1)[0].lstrip("+~").startswith("hydra.")]
+    def key(override: str) -> str:
+        return override.split("=", 1)[0].lstrip("+~")
+
+    keep = [o for o in overrides or () if key(o) not in NOT_CARRIED and not key(o).startswith(("hydra.", "hydra/"))]
     return "".join(f" {o}" for o in keep)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
 from kexue_runs import config_dir
@@ -208,7 +209,7 @@ def gan_loops(experiment: str):
     images = dcgan.ImageTarget("random 8x8", torch.rand(512, 1, 8, 8) * 2 - 1)
     module, arms = importlib.import_module(f"kexue_runs.experiments.{experiment}"), GAN_ARMS[experiment]
     sim = experiment_config(f"experiment={experiment}").sim
-    one = _Attrs(dict(sim) | {"iterations": 1})
+    one = OmegaConf.merge(sim, {"iterations": 1})
     second = float(sim.lam) if experiment == "gan_qp" else float(sim.eps)
     for domain, t in (("2-D", target("ring8")), ("8x8", images)):
         for arm in arms:
@@ -221,10 +222,6 @@ def gan_loops(experiment: str):
                 train_adversarial(g, d, d_loss, g_loss, t, one, 0)
 
             yield f"{arm} {domain} ({int(sim.d_steps)}D+1G)", "iter/s", iteration, 1, None
-
-
-class _Attrs(dict):
-    __getattr__ = dict.__getitem__
 
 
 def gan_cost_ratios(rows: list[dict]) -> list[dict]:

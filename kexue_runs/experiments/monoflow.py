@@ -20,7 +20,6 @@ import torch
 from ..methods.ign import frozen
 from ..methods.monoflow import DECREASING, INCREASING, matching_loss, particle_step
 from ..models import dcgan
-from ..models.feature_net import classifier_fid
 from ..models.toy2d import mlp, scatter_panel, wasserstein
 from ..progress import say
 
@@ -68,7 +67,7 @@ def particle_flow(seed: int, sim, a: dcgan.Arena) -> tuple[list[float], torch.Te
     for step in range(int(sim.flow_steps) + 1):
         if step in checkpoints:
             distances.append(wasserstein(x, held_out) if held_out is not None else
-                             classifier_fid(a.scorer[0], x.cpu(), a.scorer[1], device))
+                             a.score(x.cpu(), None, sim)["fid"])
         if step == int(sim.flow_steps):
             break
         for _ in range(int(sim.critic_steps)):

@@ -27,7 +27,6 @@ import torch
 from ..errors import ConfigError
 from ..methods.next_patch import Schedule, codebook_capacity_log2, noised, sample, training_target
 from ..models import dcgan
-from ..models.feature_net import classifier_fid
 from ..models.toy2d import mlp, wasserstein
 from ..progress import say
 
@@ -149,10 +148,9 @@ class ImageTask:
         return torch.cat([top, bottom], 2).cpu()
 
     def evaluate(self, x: torch.Tensor) -> dict:
-        net, ref_features, device = self.a.scorer
         images = self.complete(self.eval_c, x)
         spread = float(x.clamp(-1, 1).var(0).sum() / self.eval_x.var(0).sum())  # the completions FID scores
-        return {"fid": classifier_fid(net, images, ref_features, device), "variance_over_data": spread}
+        return {"fid": self.a.score(images, None, None)["fid"], "variance_over_data": spread}
 
 
 def train_arm(arm: str, seed: int, sim, task) -> dict:
