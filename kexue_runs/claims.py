@@ -58,6 +58,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from .progress import fmt
+from .quantiles import normal_quantile, student_t_quantile
 
 PASS, FAIL, INCONCLUSIVE, NA = "PASS", "FAIL", "INCONCLUSIVE", "N/A"
 VERDICTS = (PASS, FAIL, INCONCLUSIVE, NA)
@@ -205,9 +206,8 @@ class Stat:
 
 
 def t_quantile(alpha: float, df: float) -> float:
-    from scipy.stats import t
-
-    return float(t.ppf(1 - alpha / 2, df))
+    """Student's t two-sided critical value."""
+    return student_t_quantile(1 - alpha / 2, df)
 
 
 def exact_cell(cell: Cell, check: dict) -> bool:
@@ -489,9 +489,7 @@ def check_zscore(rows, check) -> Outcome:
         comparisons = counts.mean
     k = max(1, int(comparisons))
     alpha = float(check.get("alpha", 0.01))
-    from scipy.stats import norm
-
-    critical = float(norm.ppf(1 - alpha / (2 * k)))
+    critical = normal_quantile(1 - alpha / (2 * k))
     worst = max(cell.values) if cell.values else math.nan
     verdict = PASS if worst <= critical else FAIL
     observed = f"max |z| = {fmt(worst)} over {k} comparison{'s' * (k > 1)}"

@@ -309,3 +309,20 @@ def test_the_next_command_runs_what_the_run_ran():
     # after a multirun over seeds 0-4, the next five (the same ones again would only reuse their cells)
     assert next_command("gan_qp", "cpu", noisy, ["trainer.threads=1"], [0, 1, 2, 3, 4]) == \
         "kexue-run -m experiment=gan_qp trainer.threads=1 seed=5,6,7,8,9"
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 7, 15.37, 30, 200, 5000])
+def test_t_and_normal_quantiles_match_scipy(df):
+    """The engine's own quantiles (no scipy import at run time) against scipy's, incl. Welch's fractional df."""
+    from kexue_runs.quantiles import normal_quantile, student_t_quantile
+
+    for alpha in (0.2, 0.05, 0.01, 1e-4):
+        assert student_t_quantile(1 - alpha / 2, df) == pytest.approx(stats.t.ppf(1 - alpha / 2, df), rel=1e-10)
+        assert student_t_quantile(alpha / 2, df) == pytest.approx(stats.t.ppf(alpha / 2, df), rel=1e-10)
+        assert normal_quantile(1 - alpha / 2) == pytest.approx(stats.norm.ppf(1 - alpha / 2), rel=1e-12)
+    # the textbook table: t_{0.975} at 1, 2 and 10 degrees of freedom
+    assert student_t_quantile(0.975, 1) == pytest.approx(12.706204736, rel=1e-9)
+    assert student_t_quantile(0.975, 2) == pytest.approx(4.302652730, rel=1e-9)
+    assert student_t_quantile(0.975, 10) == pytest.approx(2.228138852, rel=1e-9)
+    with pytest.raises(ValueError):
+        student_t_quantile(1.0, df)
