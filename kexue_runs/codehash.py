@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 from functools import cache
 from pathlib import Path
 
@@ -26,11 +27,29 @@ def module_file(name: str) -> Path | None:
     return None
 
 
-def imported(name: str, path: Path) -> set[str]:
+# the import statements of a source file, parenthesised lists included; parsing only these was 0.08 s less of
+# every run's setup than parsing whole files (19 files for a small experiment)
+IMPORT_STATEMENT = re.compile(r"^[ \t]*(from[ \t]+[.\w]+[ \t]+import[ \t]*(?:\([^)]*\)|[^\n]*)|import[ \t]+[^\n]*)",
+                              re.M)
+
+
+def import_statements(source: str, filename: str) -> ast.Module:
+    """The file's import statements, parsed; the whole file where they do not parse alone (a backslash
+    continuation, or a docstring line that happens to start with "import")."""
+    snippet = "\n".join(m.group(1).rstrip() for m in IMPORT_STATEMENT.finditer(source))
+    try:
+        return ast.parse(snippet, filename)
+    except SyntaxError:
+        return ast.parse(source, filename)
+
+
+def imported(name: str, path: Path, whole_file: bool = False) -> set[str]:
     """This package's modules that `name` (at `path`) imports, relative imports resolved."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    source = path.read_text()
+    tree = ast.parse(source, str(path)) if whole_file else import_statements(source, str(path))
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

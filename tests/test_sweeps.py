@@ -219,3 +219,20 @@ def test_a_finished_cell_is_reused_only_while_the_code_it_ran_is_unchanged(tmp_p
         f.write("\n# the runner seeds every job\n")
     assert fresh() != changed
     codehash.code_hash.cache_clear()
+
+
+def test_the_code_hash_reads_imports_as_a_whole_file_parse_would(tmp_path):
+    """codehash parses only a file's import statements (for start-up time): every module of the package must
+    give the closure a whole-file parse gives, and a file whose imports do not parse alone falls back."""
+    from kexue_runs import codehash
+
+    for path in codehash.PACKAGE.rglob("*.py"):
+        parts = path.relative_to(codehash.PACKAGE).with_suffix("").parts
+        name = ".".join(("kexue_runs",) + tuple(p for p in parts if p != "__init__"))
+        assert codehash.imported(name, path) == codehash.imported(name, path, whole_file=True), name
+    odd = tmp_path / "odd.py"
+    odd.write_text('"""\nimport this line is prose\n"""\nfrom kexue_runs.methods import \\\n    fsq\n'
+                   'def f():\n    from kexue_runs import (\n        runfiles,  # a comment\n    )\n')
+    expected = {"kexue_runs.methods", "kexue_runs.methods.fsq", "kexue_runs", "kexue_runs.runfiles"}
+    assert codehash.imported("kexue_runs.odd", odd) == expected
+    assert codehash.imported("kexue_runs.odd", odd, whole_file=True) == expected
