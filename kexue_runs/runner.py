@@ -364,7 +364,8 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
         return "environment"
     faults.hit("report")
     try:
-        write_run_figures(run_dir)
+        if cfg.scale.get("curves", True):  # smoke runs skip it: `kexue-run report <run dir>` draws it later
+            write_run_figures(run_dir)
         write_run_report(run_dir, cfg, summary)
         phases.mark("report")
         summary["timing"]["phases"] = phases.durations()

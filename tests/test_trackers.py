@@ -11,7 +11,7 @@ TB = pytest.importorskip("tensorboard")
 def test_tensorboard_and_mlflow_together_get_config_metrics_figures_and_verdicts(kexue, tmp_path, monkeypatch):
     pytest.importorskip("mlflow")
     monkeypatch.chdir(tmp_path)
-    code, out = kexue(*SMOKE, "logger=[jsonl,tensorboard,mlflow]", outputs=tmp_path / "outputs")
+    code, out = kexue(*SMOKE, "logger=[jsonl,tensorboard,mlflow]", "scale.curves=true", outputs=tmp_path / "outputs")
     assert code == 0, out
     (run,) = run_dirs(tmp_path / "outputs")
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
