@@ -387,7 +387,34 @@ def check_resume_overrides(target: str, extra: list[str], saved: list[str]) -> l
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    code = 0 if code is None else code if isinstance(code, int) else EXIT_FAILED
+    if any(a in ("-m", "--multirun") for a in sys.argv[1:]) or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.exit(code)  # launchers' workers and process groups get the ordinary exit
+    exit_now(code)
+
+
+def exit_now(code: int) -> None:
+    """Exit without the interpreter's teardown once everything is written: with torch loaded, freeing every
+    module and object at exit took 0.25-0.7 s of each run (#19's start-up budget is 1.5 s). The exit handlers
+    still run (trackers, launchers, logging) and the console is flushed. Only when no other thread could
+    still be working (Python's own exit would wait for it), and for single runs (entry); otherwise the
+    ordinary exit."""
+    import threading
+
+    if any(t is not threading.current_thread() and not t.daemon and t.is_alive() for t in threading.enumerate()):
+        sys.exit(code)
+    import atexit
+    import logging
+
+    try:
+        atexit._run_exitfuncs()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # anything odd at the end: the ordinary exit, which reports it
+        sys.exit(code)
+    os._exit(code)
 
 
 if __name__ == "__main__":
