@@ -384,10 +384,10 @@ def test_sparsity_closed_forms_against_the_notes():
 def test_reparam_argmax_order_as_the_post_states_it():
     import numpy as np
 
-    from kexue_runs.experiments.reparam_argmax import NOISES, order_as_stated, order_weak, quadrature, softmax
+    from kexue_runs.experiments.reparam_argmax import noises, order_as_stated, order_weak, quadrature, softmax
 
     mu = np.array([1.0, 0.5, -0.3, 2.0])
-    p = quadrature(mu, NOISES["gumbel"], 4000)
+    p = quadrature(mu, noises()["gumbel"], 4000)
     assert np.abs(p / p.sum() - softmax(mu)).max() < 1e-3
     ties = np.array([0.0, 0.0, 0.0, 1.0])  # bounded noise: mu_1 > mu_2 but p_1 = p_2 = 0
     assert order_weak(ties, mu) and not order_as_stated(ties, mu)

@@ -15,8 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import erf
-from scipy.stats import norm
+from scipy.special import erf, ndtr
 
 from .numeric import figure, pyplot, z_score
 
@@ -33,7 +32,7 @@ def s_identity(beta, gamma):
 
 def s_relu2(beta, gamma):
     m = beta / gamma
-    phi, cdf = norm.pdf(m), norm.cdf(m)
+    phi, cdf = math.exp(-m * m / 2) / math.sqrt(2 * math.pi), float(ndtr(m))  # the standard normal's pdf, cdf
     second = (beta ** 2 + gamma ** 2) * cdf + beta * gamma * phi  # E[relu(X)^2]
     fourth = ((beta ** 4 + 6 * beta ** 2 * gamma ** 2 + 3 * gamma ** 4) * cdf
               + (beta ** 3 * gamma + 5 * beta * gamma ** 3) * phi)

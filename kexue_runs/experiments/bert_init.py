@@ -14,7 +14,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.stats import truncnorm
 from torch import nn
 
 from .numeric import figure, pyplot, z_score
@@ -62,6 +61,8 @@ def layer_grad_norms(post_norm: bool, layers: int, width: int, std_in: float, st
 
 
 def run(cfg, ctx) -> dict:
+    from scipy.stats import truncnorm  # here, not at import: preflight imports the module (start-up, #19)
+
     sim = cfg.sim
     factor = float(truncnorm(-2, 2).std())
     results = {"truncation_std_factor": factor, "bert_actual_std": 0.02 * factor,
