@@ -4,10 +4,11 @@ and a peer's rate on the same op where one is installed (`make install-bench`: v
 for FSQ/VQ, diffusers for the DDIM step; fused attention for ReRoPE); each GAN loss's iterations/s on the
 2-D toys and on 8x8 images, with the cost ratios the GAN posts claim (WGAN-GP over GAN-QP, GN over the
 gradient penalty). ReRoPE against RoPE at 512, 2048 and 8192 tokens: time and peak memory, each case in a
-fresh process. Speed targets live here, never in timed tests. Results land in outputs/bench/<stamp>.json,
+fresh process. Start-up: `--help`, `list` and every experiment's smoke run in a fresh process, the time
+outside each experiment's own work against #19's 1.5 s. Speed targets live here, never in timed tests. Results land in outputs/bench/<stamp>.json,
 so two commits can be compared.
 
-    python scripts/bench.py [--seconds 3] [--only fsq_vs_vq] [--threads 1,2]
+    python scripts/bench.py [--seconds 3] [--only fsq_vs_vq|startup|...] [--threads 1,2]
 """
 
 from __future__ import annotations
@@ -300,6 +301,38 @@ def attention_cases(threads: int, lengths=(512, 2048, 8192)) -> list[dict]:
     return rows
 
 
+STARTUP_TARGET_S = 1.5  # #19: a smoke run's time outside its own work (the process's wall minus `experiment`)
+
+
+def startup_cases(experiments: list[str]) -> list[dict]:
+    """`kexue-run --help`, `list`, and each experiment's smoke run, each in a fresh process on 1 thread: the
+    process's wall clock, the phases its summary records, and the time outside the experiment's own work."""
+    import tempfile
+
+    exe = [sys.executable, "-m", "kexue_runs.cli"]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    rows = []
+    for args in (["--help"], ["list"]):
+        start = time.perf_counter()
+        subprocess.run(exe + args, capture_output=True, cwd=REPO, env=env, check=True)
+        rows.append({"command": " ".join(args), "wall_s": time.perf_counter() - start})
+    with tempfile.TemporaryDirectory() as root:
+        for name in experiments:
+            start = time.perf_counter()
+            out = subprocess.run(exe + [f"experiment={name}", "scale=smoke", "trainer.threads=1",
+                                        "trainer.progress=false", f"output_root={root}"],
+                                 capture_output=True, text=True, cwd=REPO, env=env)
+            wall = time.perf_counter() - start
+            summaries = list(Path(root, "runs", name).glob("*/summary.json"))
+            if out.returncode or not summaries:
+                print(f"  {name}: exit {out.returncode}", out.stderr[-300:], file=sys.stderr)
+                continue
+            phases = json.loads(summaries[0].read_text())["timing"].get("phases", {})
+            rows.append({"command": f"experiment={name} scale=smoke", "wall_s": wall, "phases": phases,
+                         "outside_s": wall - phases.get("experiment", 0.0)})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -358,12 +391,34 @@ def main() -> None:
                     f"memory of RoPE" if rope and mode != "rope" else ""
             print(f"  T={length:<5} {mode:<10} {threads} thr  {r['seconds'] * 1000:9.1f} ms  {r['peak_mb']:8.0f} MB  "
                   f"{ratio}")
+    startup = []
+    if not args.only or args.only == "startup":
+        from kexue_runs.validate import experiments
+
+        print(f"\nStart-up, fresh process, 1 thread (target: under {STARTUP_TARGET_S} s outside the experiment's "
+              f"own work; torch's import counted):")
+        print(f"  {'command':<42}{'wall':>7}{'outside':>9}{'torch':>7}{'hydra':>7}{'preflight':>10}{'report':>8}")
+        startup = startup_cases(experiments())
+        for r in startup:
+            ph = r.get("phases", {})
+            outside = r.get("outside_s", r["wall_s"])
+            flag = "" if outside < STARTUP_TARGET_S else "  ABOVE target"
+            cells = "".join(f"{ph[k]:>{w}.2f}" if k in ph else " " * w for k, w in
+                            (("torch_import", 7), ("job", 7), ("preflight", 10), ("report", 8)))
+            print(f"  {r['command']:<42}{r['wall_s']:>7.2f}{outside:>9.2f}{cells}{flag}", flush=True)
+        runs = [r for r in startup if "phases" in r]
+        if runs:
+            worst = max(runs, key=lambda r: r["outside_s"])
+            print(f"  smoke runs: {sum(r['outside_s'] < STARTUP_TARGET_S for r in runs)} of {len(runs)} under the "
+                  f"target; median outside {sorted(r['outside_s'] for r in runs)[len(runs) // 2]:.2f} s, worst "
+                  f"{worst['outside_s']:.2f} s ({worst['command']})")
     out = REPO / "outputs" / "bench" / f"{datetime.now():%Y%m%d-%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     git = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
     out.write_text(json.dumps({"git_sha": git.strip(), "torch": torch.__version__, "bf16_native": bf16_native(),
                                "matmul_peak_gflops": {str(k): v / 1e9 for k, v in peaks.items()}, "loops": rows,
-                               "gan_cost_ratios": ratios, "attention": attention}, indent=1) + "\n")
+                               "gan_cost_ratios": ratios, "attention": attention,
+                               "startup": startup}, indent=1) + "\n")
     print(f"\nwritten: {out}")
 
 
