@@ -12,7 +12,6 @@ iteration cap, and reported with the classes it leaves undecided. Equal norms ma
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linprog, nnls
 
 from .numeric import figure, pyplot
 
@@ -25,6 +24,8 @@ def differences(w: np.ndarray, k: int) -> np.ndarray:
 
 def argmaxable_lp(w: np.ndarray, k: int) -> bool:
     """Exact: is there z with (w_k - w_i) . z >= 1 for all i != k? (scale-free version of > 0)"""
+    from scipy.optimize import linprog  # here, not at import: preflight imports the module (start-up, #19)
+
     diff = differences(w, k)
     res = linprog(np.zeros(w.shape[1]), A_ub=-diff, b_ub=-np.ones(len(diff)), bounds=[(None, None)] * w.shape[1],
                   method="highs")
@@ -34,6 +35,8 @@ def argmaxable_lp(w: np.ndarray, k: int) -> bool:
 def min_norm(diff: np.ndarray, weight: float = 1e3) -> float:
     """Su's criterion solved exactly: min over the simplex of |alpha . diff| (Lawson-Hanson NNLS, the sum
     constraint as a heavily weighted extra row)."""
+    from scipy.optimize import nnls
+
     a = np.vstack([diff.T, weight * np.ones((1, len(diff)))])
     b = np.zeros(a.shape[0])
     b[-1] = weight
