@@ -155,3 +155,43 @@ exit_now(3)
         assert out.stdout == "buffered, no newline"
         lines = marker.read_text().splitlines()
         assert lines == (["handler ran"] if mode == "plain" else ["thread done", "handler ran"])
+
+
+def test_start_up_imports_only_what_the_command_needs(tmp_path):
+    """#19's start-up, structurally (the seconds live in `make bench`): --help and list import no torch; a
+    smoke run's own machinery imports neither scipy.stats (the claim engine's quantiles are its own) nor
+    dynamo nor scikit-learn; its summary records every phase."""
+    probe = ("import sys\nfrom kexue_runs.cli import main\ncode = main(sys.argv[1:])\n"
+             "print(sorted(m for m in ('torch', 'scipy.stats', 'torch._dynamo', 'sklearn') if m in sys.modules))")
+    for args, loaded in ((["--help"], "[]"), (["list"], "[]"),
+                         (["experiment=retry", "scale=smoke", "trainer.progress=false", f"output_root={tmp_path}"],
+                          "['torch']")):
+        out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=300,
+                             cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip().splitlines()[-1] == loaded, args
+    (run,) = run_dirs(tmp_path, "retry")
+    assert set(summary(run)["timing"]["phases"]) == {"imports", "torch_import", "preflight", "job", "setup",
+                                                      "experiment", "report"}
+
+
+def test_preflight_composes_a_single_run_once(monkeypatch):
+    """A single run's config is composed once by preflight (its group choices; the plain values set on a copy
+    as Hydra sets them): the same config Hydra's full composition gives."""
+    from kexue_runs import validate
+
+    calls = []
+    compose_cell = validate.compose_cell
+    monkeypatch.setattr(validate, "compose_cell", lambda cell, *a, **k: calls.append(cell) or compose_cell(cell, *a, **k))
+    cell = ["experiment=fsq_vs_vq", "scale=smoke", "trainer.steps=7", "quantizer.levels=[5,5,3]", "seed=3"]
+    validate.preflight(cell, multirun=False)
+    assert calls == [["experiment=fsq_vs_vq", "scale=smoke"]]
+    choices = ("experiment=fsq_vs_vq", "scale=smoke")
+    from hydra import initialize_config_dir
+
+    from kexue_runs import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        defaults = compose_cell(list(choices))
+        assert validate.with_values(defaults, cell, choices) == compose_cell(cell)
+        assert validate.with_values(defaults, cell, choices).trainer.steps == 7
