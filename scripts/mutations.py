@@ -21,8 +21,8 @@ CLAIMS = ["tests/test_claims.py"]
 
 # (file, old, new, what it breaks, tests)
 MUTATIONS = [
-    ("kexue_runs/claims.py", "    return float(t.ppf(1 - alpha / 2, df))",
-     "    return 0.5 * float(t.ppf(1 - alpha / 2, df))",
+    ("kexue_runs/claims.py", "    return student_t_quantile(1 - alpha / 2, df)",
+     "    return 0.5 * student_t_quantile(1 - alpha / 2, df)",
      "claim engine: half the t critical value (the decision multiplier)", CLAIMS),
     ("kexue_runs/claims.py", "/ (self.n - 1) if self.n > 1 else math.nan", "/ self.n if self.n > 1 else math.nan",
      "claim engine: sample variance with ddof=0", CLAIMS),
@@ -113,6 +113,16 @@ MUTATIONS = [
      "    return torch.log_softmax((1 + b) * pooled - b * prior_logp, -1)",
      "    return torch.log_softmax(b * pooled - b * prior_logp, -1)", "nb_attention: (1 + b) -> b",
      ["tests/test_context.py"]),
+    ("kexue_runs/quantiles.py", "        return 1.0 - incomplete_beta(1.0 - x, b, a)",
+     "        return incomplete_beta(1.0 - x, b, a)", "quantiles: the incomplete beta's symmetry without 1 -", CLAIMS),
+    ("kexue_runs/quantiles.py", "    return 0.5 * incomplete_beta(df / (df + t * t), df / 2, 0.5)",
+     "    return 0.5 * incomplete_beta(df / (df + t * t), df / 2, 1.0)", "quantiles: the t tail's beta with b = 1",
+     CLAIMS),
+    ("kexue_runs/validate.py", "                OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)",
+     "                OmegaConf.update(cfg, override.key_or_group, override.value(), merge=False)",
+     "preflight: a dict value replaces the config's dict instead of merging as Hydra does", ["tests/test_runs.py"]),
+    ("kexue_runs/cli.py", "        atexit._run_exitfuncs()\n", "", "fast exit: exit handlers skipped",
+     ["tests/test_runs.py"]),
 ]
 
 

@@ -195,3 +195,8 @@ def test_preflight_composes_a_single_run_once(monkeypatch):
         defaults = compose_cell(list(choices))
         assert validate.with_values(defaults, cell, choices) == compose_cell(cell)
         assert validate.with_values(defaults, cell, choices).trainer.steps == 7
+        # a dict value merges into the config's dict, as Hydra's override does (not a replacement)
+        nbce = ("experiment=nbce", "scale=smoke")
+        cell = [*nbce, "finetune={steps:7}"]
+        merged = validate.with_values(compose_cell(list(nbce)), cell, nbce)
+        assert merged == compose_cell(cell) and merged.finetune.steps == 7 and "lr" in merged.finetune
