@@ -200,3 +200,17 @@ def test_preflight_composes_a_single_run_once(monkeypatch):
         cell = [*nbce, "finetune={steps:7}"]
         merged = validate.with_values(compose_cell(list(nbce)), cell, nbce)
         assert merged == compose_cell(cell) and merged.finetune.steps == 7 and "lr" in merged.finetune
+
+
+def test_hydra_reads_the_mode_from_the_command_line_and_gets_its_probe_back(kexue, tmp_path):
+    """cli.mode_known answers Hydra's mode probe (a whole extra composition) for the run and puts Hydra's own
+    method back afterwards; the run is still Hydra's RUN mode, recorded as such."""
+    from hydra._internal.hydra import Hydra
+    from omegaconf import OmegaConf
+
+    original = Hydra.get_mode
+    code, out = kexue("experiment=retry", "scale=smoke", "trainer.progress=false")
+    assert code == 0, out
+    assert Hydra.get_mode is original
+    (run,) = run_dirs(tmp_path / "outputs", "retry")
+    assert OmegaConf.load(run / ".hydra" / "hydra.yaml").hydra.mode == "RUN"
