@@ -257,6 +257,9 @@ GOLDEN = {
         'coupled_concatenation_same_exact': (0.0, 1e-06),
         'coupled_nbce_split_exact': (0.0, 1e-06),
         'coupled_concatenation_split_exact': (0.0, 1e-06),
+        'copy_accuracy': (0.04157894849777222, 0.0015),  # 1900 predictions: a third of the binomial SE
+        'k1_exact': (0.0, 1e-06),
+        'k2_other_value': (0.0, 1e-06),
     },
 }
 VERDICTS = {
@@ -303,3 +306,34 @@ def test_smoke_verdicts_are_pinned(smoke_runs, name):
 def test_same_seed_same_bytes(smoke_runs, tmp_path):
     """nbce again with the same seed (this family's harness): the same metrics.jsonl rows and results."""
     assert_same_bytes(smoke_runs["nbce"], smoke_run_each(["nbce"], tmp_path)["nbce"])
+
+
+def test_reading_diagnostics_tell_a_copier_of_any_value_from_a_reader():
+    """nbce.reading_diagnostics on a stub LM that copies a repeated string and answers every question with the
+    paragraph's first value: copy accuracy 1, exact 1 with one fact, and with 2 or 5 facts every answer is either
+    right or another fact's value (the signature of copying without matching the name)."""
+    from kexue_runs.experiments import nbce as exp
+
+    class FirstValue(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, tokens):
+            b, t = tokens.shape
+            out = torch.zeros(b, t, 256)
+            for i, row in enumerate(tokens.tolist()):
+                if ord("?") in row:  # a question: the paragraph's first value, byte by byte, then "."
+                    value = bytes(row[row.index(ord("=")) + 1:][:3]) + b"."
+                    done = len(row) - 1 - max(j for j, c in enumerate(row) if c == ord("="))
+                    out[i, -1, value[min(done, 3)]] = 1
+                else:  # a repeated string: the byte 20 back is the next one
+                    for j in range(19, t):
+                        out[i, j, row[j - 19]] = 1
+            return out
+
+    d = exp.reading_diagnostics(FirstValue(), seed=0, questions=40)
+    assert d["copy_accuracy"] == 1.0 and d["k1_exact"] == 1.0 and d["k1_other_value"] == 0.0
+    for k in (2, 5):
+        assert d[f"k{k}_exact"] + d[f"k{k}_other_value"] == pytest.approx(1.0)
+        assert 0 < d[f"k{k}_exact"] < 1

@@ -88,10 +88,11 @@ def reading_batch(rng: random.Random, batch: int, unanswerable: float = 0.0, max
     return tokens, torch.tensor([m + [0] * (width - len(m)) for m in masks], dtype=torch.bool)
 
 
-def test_case(rng: random.Random, n: int, coupled: str | None = None):
-    """(paragraphs, prompt, answer): n paragraphs, the asked fact(s) in one (or, coupled='split', in two)."""
+def test_case(rng: random.Random, n: int, coupled: str | None = None, facts: int = FACTS_PER_PARAGRAPH):
+    """(paragraphs, prompt, answer): n paragraphs of `facts` facts, the asked fact(s) in one (or, coupled='split',
+    in two)."""
     taken: set = set()
-    paragraphs = [[random_fact(rng, taken) for _ in range(FACTS_PER_PARAGRAPH)] for _ in range(n)]
+    paragraphs = [[random_fact(rng, taken) for _ in range(facts)] for _ in range(n)]
     if coupled is None:
         k = rng.randrange(n)
         name, value = rng.choice(paragraphs[k])

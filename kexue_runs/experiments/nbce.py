@@ -111,6 +111,31 @@ def score(out: str, value: str) -> dict:
     return {"exact": float(out[:len(value)] == value), "gibberish": float(not out[:len(value)].isdigit())}
 
 
+@torch.no_grad()
+def reading_diagnostics(model, seed: int, questions: int = 100) -> dict:
+    """What the base does with one paragraph, measured beside the checks (none decides on them):
+      copy_accuracy      next-byte accuracy on the repeat of 20 random lowercase letters (in-context copying,
+                         the mechanism reading a fact needs; chance 1/26)
+      k{k}_exact         exact match from one paragraph of k facts
+      k{k}_other_value   the answer is another fact's value of the paragraph: about (k-1)/k when the model
+                         copies a value without matching the name"""
+    device = next(model.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    letters = torch.randint(ord("a"), ord("z") + 1, (questions, 20), generator=g)
+    seq = torch.cat([letters, letters], 1).to(device)
+    predicted = model(seq[:, :-1]).argmax(-1)
+    out = {"copy_accuracy": float((predicted[:, 20:] == seq[:, 21:]).float().mean())}
+    for k in (1, 2, 5):
+        rng = random.Random(1_000_003 * seed + 424_242 + k)  # apart from every other draw of the run
+        cases = [test_case(rng, 1, facts=k) for _ in range(questions)]
+        outs = answers(model, cases, "concatenation", 3)
+        values = [[part.split("=")[1] for part in p[0].strip().split(";") if part] for p, q, v in cases]
+        out[f"k{k}_exact"] = float(np.mean([o == v for o, (p, q, v) in zip(outs, cases)]))
+        out[f"k{k}_other_value"] = float(np.mean([o != v and o in vs for o, vs, (p, q, v) in
+                                                  zip(outs, values, cases)]))
+    return out
+
+
 def run(cfg, ctx) -> dict:
     sim = cfg.sim
     model = finetuned_lm(cfg, ctx)
@@ -150,6 +175,11 @@ def run(cfg, ctx) -> dict:
         f"{results[f'nbce_n{ns[-1]}_exact']:.2f}, concatenation {results[f'concatenation_n{ns[0]}_exact']:.2f} / "
         f"{results[f'concatenation_n{ns[-1]}_exact']:.2f}; coupled facts split across contexts: NBCE "
         f"{results['coupled_nbce_split_exact']:.2f} (same context {results['coupled_nbce_same_exact']:.2f})")
+    diagnostics = reading_diagnostics(model, int(cfg.seed))
+    results |= diagnostics
+    say(f"the base with one paragraph: copies a repeated string {diagnostics['copy_accuracy']:.2f} (chance 0.04); "
+        + ", ".join(f"{k} facts: exact {diagnostics[f'k{k}_exact']:.2f}, another fact's value "
+                    f"{diagnostics[f'k{k}_other_value']:.2f}" for k in (1, 2, 5)))
     plot(ctx, results, ns)
     return results
 
