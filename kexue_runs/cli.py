@@ -43,7 +43,7 @@ from .errors import (  # noqa: E402
 STATUS_EXIT = {"failed": EXIT_FAILED, "environment": EXIT_ENVIRONMENT, "interrupted": EXIT_INTERRUPTED,
                "terminated": EXIT_TERMINATED, "busy": EXIT_BAD_INPUT}
 # overrides that may come with resume=: they change how a run is shown or where it runs, not its numbers
-RESUME_SAFE = ("trainer.progress", "trainer.threads", "trainer.device", "logger", "output_root")
+RESUME_SAFE = ("trainer.progress", "trainer.threads", "trainer.device", "logger", "output_root", "scale.curves")
 
 HYDRA_INFO_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "--version", "--shell-completion", "-sc")
 HYDRA_VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn",

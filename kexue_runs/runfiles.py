@@ -25,7 +25,7 @@ FIGURES = "figures"
 
 # Keys that change where or how a run is shown, not what it computes: left out of the config hash.
 NON_SEMANTIC_KEYS = ("resume", "output_root", "trainer.progress", "trainer.device", "trainer.threads",
-                     "hydra", "sweep_grids", "meta", "claim", "reported", "checks", "figure")
+                     "scale.curves", "hydra", "sweep_grids", "meta", "claim", "reported", "checks", "figure")
 
 
 # The experiment's claim apparatus: kept in the experiment file, not copied into every summary.
