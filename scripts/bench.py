@@ -5,8 +5,8 @@ for FSQ/VQ, diffusers for the DDIM step; fused attention for ReRoPE); each GAN l
 2-D toys and on 8x8 images, with the cost ratios the GAN posts claim (WGAN-GP over GAN-QP, GN over the
 gradient penalty). ReRoPE against RoPE at 512, 2048 and 8192 tokens: time and peak memory, each case in a
 fresh process. Start-up: `--help`, `list` and every experiment's smoke run in a fresh process, the time
-outside each experiment's own work against #19's 1.5 s. Speed targets live here, never in timed tests. Results land in outputs/bench/<stamp>.json,
-so two commits can be compared.
+outside each experiment's own work against #19's 1.5 s. Speed targets live here, never in timed tests.
+Results land in outputs/bench/<stamp>.json, so two commits can be compared.
 
     python scripts/bench.py [--seconds 3] [--only fsq_vs_vq|startup|...] [--threads 1,2]
 """

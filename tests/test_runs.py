@@ -182,7 +182,8 @@ def test_preflight_composes_a_single_run_once(monkeypatch):
 
     calls = []
     compose_cell = validate.compose_cell
-    monkeypatch.setattr(validate, "compose_cell", lambda cell, *a, **k: calls.append(cell) or compose_cell(cell, *a, **k))
+    monkeypatch.setattr(validate, "compose_cell",
+                        lambda cell, *a, **k: calls.append(cell) or compose_cell(cell, *a, **k))
     cell = ["experiment=fsq_vs_vq", "scale=smoke", "trainer.steps=7", "quantizer.levels=[5,5,3]", "seed=3"]
     validate.preflight(cell, multirun=False)
     assert calls == [["experiment=fsq_vs_vq", "scale=smoke"]]

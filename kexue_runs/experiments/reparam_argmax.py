@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from .numeric import figure, pyplot
+
 
 def noises() -> dict:
     """The noise distributions by name (scipy.stats imported here, not at import: preflight imports the
