@@ -1,5 +1,6 @@
 """The facts task shared by nbce and ladder_side_tuning: short paragraphs of random facts
-"name=123;name=456;name=789;" and questions "?name=" (answer "123.") or "?a+b=" (answer "123456."), generated
+"name=123;name=456;name=789;" and questions "?name=" (answer "123.") or "?a+b=" (answer "123456."), or with
+another separator between name and value (nbce: none, "name123;" and "?name"), generated
 from a seeded random.Random so every run and test sees the same draws. Two training formats: `training_batch`
 (3 facts, one question per row; ladder_side_tuning's) and `reading_batch` (1 to max_facts facts, questions until
 the row is full; nbce's)."""
@@ -22,8 +23,8 @@ def random_fact(rng: random.Random, taken: set) -> tuple[str, str]:
             return name, "".join(rng.choice(string.digits) for _ in range(3))
 
 
-def paragraph(facts) -> str:
-    return "".join(f"{n}={v};" for n, v in facts) + "\n"
+def paragraph(facts, separator: str = "=") -> str:
+    return "".join(f"{n}{separator}{v};" for n, v in facts) + "\n"
 
 
 def training_batch(rng: random.Random, batch: int, unanswerable: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,7 +55,7 @@ def training_batch(rng: random.Random, batch: int, unanswerable: float = 0.0) ->
 
 
 def reading_batch(rng: random.Random, batch: int, unanswerable: float = 0.0, max_facts: int = 5,
-                  max_length: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+                  max_length: int = 64, separator: str = "=") -> tuple[torch.Tensor, torch.Tensor]:
     """Rows that teach reading a paragraph rather than copying from it: 1 to `max_facts` facts, then questions
     (single, coupled "?a+b=" where two facts exist, or with probability `unanswerable` a name the paragraph lacks
     with a fresh random answer) for as long as they fit in `max_length` bytes (at least one); the mask marks
@@ -65,18 +66,18 @@ def reading_batch(rng: random.Random, batch: int, unanswerable: float = 0.0, max
     for _ in range(batch):
         taken: set = set()
         facts = [random_fact(rng, taken) for _ in range(rng.randint(1, max_facts))]
-        text = paragraph(facts)
+        text = paragraph(facts, separator)
         mask = [0] * len(text)
         while True:
             if unanswerable and rng.random() < unanswerable:
                 n, v = random_fact(rng, taken)
-                prompt, answer = f"?{n}=", f"{v}."
+                prompt, answer = f"?{n}{separator}", f"{v}."
             elif len(facts) >= 2 and rng.random() < 0.5:
                 (n1, v1), (n2, v2) = rng.sample(facts, 2)
-                prompt, answer = f"?{n1}+{n2}=", f"{v1}{v2}."
+                prompt, answer = f"?{n1}+{n2}{separator}", f"{v1}{v2}."
             else:
                 (n, v), = rng.sample(facts, 1)
-                prompt, answer = f"?{n}=", f"{v}."
+                prompt, answer = f"?{n}{separator}", f"{v}."
             if len(text) + len(prompt) + len(answer) > max_length and any(mask):
                 break  # full (a row always gets one question, even past max_length)
             text += prompt + answer
@@ -88,7 +89,28 @@ def reading_batch(rng: random.Random, batch: int, unanswerable: float = 0.0, max
     return tokens, torch.tensor([m + [0] * (width - len(m)) for m in masks], dtype=torch.bool)
 
 
-def test_case(rng: random.Random, n: int, coupled: str | None = None, facts: int = FACTS_PER_PARAGRAPH):
+def copy_batch(generator: torch.Generator, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of random lowercase letters in which a stretch of 6-16 letters (fewer in short rows) comes again at a
+    random later offset;
+    the mask marks the repeat after its first letter. The offset varies, so only in-context copying (find the
+    earlier occurrence, copy what followed it) predicts the masked bytes: the mechanism reading a fact needs,
+    which nbce's small base lacks (0.03 on a repeated string, chance 0.04, measured)."""
+    longest = min(16, (length - 1) // 2)  # both occurrences and a gap fit in the row
+    if longest < 2:
+        raise ValueError(f"copy_batch needs rows of at least 5 bytes, got {length}")
+    tokens = torch.randint(ord("a"), ord("z") + 1, (batch, length), generator=generator)
+    mask = torch.zeros(batch, length, dtype=torch.bool)
+    for row in range(batch):
+        m = int(torch.randint(min(6, longest), longest + 1, (1,), generator=generator))
+        a = int(torch.randint(0, length - 2 * m, (1,), generator=generator))
+        b = int(torch.randint(a + m + 1, length - m + 1, (1,), generator=generator))
+        tokens[row, b:b + m] = tokens[row, a:a + m]
+        mask[row, b + 1:b + m] = True
+    return tokens, mask
+
+
+def test_case(rng: random.Random, n: int, coupled: str | None = None, facts: int = FACTS_PER_PARAGRAPH,
+              separator: str = "="):
     """(paragraphs, prompt, answer): n paragraphs of `facts` facts, the asked fact(s) in one (or, coupled='split',
     in two)."""
     taken: set = set()
@@ -96,10 +118,10 @@ def test_case(rng: random.Random, n: int, coupled: str | None = None, facts: int
     if coupled is None:
         k = rng.randrange(n)
         name, value = rng.choice(paragraphs[k])
-        return [paragraph(p) for p in paragraphs], f"?{name}=", value
+        return [paragraph(p, separator) for p in paragraphs], f"?{name}{separator}", value
     if coupled == "same":
         (n1, v1), (n2, v2) = rng.sample(paragraphs[rng.randrange(n)], 2)
     else:
         k1, k2 = rng.sample(range(n), 2)
         (n1, v1), (n2, v2) = rng.choice(paragraphs[k1]), rng.choice(paragraphs[k2])
-    return [paragraph(p) for p in paragraphs], f"?{n1}+{n2}=", v1 + v2
+    return [paragraph(p, separator) for p in paragraphs], f"?{n1}+{n2}{separator}", v1 + v2

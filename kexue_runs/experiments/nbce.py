@@ -2,7 +2,9 @@
 
 Posts: NBCE https://kexue.fm/archives/9617 and its follow-up https://kexue.fm/archives/9632
 A byte-level LM (the project's pretrained base, fine-tuned on the task; both cached) learns to answer
-"?name=" with the value from one short paragraph of facts "name=123;name=456;name=789;". At test time the
+"?name" with the value from one short paragraph of facts "name123;name456;name789;" (`facts.separator`: ""; "="
+writes "name=123;" and "?name="), its fine-tune rows mixed with in-context copying rows (`finetune.copy_rows`).
+At test time the
 question comes with n paragraphs, only one of which holds the name. Arms:
   (a) concatenation of all n paragraphs (beyond the length the model was trained on for n >= 2)
   (b) pure naive Bayes: average pooling, β = n - 1, no truncation
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 
 from .. import runfiles
-from ..data.facts import reading_batch, test_case, training_batch
+from ..data.facts import copy_batch, reading_batch, test_case, training_batch
 from ..methods.nbce import combine
 from ..models.pretrained import cache_path, pretrained_lm
 from ..models.transformer import CausalLM
@@ -43,7 +45,8 @@ ARMS = {  # name: (pooling, beta, truncate, inf_rule); beta None = n - 1
 def finetuned_lm(cfg, ctx) -> CausalLM:
     """The shared pretrained base, fine-tuned on the task (answer bytes only), cached by what made it."""
     base_path = cache_path(cfg.output_root, cfg.model, cfg.data, cfg.pretrain, int(cfg.data.length))
-    spec = {"base": base_path.name, "finetune": runfiles.to_jsonable(dict(cfg.finetune))}
+    spec = {"base": base_path.name, "finetune": runfiles.to_jsonable(dict(cfg.finetune)),
+            "facts": runfiles.to_jsonable(dict(cfg.facts))}
     path = Path(cfg.output_root) / "cache" / "pretrained" / f"nbce-{runfiles.config_hash(spec)}.pt"
     model = pretrained_lm(cfg.output_root, cfg.model, cfg.data, cfg.pretrain, int(cfg.data.length), ctx.device,
                           ctx.track)
@@ -54,16 +57,20 @@ def finetuned_lm(cfg, ctx) -> CausalLM:
     f = cfg.finetune
     rng = random.Random(int(f.seed))
     torch.manual_seed(int(f.seed))
+    copy_generator = torch.Generator().manual_seed(int(f.seed) + 1)
+    copies = int(round(float(f.copy_rows) * int(f.batch_size)))
     opt = torch.optim.AdamW(model.parameters(), lr=float(f.lr), weight_decay=0.0)
     steps = int(f.steps)
     for step in ctx.track(range(steps), "fine-tune on facts", total=steps):
         for group in opt.param_groups:
             group["lr"] = float(f.lr) * min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / steps))
         if f.format == "reading":
-            tokens, mask = reading_batch(rng, int(f.batch_size), float(f.unanswerable), int(f.max_facts),
-                                         int(cfg.data.length))
+            tokens, mask = reading_batch(rng, int(f.batch_size) - copies, float(f.unanswerable), int(f.max_facts),
+                                         int(cfg.data.length), str(cfg.facts.separator))
         else:
-            tokens, mask = training_batch(rng, int(f.batch_size), float(f.unanswerable))
+            tokens, mask = training_batch(rng, int(f.batch_size) - copies, float(f.unanswerable))
+        if copies:  # in-context copying rows beside the task's (finetune.copy_rows)
+            tokens, mask = stack_rows((tokens, mask), copy_batch(copy_generator, copies, int(cfg.data.length)))
         tokens, mask = tokens.to(ctx.device), mask.to(ctx.device)
         logits = model(tokens[:, :-1])
         loss = torch.nn.functional.cross_entropy(logits[mask[:, 1:]], tokens[:, 1:][mask[:, 1:]])
@@ -74,6 +81,13 @@ def finetuned_lm(cfg, ctx) -> CausalLM:
     runfiles.atomic_save(path, model.state_dict())
     say(f"fine-tuned on the facts task: {steps} steps, final answer loss {loss.item():.3f} -> {path}")
     return model
+
+
+def stack_rows(*parts: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens, mask) batches of different widths as one, padded with 0 and masked out."""
+    width = max(t.shape[1] for t, _ in parts)
+    pad = lambda x: torch.nn.functional.pad(x, (0, width - x.shape[1]))  # noqa: E731
+    return torch.cat([pad(t) for t, _ in parts]), torch.cat([pad(m) for _, m in parts])
 
 
 def as_tokens(texts: list[bytes], device) -> torch.Tensor:
@@ -112,7 +126,7 @@ def score(out: str, value: str) -> dict:
 
 
 @torch.no_grad()
-def reading_diagnostics(model, seed: int, questions: int = 100) -> dict:
+def reading_diagnostics(model, seed: int, questions: int = 100, separator: str = "=") -> dict:
     """What the base does with one paragraph, measured beside the checks (none decides on them):
       copy_accuracy      next-byte accuracy on the repeat of 20 random lowercase letters (in-context copying,
                          the mechanism reading a fact needs; chance 1/26)
@@ -127,9 +141,9 @@ def reading_diagnostics(model, seed: int, questions: int = 100) -> dict:
     out = {"copy_accuracy": float((predicted[:, 20:] == seq[:, 21:]).float().mean())}
     for k in (1, 2, 5):
         rng = random.Random(1_000_003 * seed + 424_242 + k)  # apart from every other draw of the run
-        cases = [test_case(rng, 1, facts=k) for _ in range(questions)]
+        cases = [test_case(rng, 1, facts=k, separator=separator) for _ in range(questions)]
         outs = answers(model, cases, "concatenation", 3)
-        values = [[part.split("=")[1] for part in p[0].strip().split(";") if part] for p, q, v in cases]
+        values = [[part[-3:] for part in p[0].strip().split(";") if part] for p, q, v in cases]  # "name=123"
         out[f"k{k}_exact"] = float(np.mean([o == v for o, (p, q, v) in zip(outs, cases)]))
         out[f"k{k}_other_value"] = float(np.mean([o != v and o in vs for o, vs, (p, q, v) in
                                                   zip(outs, values, cases)]))
@@ -146,7 +160,7 @@ def run(cfg, ctx) -> dict:
     results, cells = {}, {}
     for n, s in ctx.track(jobs, f"{len(ARMS)} arms x n in {ns} x {shards} shards", total=len(jobs)):
         rng = random.Random(1_000_003 * int(cfg.seed) + 1009 * n + s)
-        cases = [test_case(rng, n) for _ in range(per_shard)]
+        cases = [test_case(rng, n, separator=str(cfg.facts.separator)) for _ in range(per_shard)]
         for arm in ARMS:
             scores = [score(out, v) for out, (p, q, v) in zip(answers(model, cases, arm, 3), cases)]
             row = {k: float(np.mean([x[k] for x in scores])) for k in ("exact", "gibberish")}
@@ -162,7 +176,8 @@ def run(cfg, ctx) -> dict:
     for s in range(shards):
         rng = random.Random(1_000_003 * int(cfg.seed) + 7_777_777 + s)  # apart from the single-fact draws
         for placement in ("same", "split"):
-            cases = [test_case(rng, coupled_n, placement) for _ in range(per_shard)]
+            cases = [test_case(rng, coupled_n, placement, separator=str(cfg.facts.separator))
+                     for _ in range(per_shard)]
             for arm in ("nbce", "concatenation"):
                 outs = answers(model, cases, arm, 6)
                 exact = float(np.mean([score(out, v)["exact"] for out, (p, q, v) in zip(outs, cases)]))
@@ -175,7 +190,7 @@ def run(cfg, ctx) -> dict:
         f"{results[f'nbce_n{ns[-1]}_exact']:.2f}, concatenation {results[f'concatenation_n{ns[0]}_exact']:.2f} / "
         f"{results[f'concatenation_n{ns[-1]}_exact']:.2f}; coupled facts split across contexts: NBCE "
         f"{results['coupled_nbce_split_exact']:.2f} (same context {results['coupled_nbce_same_exact']:.2f})")
-    diagnostics = reading_diagnostics(model, int(cfg.seed))
+    diagnostics = reading_diagnostics(model, int(cfg.seed), separator=str(cfg.facts.separator))
     results |= diagnostics
     say(f"the base with one paragraph: copies a repeated string {diagnostics['copy_accuracy']:.2f} (chance 0.04); "
         + ", ".join(f"{k} facts: exact {diagnostics[f'k{k}_exact']:.2f}, another fact's value "
