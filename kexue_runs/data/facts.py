@@ -91,10 +91,9 @@ def reading_batch(rng: random.Random, batch: int, unanswerable: float = 0.0, max
 
 def copy_batch(generator: torch.Generator, batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows of random lowercase letters in which a stretch of 6-16 letters (fewer in short rows) comes again at a
-    random later offset;
-    the mask marks the repeat after its first letter. The offset varies, so only in-context copying (find the
-    earlier occurrence, copy what followed it) predicts the masked bytes: the mechanism reading a fact needs,
-    which nbce's small base lacks (0.03 on a repeated string, chance 0.04, measured)."""
+    random later offset; the mask marks the repeat after its first letter. The offset varies, so only in-context
+    copying (find the earlier occurrence, copy what followed it) predicts the masked bytes: the mechanism reading
+    a fact needs, which nbce's small base lacked (0.03 on a repeated string, chance 0.04, measured)."""
     longest = min(16, (length - 1) // 2)  # both occurrences and a gap fit in the row
     if longest < 2:
         raise ValueError(f"copy_batch needs rows of at least 5 bytes, got {length}")

@@ -4,8 +4,7 @@ Posts: NBCE https://kexue.fm/archives/9617 and its follow-up https://kexue.fm/ar
 A byte-level LM (the project's pretrained base, fine-tuned on the task; both cached) learns to answer
 "?name" with the value from one short paragraph of facts "name123;name456;name789;" (`facts.separator`: ""; "="
 writes "name=123;" and "?name="), its fine-tune rows mixed with in-context copying rows (`finetune.copy_rows`).
-At test time the
-question comes with n paragraphs, only one of which holds the name. Arms:
+At test time the question comes with n paragraphs, only one of which holds the name. Arms:
   (a) concatenation of all n paragraphs (beyond the length the model was trained on for n >= 2)
   (b) pure naive Bayes: average pooling, β = n - 1, no truncation
   (c) (b) with Top-P 0.95 on every distribution and the -inf rule (9632)
@@ -143,7 +142,7 @@ def reading_diagnostics(model, seed: int, questions: int = 100, separator: str =
         rng = random.Random(1_000_003 * seed + 424_242 + k)  # apart from every other draw of the run
         cases = [test_case(rng, 1, facts=k, separator=separator) for _ in range(questions)]
         outs = answers(model, cases, "concatenation", 3)
-        values = [[part[-3:] for part in p[0].strip().split(";") if part] for p, q, v in cases]  # "name=123"
+        values = [[part[-3:] for part in p[0].strip().split(";") if part] for p, q, v in cases]  # "name123"
         out[f"k{k}_exact"] = float(np.mean([o == v for o, (p, q, v) in zip(outs, cases)]))
         out[f"k{k}_other_value"] = float(np.mean([o != v and o in vs for o, vs, (p, q, v) in
                                                   zip(outs, values, cases)]))
