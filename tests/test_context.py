@@ -97,6 +97,39 @@ def test_facts_task_format():
     assert exp.score("124.", "123") == {"exact": 0.0, "gibberish": 0.0}
 
 
+def test_ladder_side_tuning_arms_rates_and_facts_rows():
+    """LST's side network at side_lr_factor times the others' rate; the frozen arm trains the class head alone;
+    the facts rows in both formats and separators, with copy rows appended at the end of the batch."""
+    from omegaconf import OmegaConf
+
+    from kexue_runs.data import facts
+    from kexue_runs.experiments import ladder_side_tuning as lst
+    from kexue_runs.models.transformer import ArchConfig, CausalLM
+
+    sim = OmegaConf.create({"lr": 1e-3, "side_lr_factor": 10, "batch": 8, "chunk": 64, "facts_format": "single",
+                            "separator": "", "copy_rows": 0.25, "reduction": 4, "lora_rank": 2})
+    assert lst.arm_lr("lst_random", sim) == pytest.approx(1e-2) and lst.arm_lr("lst_sliced", sim) == pytest.approx(1e-2)
+    assert lst.arm_lr("full", sim) == lst.arm_lr("lora", sim) == lst.arm_lr("frozen", sim) == pytest.approx(1e-3)
+    torch.manual_seed(0)
+    base = CausalLM(ArchConfig(width=16, layers=2, heads=2, mlp_ratio=4, rope_base=10000.0, train_length=32))
+    frozen = lst.Tuned(base, "frozen", 3, sim, seed=0)
+    assert {n for n, p in frozen.named_parameters() if p.requires_grad} == {"head.weight", "head.bias"}
+    with pytest.raises(ValueError, match="allowed"):
+        lst.Tuned(base, "adapter", 3, sim, seed=0)
+    tokens, mask = facts.training_batch(random.Random(4), 6, separator="")
+    for row in tokens:
+        text = bytes(row.tolist()).rstrip(b"\0").decode()
+        paragraph, question = text.split("\n")
+        assert "=" not in text and question.startswith("?") and question[1:5] in paragraph
+    for fmt in ("single", "reading"):
+        sim.facts_format = fmt
+        tokens, mask = lst.facts_batch(random.Random(5), torch.Generator().manual_seed(6), 2, sim)
+        assert tokens.shape[0] == 8 and mask.any(1).all()
+        copies = [bytes(r.tolist()).rstrip(b"\0") for r in tokens[-2:]]
+        assert all(len(c) == 64 and c.isalpha() for c in copies)  # the copy rows: 64 letters, at the end
+        assert all(b"?" in bytes(r.tolist()) for r in tokens[:-2])  # the task's rows: a question each
+
+
 @pytest.mark.parametrize("separator", ["=", ""])
 def test_reading_rows_answer_from_their_own_paragraph(separator):
     """nbce's fine-tune rows: 1-5 facts, then questions until the row is full; every masked answer is the value
@@ -201,14 +234,17 @@ GOLDEN = {
         'modules_lora_trainable': (2147.0, 0.215),
         'modules_lora_trainable_fraction': (0.09344533426183844, 9.34e-06),
         'modules_lora_saved_kib_per_iteration': (332.62890625, 1e-06),
-        'modules_lst_random_accuracy': (0.3611111094554265, 0.0334),
+        'modules_lst_random_accuracy': (0.3333333333333333, 0.0334),
         'modules_lst_random_trainable': (1756.0, 0.176),
         'modules_lst_random_trainable_fraction': (0.08390672782874618, 8.39e-06),
         'modules_lst_random_saved_kib_per_iteration': (122.265625, 1e-06),
-        'modules_lst_sliced_accuracy': (0.3611111094554265, 0.0334),
+        'modules_lst_sliced_accuracy': (0.3333333333333333, 0.0334),
         'modules_lst_sliced_trainable': (1756.0, 0.176),
         'modules_lst_sliced_trainable_fraction': (0.08390672782874618, 8.39e-06),
         'modules_lst_sliced_saved_kib_per_iteration': (122.265625, 1e-06),
+        'modules_frozen_accuracy': (0.3055555522441864, 0.0334),
+        'modules_frozen_trainable': (99.0, 0.0099),
+        'modules_frozen_saved_kib_per_iteration': (1.25390625, 1e-06),
         'modules_lst_memory_over_full': (0.3519661752634124, 3.52e-05),
         'facts_full_accuracy': (0.0, 1e-06),
         'facts_full_trainable': (20832.0, 2.08),
@@ -287,8 +323,9 @@ GOLDEN = {
 }
 VERDICTS = {
     'ladder_side_tuning': ('FAIL', {
+        'full_reads_the_hard_task': 'FAIL',
         'lst_close_on_the_easy_task': 'INCONCLUSIVE',
-        'lst_much_worse_on_the_hard_task': 'FAIL',
+        'lst_much_worse_on_the_hard_task': 'INCONCLUSIVE',  # waits on full_reads_the_hard_task
         'lst_faster': 'N/A',
         'lst_less_backward_memory': 'PASS',
         'sliced_init_beats_random': 'FAIL',

@@ -27,7 +27,8 @@ def paragraph(facts, separator: str = "=") -> str:
     return "".join(f"{n}{separator}{v};" for n, v in facts) + "\n"
 
 
-def training_batch(rng: random.Random, batch: int, unanswerable: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+def training_batch(rng: random.Random, batch: int, unanswerable: float = 0.0,
+                   separator: str = "=") -> tuple[torch.Tensor, torch.Tensor]:
     """Paragraph + question + answer per row, padded with 0; the mask marks the answer's bytes.
     unanswerable: the fraction of rows asking for a name the paragraph does not hold, answered with a fresh
     random value (which the paragraph cannot predict), so that a model learns to be unsure without the fact,
@@ -38,14 +39,14 @@ def training_batch(rng: random.Random, batch: int, unanswerable: float = 0.0) ->
         facts = [random_fact(rng, taken) for _ in range(FACTS_PER_PARAGRAPH)]
         if unanswerable and rng.random() < unanswerable:
             n, v = random_fact(rng, taken)
-            prompt, answer = f"?{n}=", f"{v}."
+            prompt, answer = f"?{n}{separator}", f"{v}."
         elif rng.random() < 0.5:
             (n, v), = rng.sample(facts, 1)
-            prompt, answer = f"?{n}=", f"{v}."
+            prompt, answer = f"?{n}{separator}", f"{v}."
         else:
             (n1, v1), (n2, v2) = rng.sample(facts, 2)
-            prompt, answer = f"?{n1}+{n2}=", f"{v1}{v2}."
-        text = (paragraph(facts) + prompt + answer).encode()
+            prompt, answer = f"?{n1}+{n2}{separator}", f"{v1}{v2}."
+        text = (paragraph(facts, separator) + prompt + answer).encode()
         rows.append(list(text))
         masks.append([0] * (len(text) - len(answer)) + [1] * len(answer))
     width = max(map(len, rows))
@@ -106,6 +107,13 @@ def copy_batch(generator: torch.Generator, batch: int, length: int) -> tuple[tor
         tokens[row, b:b + m] = tokens[row, a:a + m]
         mask[row, b + 1:b + m] = True
     return tokens, mask
+
+
+def stack_rows(*parts: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tokens, mask) batches of different widths as one, padded with 0 and masked out."""
+    width = max(t.shape[1] for t, _ in parts)
+    pad = lambda x: torch.nn.functional.pad(x, (0, width - x.shape[1]))  # noqa: E731
+    return torch.cat([pad(t) for t, _ in parts]), torch.cat([pad(m) for _, m in parts])
 
 
 def test_case(rng: random.Random, n: int, coupled: str | None = None, facts: int = FACTS_PER_PARAGRAPH,

@@ -8,8 +8,11 @@ The project's pretrained byte-level LM (the shared cache) is tuned on two tasks:
   facts    the copy task of nbce: "?name=" answered from a paragraph of facts (greedy, exact match)
 Arms: full fine-tuning, the last block only, LoRA (rank 4 on every projection), LST with a side network of
 width 1/4 (Attention + FFN blocks, Su's ladder) initialised at random or by slicing the backbone (the
-paper's). Measured per arm: accuracy, trainable parameters, milliseconds per training step, and the bytes
-autograd keeps for backward per step (saved tensors: the memory backpropagation needs).
+paper's), trained at `sim.side_lr_factor` times the others' rate (the paper: 3e-3 against full fine-tuning's
+3e-4). On the modules task a diagnostic arm, `frozen`, trains the class head alone: how much of the task the
+frozen backbone's features carry, which is what a side network builds on. Measured per arm: accuracy,
+trainable parameters, milliseconds per training step, and the bytes autograd keeps for backward per step
+(saved tensors: the memory backpropagation needs).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 import torch
 
 from ..costs import CostMeter
-from ..data.facts import paragraph, test_case, training_batch
+from ..data.facts import copy_batch, paragraph, reading_batch, stack_rows, test_case, training_batch
 from ..data.text import documents
 from ..methods.ladder_side_tuning import LadderSide, backbone_states
 from ..methods.lora import add_lora
@@ -31,6 +34,11 @@ from ..progress import say
 
 ARMS = ("full", "last_layer", "lora", "lst_random", "lst_sliced")
 TASKS = ("modules", "facts")
+DIAGNOSTIC_ARMS = {"modules": ("frozen",), "facts": ()}  # frozen: the class head alone on the frozen backbone
+
+
+def arms(task: str) -> tuple[str, ...]:
+    return ARMS + DIAGNOSTIC_ARMS[task]
 
 
 def module_chunks(data_cfg, classes: int, length: int):
@@ -48,10 +56,13 @@ def sample_chunks(files, count: int, length: int, rng: random.Random):
 
 
 class Tuned(torch.nn.Module):
-    """One arm's model: final hidden states from the (partly) trainable LM or from the ladder; a class head."""
+    """One arm's model: final hidden states from the (partly) trainable LM or from the ladder; a class head
+    (trainable in every arm; with `frozen` it is all that trains)."""
 
     def __init__(self, base: CausalLM, arm: str, classes: int, sim, seed: int):
         super().__init__()
+        if arm not in ARMS + ("frozen",):
+            raise ValueError(f"arm={arm}: allowed: {', '.join(ARMS + ('frozen',))}")
         torch.manual_seed(seed)
         self.arm, self.lm = arm, copy.deepcopy(base)
         for p in self.lm.parameters():
@@ -89,21 +100,40 @@ class Tuned(torch.nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
 
+def arm_lr(arm: str, sim) -> float:
+    """The side network trains at sim.side_lr_factor times the others' rate, as in the paper (3e-3 against 3e-4)."""
+    return float(sim.lr) * (float(sim.side_lr_factor) if arm.startswith("lst") else 1.0)
+
+
+def facts_batch(rng, copy_generator, copies: int, sim):
+    """One training batch of the facts task: `sim.facts_format` single (3 facts, one question) or reading (1-5
+    facts, questions until the row is full), then `copies` in-context copying rows (nbce's recipe)."""
+    if sim.facts_format == "reading":
+        tokens, mask = reading_batch(rng, int(sim.batch) - copies, 0.0, 5, int(sim.chunk), str(sim.separator))
+    else:
+        tokens, mask = training_batch(rng, int(sim.batch) - copies, separator=str(sim.separator))
+    if copies:
+        tokens, mask = stack_rows((tokens, mask), copy_batch(copy_generator, copies, int(sim.chunk)))
+    return tokens, mask
+
+
 def train_and_test(base, arm: str, task: str, seed: int, sim, files, device="cpu") -> dict:
     classes = int(sim.classes) if task == "modules" else 0
     model = Tuned(base, arm, classes, sim, seed).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=float(sim.lr), weight_decay=0.0)
+    opt = torch.optim.AdamW(params, lr=arm_lr(arm, sim), weight_decay=0.0)
     rng = random.Random(seed)
+    copy_generator = torch.Generator().manual_seed(seed + 1)
+    copies = int(round(float(sim.copy_rows) * int(sim.batch)))
     meter = CostMeter(device)  # on CUDA it records the peak allocation too
     length = int(sim.chunk)
-    for _ in range(int(sim.steps)):
+    for _ in range(int(sim.steps if task == "modules" else sim.facts_steps)):
         with meter:
             if task == "modules":
                 x, y = sample_chunks(files[0], int(sim.batch), length, rng)
                 loss = torch.nn.functional.cross_entropy(model.classify(x.to(device)), y.to(device))
             else:
-                tokens, mask = training_batch(rng, int(sim.batch))
+                tokens, mask = facts_batch(rng, copy_generator, copies, sim)
                 tokens, mask = tokens.to(device), mask.to(device)
                 logits = model.next_token_logits(tokens[:, :-1])
                 loss = torch.nn.functional.cross_entropy(logits[mask[:, 1:]], tokens[:, 1:][mask[:, 1:]])
@@ -119,7 +149,7 @@ def train_and_test(base, arm: str, task: str, seed: int, sim, files, device="cpu
         else:
             hits = []
             for _ in range(int(sim.eval_examples)):
-                paragraphs, prompt, value = test_case(test_rng, 1)
+                paragraphs, prompt, value = test_case(test_rng, 1, separator=str(sim.separator))
                 out = ""
                 for _ in range(3):
                     tokens = torch.tensor([list((paragraphs[0] + prompt + out).encode())], device=device)
@@ -137,8 +167,10 @@ def run(cfg, ctx) -> dict:
                          ctx.track)
     files = module_chunks(cfg.data, int(sim.classes), int(sim.chunk))
     say(f"modules task: {', '.join(files[2])}; facts task: paragraphs like {paragraph([('abcd', '123')])!r}")
-    jobs = [(task, arm, r) for r in range(int(sim.replicates)) for task in TASKS for arm in ARMS]
+    jobs = [(task, arm, r) for r in range(int(sim.replicates)) for task in TASKS for arm in arms(task)]
     per = {}
+    say(f"budgets: modules {int(sim.steps)} steps, facts {int(sim.facts_steps)}; rates: {float(sim.lr):g}, the side "
+        f"network's {float(sim.lr) * float(sim.side_lr_factor):g}")
     for task, arm, r in ctx.track(jobs, f"{len(ARMS)} arms x {len(TASKS)} tasks x {int(sim.replicates)} seeds",
                                   total=len(jobs)):
         m = train_and_test(base, arm, task, 1000 * int(cfg.seed) + r, sim, files, ctx.device)
@@ -149,7 +181,7 @@ def run(cfg, ctx) -> dict:
         ctx.claim_rows.append({"task": task, "arm": arm, "replicate": r, "gap_to_full": gap} | m)
     results = {}
     for task in TASKS:
-        for arm in ARMS:
+        for arm in arms(task):
             for key in ("accuracy", "trainable", "trainable_fraction", "ms_per_iteration", "saved_kib_per_iteration"):
                 results[f"{task}_{arm}_{key}"] = float(np.mean([per[(task, arm, r)][key]
                                                                 for r in range(int(sim.replicates))]))
@@ -166,11 +198,11 @@ def plot(ctx, results) -> None:
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    markers = dict(zip(ARMS, "osDv^"))
+    markers = dict(zip(ARMS + ("frozen",), "osDv^x"))
     for ax, cost, label in ((axes[0], "saved_kib_per_iteration", "KiB kept for backward per step"),
                             (axes[1], "ms_per_iteration", "ms per training step")):
         for i, task in enumerate(TASKS):
-            for arm in ARMS:
+            for arm in arms(task):
                 ax.scatter(results[f"{task}_{arm}_{cost}"], results[f"{task}_{arm}_accuracy"], marker=markers[arm],
                            color=f"C{i}", s=40, label=f"{task}: {arm}")
         ax.set(xlabel=label, ylabel="test accuracy", xscale="log")

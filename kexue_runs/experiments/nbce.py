@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .. import runfiles
-from ..data.facts import copy_batch, reading_batch, test_case, training_batch
+from ..data.facts import copy_batch, reading_batch, stack_rows, test_case, training_batch
 from ..methods.nbce import combine
 from ..models.pretrained import cache_path, pretrained_lm
 from ..models.transformer import CausalLM
@@ -80,13 +80,6 @@ def finetuned_lm(cfg, ctx) -> CausalLM:
     runfiles.atomic_save(path, model.state_dict())
     say(f"fine-tuned on the facts task: {steps} steps, final answer loss {loss.item():.3f} -> {path}")
     return model
-
-
-def stack_rows(*parts: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(tokens, mask) batches of different widths as one, padded with 0 and masked out."""
-    width = max(t.shape[1] for t, _ in parts)
-    pad = lambda x: torch.nn.functional.pad(x, (0, width - x.shape[1]))  # noqa: E731
-    return torch.cat([pad(t) for t, _ in parts]), torch.cat([pad(m) for _, m in parts])
 
 
 def as_tokens(texts: list[bytes], device) -> torch.Tensor:
