@@ -124,7 +124,9 @@ def reading_diagnostics(model, seed: int, questions: int = 100, separator: str =
                          the mechanism reading a fact needs; chance 1/26)
       k{k}_exact         exact match from one paragraph of k facts
       k{k}_other_value   the answer is another fact's value of the paragraph: about (k-1)/k when the model
-                         copies a value without matching the name"""
+                         copies a value without matching the name
+      coupled_k3_exact   exact match on "?a+b" from one paragraph of 3 facts holding both (no pooling: what the
+                         coupled-context limit is measured against)"""
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
     letters = torch.randint(ord("a"), ord("z") + 1, (questions, 20), generator=g)
@@ -139,6 +141,10 @@ def reading_diagnostics(model, seed: int, questions: int = 100, separator: str =
         out[f"k{k}_exact"] = float(np.mean([o == v for o, (p, q, v) in zip(outs, cases)]))
         out[f"k{k}_other_value"] = float(np.mean([o != v and o in vs for o, vs, (p, q, v) in
                                                   zip(outs, values, cases)]))
+    rng = random.Random(1_000_003 * seed + 424_242)
+    cases = [test_case(rng, 1, "same", separator=separator) for _ in range(questions)]
+    outs = answers(model, cases, "concatenation", 6)
+    out["coupled_k3_exact"] = float(np.mean([o == v for o, (p, q, v) in zip(outs, cases)]))
     return out
 
 
@@ -186,7 +192,8 @@ def run(cfg, ctx) -> dict:
     results |= diagnostics
     say(f"the base with one paragraph: copies a repeated string {diagnostics['copy_accuracy']:.2f} (chance 0.04); "
         + ", ".join(f"{k} facts: exact {diagnostics[f'k{k}_exact']:.2f}, another fact's value "
-                    f"{diagnostics[f'k{k}_other_value']:.2f}" for k in (1, 2, 5)))
+                    f"{diagnostics[f'k{k}_other_value']:.2f}" for k in (1, 2, 5))
+        + f"; coupled \"?a+b\" from one paragraph {diagnostics['coupled_k3_exact']:.2f}")
     plot(ctx, results, ns)
     return results
 
