@@ -319,6 +319,7 @@ GOLDEN = {
         'copy_accuracy': (0.04157894849777222, 0.0015),  # 1900 predictions: a third of the binomial SE
         'k1_exact': (0.0, 1e-06),
         'k2_other_value': (0.0, 1e-06),
+        'coupled_k3_exact': (0.0, 1e-06),
     },
 }
 VERDICTS = {
@@ -394,6 +395,7 @@ def test_reading_diagnostics_tell_a_copier_of_any_value_from_a_reader():
 
     d = exp.reading_diagnostics(FirstValue(), seed=0, questions=40)
     assert d["copy_accuracy"] == 1.0 and d["k1_exact"] == 1.0 and d["k1_other_value"] == 0.0
+    assert d["coupled_k3_exact"] == 0.0  # "?a+b" asks for six digits; a copier of one value writes three
     for k in (2, 5):
         assert d[f"k{k}_exact"] + d[f"k{k}_other_value"] == pytest.approx(1.0)
         assert 0 < d[f"k{k}_exact"] < 1
