@@ -32,6 +32,14 @@ def test_pooling_by_hand():
     torch.testing.assert_close(merged, 1.25 * contexts[1] - 0.25 * uncond)
     pure = nbce.combine(contexts, uncond, "average", 2.0)  # β = n - 1: Σ_k log p(T|S_k) - (n-1) log p(T)
     torch.testing.assert_close(pure, contexts.sum(0) - 2 * uncond)
+    # the transition penalty (9632): the previous context counts η nats lower; 0.802 - 0.1 > 0.639 still switches
+    # to the second context, 0.802 - 0.2 < 0.639 keeps the first
+    assert nbce.least_entropy_context(contexts) == 1
+    assert nbce.least_entropy_context(contexts, previous=0, penalty=0.1) == 1
+    assert nbce.least_entropy_context(contexts, previous=0, penalty=0.2) == 0
+    assert nbce.least_entropy_context(contexts, previous=2, penalty=0.2) == 1
+    torch.testing.assert_close(nbce.combine(contexts, uncond, "min_entropy", 0.25, previous=0, penalty=0.2),
+                               1.25 * contexts[0] - 0.25 * uncond)
 
 
 def test_top_p_and_the_inf_rule():
@@ -320,6 +328,9 @@ GOLDEN = {
         'k1_exact': (0.0, 1e-06),
         'k2_other_value': (0.0, 1e-06),
         'coupled_k3_exact': (0.0, 1e-06),
+        'nbce_transition_n1_exact': (0.0, 1e-06),
+        'nbce_transition_n4_gibberish': (1.0, 1e-06),
+        'coupled_nbce_transition_same_exact': (0.0, 1e-06),
     },
 }
 VERDICTS = {
@@ -349,6 +360,9 @@ VERDICTS = {
         'pcw_degrades_with_n': 'INCONCLUSIVE',
         'nbce_beats_concatenation_beyond_training_length': 'INCONCLUSIVE',
         'coupled_contexts_break_nbce': 'INCONCLUSIVE',
+        'transition_answers_coupled_from_one_paragraph': 'FAIL',
+        'transition_penalty_keeps_coupled_answers': 'INCONCLUSIVE',
+        'coupled_contexts_break_nbce_with_transition': 'INCONCLUSIVE',
         'nbce_roughly_flat_in_n': 'INCONCLUSIVE',
     }),
 }

@@ -28,7 +28,7 @@ import torch
 
 from .. import runfiles
 from ..data.facts import copy_batch, reading_batch, stack_rows, test_case, training_batch
-from ..methods.nbce import combine
+from ..methods.nbce import combine, least_entropy_context, top_p
 from ..models.pretrained import cache_path, pretrained_lm
 from ..models.transformer import CausalLM
 from ..progress import say
@@ -40,7 +40,12 @@ ARMS = {  # name: (pooling, beta, truncate, inf_rule); beta None = n - 1
     "max_pooling": ("max", 0.25, 0.95, True),
     "nbce": ("min_entropy", 0.25, 0.95, True),
     "pcw": ("average", 0.0, None, False),
+    "nbce_transition": ("min_entropy", 0.25, 0.95, True),  # + 9632's transition penalty (TRANSITION_PENALTY)
 }
+# η in nats. 9632 gives no value; ours: one bit, so decoding leaves its context only for one at least a bit
+# more certain. Added 2026-11-24 because NBCE switched paragraphs inside coupled answers (measured: at the
+# second digit of each value it chose a paragraph without the facts 42% and 38% of the time).
+TRANSITION_PENALTY = {"nbce_transition": math.log(2)}
 def finetuned_lm(cfg, ctx) -> CausalLM:
     """The shared pretrained base, fine-tuned on the task (answer bytes only), cached by what made it."""
     base_path = cache_path(cfg.output_root, cfg.model, cfg.data, cfg.pretrain, int(cfg.data.length))
@@ -93,6 +98,7 @@ def answers(model, cases, arm: str, length: int) -> list[str]:
     """Greedy decoding of `length` bytes under one arm, for a batch of (paragraphs, prompt, ...) cases with the
     same number of paragraphs: one forward pass per byte for the whole batch."""
     outs = [b"" for _ in cases]
+    chosen = [None for _ in cases]  # the transition penalty's previous context, per case
     device = next(model.parameters()).device
     for _ in range(length):
         if arm == "concatenation":
@@ -101,14 +107,18 @@ def answers(model, cases, arm: str, length: int) -> list[str]:
             nxt = logits.argmax(-1).tolist()
         else:
             pooling, beta, truncate, inf_rule = ARMS[arm]
+            penalty = TRANSITION_PENALTY.get(arm, 0.0)
             n = len(cases[0][0])
             beta = n - 1 if beta is None else beta
             contexts = as_tokens([(par + q).encode() + o for (p, q, *_), o in zip(cases, outs) for par in p], device)
             context_logp = torch.log_softmax(model(contexts)[:, -1].double(), -1).view(len(cases), n, -1)
             uncond = as_tokens([q.encode() + o for (p, q, *_), o in zip(cases, outs)], device)
             uncond_logp = torch.log_softmax(model(uncond)[:, -1].double(), -1)
-            nxt = [int(combine(context_logp[i], uncond_logp[i], pooling, float(beta), truncate, inf_rule).argmax())
-                   for i in range(len(cases))]
+            nxt = [int(combine(context_logp[i], uncond_logp[i], pooling, float(beta), truncate, inf_rule,
+                               chosen[i], penalty).argmax()) for i in range(len(cases))]
+            if penalty:  # the context each case decoded from, for the next step's penalty
+                chosen = [least_entropy_context(top_p(context_logp[i], truncate), chosen[i], penalty)
+                          for i in range(len(cases))]
         outs = [o + bytes([t]) for o, t in zip(outs, nxt)]
     return [o.decode("latin-1") for o in outs]
 
@@ -176,7 +186,7 @@ def run(cfg, ctx) -> dict:
         for placement in ("same", "split"):
             cases = [test_case(rng, coupled_n, placement, separator=str(cfg.facts.separator))
                      for _ in range(per_shard)]
-            for arm in ("nbce", "concatenation"):
+            for arm in ("nbce", "nbce_transition", "concatenation"):
                 outs = answers(model, cases, arm, 6)
                 exact = float(np.mean([score(out, v)["exact"] for out, (p, q, v) in zip(outs, cases)]))
                 ctx.claim_rows.append({"part": "coupled", "arm": arm, "placement": placement, "shard": s,
@@ -205,7 +215,8 @@ def plot(ctx, results, ns) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     labels = {"concatenation": "(a) concatenation", "naive_bayes": "(b) naive Bayes, β = n-1",
               "naive_bayes_fixed": "(c) (b) + Top-P + -inf rule", "max_pooling": "(d) max pooling, β = 0.25",
-              "nbce": "(e) NBCE: min entropy, β = 0.25", "pcw": "(f) average, β = 0 (PCW)"}
+              "nbce": "(e) NBCE: min entropy, β = 0.25", "pcw": "(f) average, β = 0 (PCW)",
+              "nbce_transition": "(e) + transition penalty ln 2"}
     for i, arm in enumerate(ARMS):
         for ax, key in zip(axes, ("exact", "gibberish")):
             ax.plot(ns, [results[f"{arm}_n{n}_{key}"] for n in ns], "o-", color=f"C{i}", label=labels[arm])

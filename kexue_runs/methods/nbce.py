@@ -7,7 +7,9 @@ generalised to (β + 1) P[log p(T | S)] - β log p(T) for a pooling P over the c
 β = n - 1 is pure naive Bayes, average with β = 0 is about PCW, and NBCE proper takes the distribution of
 the context with the least entropy, with β = 0.25. The follow-up: pure naive Bayes turns to gibberish as n
 grows because -β log p(T) amplifies the unreliable tails; Top-P truncation of every distribution and the
-rule "where log p(T) = -inf, use P alone" fix that (still below minimum entropy).
+rule "where log p(T) = -inf, use P alone" fix that (still below minimum entropy). Its third device, a
+transition penalty η, makes minimum-entropy selection favour the context chosen at the previous step: that
+context's entropy counts η lower, so decoding switches only to a context more certain by more than η.
 """
 
 from __future__ import annotations
@@ -31,25 +33,36 @@ def entropy(logp: torch.Tensor) -> torch.Tensor:
     return -(p * torch.where(p > 0, logp, torch.zeros_like(logp))).sum(-1)
 
 
-def pool(context_logp: torch.Tensor, pooling: str) -> torch.Tensor:
-    """P[log p(T | S)] over the contexts (dim 0)."""
+def least_entropy_context(context_logp: torch.Tensor, previous: int | None = None, penalty: float = 0.0) -> int:
+    """The context whose distribution has the least entropy; with the transition penalty, the previous step's
+    context counts `penalty` nats lower."""
+    h = entropy(context_logp)
+    if previous is not None and penalty:
+        h = h - penalty * torch.nn.functional.one_hot(torch.tensor(previous), len(h)).to(h.dtype)
+    return int(h.argmin())
+
+
+def pool(context_logp: torch.Tensor, pooling: str, previous: int | None = None, penalty: float = 0.0) -> torch.Tensor:
+    """P[log p(T | S)] over the contexts (dim 0); previous and penalty: min_entropy's transition penalty."""
     if pooling == "average":
         return context_logp.mean(0)
     if pooling == "max":
         return context_logp.max(0).values
     if pooling == "min_entropy":
-        return context_logp[entropy(context_logp).argmin()]
+        return context_logp[least_entropy_context(context_logp, previous, penalty)]
     raise ValueError(f"pooling={pooling}: allowed: {', '.join(POOLINGS)}")
 
 
 def combine(context_logp: torch.Tensor, uncond_logp: torch.Tensor, pooling: str, beta: float,
-            truncate: float | None = None, inf_rule: bool = False) -> torch.Tensor:
+            truncate: float | None = None, inf_rule: bool = False, previous: int | None = None,
+            penalty: float = 0.0) -> torch.Tensor:
     """Next-token scores (β + 1) P[log p(T|S)] - β log p(T) from each context's log-probabilities (n, V)
     and the context-free ones (V,). truncate: Top-P on every distribution first; inf_rule: where the
-    context-free log-probability is -inf, the pooled one alone."""
+    context-free log-probability is -inf, the pooled one alone; previous, penalty: the transition penalty
+    (min_entropy pooling only)."""
     if truncate is not None:
         context_logp, uncond_logp = top_p(context_logp, truncate), top_p(uncond_logp, truncate)
-    pooled = pool(context_logp, pooling)
+    pooled = pool(context_logp, pooling, previous, penalty)
     merged = (beta + 1) * pooled - beta * uncond_logp
     if inf_rule:
         merged = torch.where(torch.isinf(uncond_logp), pooled, merged)
