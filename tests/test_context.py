@@ -211,6 +211,33 @@ def test_batched_decoding_equals_one_question_at_a_time():
         assert len(set(alone)) > 1  # the questions differ, so a mix-up would show
 
 
+def test_transition_penalty_holds_the_first_context(monkeypatch):
+    """With a penalty no entropy gap can beat, NBCE + the transition penalty decodes every byte from the context it
+    chose at the first step: the same bytes as NBCE given that one paragraph alone."""
+    from kexue_runs.data import facts
+    from kexue_runs.experiments import nbce as exp
+    from kexue_runs.methods.nbce import least_entropy_context, top_p
+    from kexue_runs.models.transformer import ArchConfig, CausalLM
+
+    torch.manual_seed(1)
+    model = CausalLM(ArchConfig(width=32, layers=1, heads=2, train_length=64)).eval()
+    with torch.no_grad():
+        for weight in model.parameters():
+            weight.mul_(4)
+    monkeypatch.setitem(exp.TRANSITION_PENALTY, "nbce_transition", 100.0)
+    rng = random.Random(7)
+    switched = 0
+    for paragraphs, prompt, value in [facts.test_case(rng, 4) for _ in range(6)]:
+        with torch.no_grad():
+            logp = torch.log_softmax(model(exp.as_tokens([(p + prompt).encode() for p in paragraphs], "cpu"))[:, -1]
+                                     .double(), -1)
+        first = least_entropy_context(top_p(logp, 0.95))
+        held = exp.answers(model, [(paragraphs, prompt, value)], "nbce_transition", 4)
+        assert held == exp.answers(model, [([paragraphs[first]], prompt, value)], "nbce", 4)
+        switched += held != exp.answers(model, [(paragraphs, prompt, value)], "nbce", 4)
+    assert switched  # plain NBCE changes context somewhere: the penalty made a difference
+
+
 def test_count_models_on_a_deterministic_chain():
     """A period-4 stream: the bigram is certain, so its loss is near 0 bits while the unigram's is 2 bits."""
     from kexue_runs.experiments.nb_attention import count_models
