@@ -35,6 +35,7 @@ from ..progress import say
 ARMS = ("full", "last_layer", "lora", "lst_random", "lst_sliced")
 TASKS = ("modules", "facts")
 DIAGNOSTIC_ARMS = {"modules": ("frozen",), "facts": ()}  # frozen: the class head alone on the frozen backbone
+ALL_ARMS = ARMS + ("frozen",)
 
 
 def arms(task: str) -> tuple[str, ...]:
@@ -61,8 +62,8 @@ class Tuned(torch.nn.Module):
 
     def __init__(self, base: CausalLM, arm: str, classes: int, sim, seed: int):
         super().__init__()
-        if arm not in ARMS + ("frozen",):
-            raise ValueError(f"arm={arm}: allowed: {', '.join(ARMS + ('frozen',))}")
+        if arm not in ALL_ARMS:
+            raise ValueError(f"arm={arm}: allowed: {', '.join(ALL_ARMS)}")
         torch.manual_seed(seed)
         self.arm, self.lm = arm, copy.deepcopy(base)
         for p in self.lm.parameters():
@@ -198,7 +199,7 @@ def plot(ctx, results) -> None:
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    markers = dict(zip(ARMS + ("frozen",), "osDv^x"))
+    markers = dict(zip(ALL_ARMS, "osDv^x"))
     for ax, cost, label in ((axes[0], "saved_kib_per_iteration", "KiB kept for backward per step"),
                             (axes[1], "ms_per_iteration", "ms per training step")):
         for i, task in enumerate(TASKS):
