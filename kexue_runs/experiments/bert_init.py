@@ -36,16 +36,20 @@ class Block(nn.Module):
 
 
 def identity_path(post_norm: bool, layers: int, width: int, std_in: float, std_out: float, seed: int):
-    """Per block l: the coefficient of x_0 in x_l, <x_l, x_0> / <x_0, x_0> (the post's residual path)."""
+    """Per block l: the coefficient of x_0 in x_l, <x_l, x_0> / <x_0, x_0> (the post's residual path),
+    and the blocks' mean gain |F(x_l)|^2 / |x_l|^2 on the input each one sees (the post's premise:
+    "blocks as large as their input" is a gain of 1; BERT's small init, a gain near 0)."""
     torch.manual_seed(seed)
     blocks = [Block(width, post_norm, std_in, std_out) for _ in range(layers)]
     x0 = torch.randn(256, width)
-    h, coefficients = x0, []
+    h, coefficients, gains = x0, [], []
     with torch.no_grad():
         for block in blocks:
+            seen = block.norm(h) if not post_norm else h  # what the FFN reads (no random draw)
+            gains.append(float(block.ffn(seen).pow(2).sum() / seen.pow(2).sum()))
             h = block(h)
             coefficients.append(float((h * x0).sum() / (x0 * x0).sum()))
-    return coefficients
+    return coefficients, float(np.mean(gains))
 
 
 def layer_grad_norms(post_norm: bool, layers: int, width: int, std_in: float, std_out: float, seed: int):
@@ -84,12 +88,13 @@ def run(cfg, ctx) -> dict:
     for name, post, (std_in, std_out) in ctx.track(arms, "residual path", total=len(arms)):
         paths, slopes = [], []
         for s in range(int(sim.seeds)):  # independent random blocks: the replicates
-            coefficients = identity_path(post, layers, width, std_in, std_out, 1000 * int(cfg.seed) + s)
+            coefficients, block_gain = identity_path(post, layers, width, std_in, std_out, 1000 * int(cfg.seed) + s)
             grads = layer_grad_norms(post, layers, width, std_in, std_out, 1000 * int(cfg.seed) + s)
             path_slope = float(np.polyfit(steps, np.log2(np.abs(coefficients)), 1)[0])
             grad_slope = float(np.polyfit(steps, np.log2(grads), 1)[0])
             ctx.claim_rows.append({"arm": name, "replicate": s, "log2_path_slope": path_slope,
-                                   "path_at_last": float(coefficients[-1]), "log2_grad_slope": grad_slope})
+                                   "path_at_last": float(coefficients[-1]), "log2_grad_slope": grad_slope,
+                                   "block_gain": block_gain})
             paths.append(coefficients)
             slopes.append((path_slope, grad_slope))
         curves[name] = np.mean(paths, axis=0)
