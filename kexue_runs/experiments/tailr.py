@@ -131,7 +131,9 @@ def run(cfg, ctx) -> dict:
         ctx.log(r, f"gamma{g:g}", **per[(g, r)])
     for r in range(int(sim.replicates)):
         ce = per[(0.0, r)]
-        ctx.claim_rows.append({"gamma": 0.0, "replicate": r} | ce)
+        # the post's premise, measured: cross-entropy's mean confidence above its clean accuracy
+        overconfidence = ce["confidence"] - ce["accuracy"]
+        ctx.claim_rows.append({"gamma": 0.0, "replicate": r} | ce | {"overconfidence": overconfidence})
         for g in gammas:
             m = per[(g, r)]
             ctx.claim_rows.append({"gamma": g, "replicate": r} | m | {f"{k}_minus_ce": m[k] - ce[k] for k in m})
