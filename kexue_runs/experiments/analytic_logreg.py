@@ -95,7 +95,9 @@ def gradient_descent(x: np.ndarray, y: np.ndarray, classes: int, seed: int, cfg)
     xt, yt = torch.from_numpy((x - mean) / std), torch.from_numpy(y)
     gen = torch.Generator().manual_seed(seed)
     batch = int(cfg.gd_batch)
-    for _ in range(int(cfg.gd_epochs)):
+    epochs = int(cfg.gd_epochs)
+    half_train_acc = float("nan")
+    for epoch in range(epochs):
         order = torch.randperm(len(yt), generator=gen)
         for i in range(0, len(yt), batch):
             idx = order[i:i + batch]
@@ -103,11 +105,15 @@ def gradient_descent(x: np.ndarray, y: np.ndarray, classes: int, seed: int, cfg)
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if epoch + 1 == epochs // 2:  # a plateau check: the train accuracy halfway (no random draw)
+            with torch.no_grad():
+                half_train_acc = float((layer(xt).argmax(1) == yt).double().mean())
 
     def predict(z: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return layer(torch.from_numpy((z - mean) / std)).argmax(1).numpy()
 
+    predict.half_train_acc = half_train_acc
     return predict
 
 
@@ -136,9 +142,12 @@ def run(cfg, ctx) -> dict:
                     predict = fit_predict(method, x[idx], y[idx], classes, 1000 * int(cfg.seed) + r, s)
                     train_acc = float((predict(x[idx]) == y[idx]).mean())
                     valid_acc = float((predict(x[valid]) == y[valid]).mean())
-                    ctx.claim_rows.append({"dataset": name, "size": size, "method": method, "replicate": r,
-                                           "train_acc": train_acc, "valid_acc": valid_acc,
-                                           "gap": train_acc - valid_acc})
+                    row = {"dataset": name, "size": size, "method": method, "replicate": r,
+                           "train_acc": train_acc, "valid_acc": valid_acc, "gap": train_acc - valid_acc,
+                           "train_per_feature": len(idx) / x.shape[1]}  # the post's n/d: 1000/768 > 1
+                    if method == "gradient_descent":  # still climbing in the second half: not at its plateau
+                        row["train_acc_gain_second_half"] = train_acc - predict.half_train_acc
+                    ctx.claim_rows.append(row)
                     table.setdefault((name, size, method), []).append((train_acc, valid_acc))
     for (name, size, method), values in table.items():
         results[f"{name}_{size}_{method}_train_acc"] = float(np.mean([a for a, _ in values]))
