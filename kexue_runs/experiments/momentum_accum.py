@@ -140,6 +140,7 @@ def train_arm(arm: str, seed: int, sim) -> dict:
     opt = opt()
     gen = torch.Generator().manual_seed(seed)
     usable = len(y) // (batch * k) * (batch * k)  # whole accumulation windows only, the same samples for every arm
+    epoch_losses = []  # the test loss after every epoch: is the arm compared past its best? (no random draw)
     for _ in range(int(sim.epochs)):
         order = torch.randperm(len(y), generator=gen)[:usable]
         for i in range(0, usable, micro):
@@ -148,11 +149,15 @@ def train_arm(arm: str, seed: int, sim) -> dict:
             model.zero_grad()
             loss.backward()
             opt.step()
+        with torch.no_grad():
+            epoch_losses.append(float(torch.nn.functional.cross_entropy(model(x_test), y_test)))
     with torch.no_grad():
         logits = model(x_test)
         train_loss = float(torch.nn.functional.cross_entropy(model(x), y))
-    return {"val_loss": float(torch.nn.functional.cross_entropy(logits, y_test)),
-            "val_accuracy": float((logits.argmax(1) == y_test).float().mean()), "train_loss": train_loss}
+    val_loss = float(torch.nn.functional.cross_entropy(logits, y_test))
+    return {"val_loss": val_loss,
+            "val_accuracy": float((logits.argmax(1) == y_test).float().mean()), "train_loss": train_loss,
+            "val_loss_above_best": val_loss - min(epoch_losses)}
 
 
 def run(cfg, ctx) -> dict:
