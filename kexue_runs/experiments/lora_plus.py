@@ -192,6 +192,8 @@ def run(cfg, ctx) -> dict:
                        "lr_interior": float(lrs_of[r][0] < best[r][1] < lrs_of[r][-1]),
                        "steps_to_target": steps_needed[r], "speedup": steps_needed[1.0] / max(steps_needed[r], 1.0)}
                       | {f"best_loss_at_{b}": at_budget[b][r] for b in budgets}
+                      | ({"relative_gain_second_half": (at_budget[budgets[-2]][r] - at_budget[budgets[-1]][r])
+                          / at_budget[budgets[-1]][r]} if len(budgets) > 1 else {})  # still improving: no plateau
                       for r in ratios]
     ranking = {b: sorted(ratios, key=lambda r: at_budget[b][r]) for b in budgets}
     equivalence = scale_equivalence(base, cfg, prose.train, val, ctx.device)
@@ -202,6 +204,7 @@ def run(cfg, ctx) -> dict:
             "lora_loss": target,
             "loss_at_16": best[at16][0], "speedup_at_16": steps_needed[1.0] / max(steps_needed[at16], 1.0),
             "initial_loss": curves[(1.0, lrs_of[1.0][0])][0],
+            "lora_loss_drop": curves[(1.0, lrs_of[1.0][0])][0] - target,  # does plain LoRA learn the task at all?
             "ranking_same_at_half_budget": float(ranking[budgets[-1]] == ranking[budgets[-2]])
             if len(budgets) > 1 else math.nan,
             "fine_tunes": float(len(curves)),
