@@ -354,6 +354,9 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
         summary["checks"] = run_checks(resolved, summary)
         report = build_report(cfg.name, cfg.scale.name, summary["checks"], overrides, dir=str(run_dir))
         summary["verdict"] = report["verdict"]
+        summary["reason"] = report["reason"]
+        summary["reason_text"] = report["reason_text"]
+        summary["counts"] = report["counts"]
         summary["by_basis"] = report["by_basis"]
         summary["stability"] = report["stability"]
         summary["command"] = report["command"]
