@@ -498,3 +498,14 @@ def test_the_rules_fields_are_required_and_a_threshold_of_ours_cannot_decide_the
     assert validate_checks([{**good, "exact": True, "exact_why": "a byte count"}]) == []
     assert any("numerical" in p for p in validate_checks([{**good, "value_from": "numerical: float64"}]))
     assert any("quantifier" in p for p in validate_checks([{**good, "quantifier": "most"}]))
+
+
+def test_a_held_out_half_that_does_not_decide_makes_a_verdict_unstable():
+    """Decided on all 6 seeds, decided on seeds 0-2, undecided on the held-out 3-5: not PASS, unstable."""
+    diffs = (1.0, 1.01, 0.99, 0.03, -0.02, 0.01)
+    table = rows([("a", 1, s, 1.0) for s in range(6)] + [("b", 1, s, 1.0 + d) for s, d in enumerate(diffs)])
+    check = {"id": "c", "metric": "m", "basis": "empirical", "source": "t", "kind": "ordering", "better": "lower",
+             "a": {"arm": "a"}, "b": {"arm": "b"}, "unit": "model", "no_precondition": "test", "alpha": 0.5}
+    (r,) = evaluate_checks([check], table)
+    assert r["verdict"] == INCONCLUSIVE and r["reason"] == "unstable" and r["leans"] == PASS
+    assert "PASS on units" in r["stability"] and "INCONCLUSIVE on the held-out" in r["stability"]
