@@ -43,12 +43,18 @@ def verdict_and_stability(name: str, outputs: Path = Path("outputs")) -> tuple[s
         return "-", "", "-"
     from .claims import overall_reason, stable
 
-    summary = overall_reason(report["checks"])
-    verdict = summary["verdict"]  # re-decided by this engine's rules, whatever engine wrote the report
+    verdict = overall_reason(report["checks"])["verdict"]  # by this engine's rules, whatever engine wrote it
     stability = report.get("stability") or stable(report["checks"])
     source = str(report.get("scale", "?"))
-    source = source if source.endswith(" run") else f"{source} sweep"
-    return verdict, source + (f", {summary['reason']}" if summary["reason"] else ""), stability
+    return verdict, source if source.endswith(" run") else f"{source} sweep", stability
+
+
+def verdict_reason(name: str, outputs: Path = Path("outputs")) -> str:
+    """Why the newest report's verdict is not PASS (refuted, slip, not_reached, underpowered, unstable), or ''."""
+    from .claims import overall_reason
+
+    report = last_report(name, outputs)
+    return overall_reason(report["checks"])["reason"] if report else ""
 
 
 def last_verdict(name: str, outputs: Path = Path("outputs")) -> str:
@@ -85,15 +91,16 @@ def short_title(title: str) -> str:
 
 def print_catalog(outputs: Path = Path("outputs")) -> None:
     """One line per experiment at any width (80 columns and up): name, post, short title, last verdict and
-    where it came from, and whether it held on held-out replicates."""
+    where it came from, and why it is not PASS (refuted, slip, not_reached, underpowered, unstable) or, for a
+    PASS, whether it held on held-out replicates."""
     from rich.markup import escape
 
     width = max(console.width, 80)
-    fixed = {"experiment": 22, "post": 7, "verdict": 34, "held-out": 9}
+    fixed = {"experiment": 22, "post": 7, "verdict": 25, "why": 13}
     title_width = width - sum(fixed.values())
     cut = lambda text, n: text if len(text) <= n else text[: n - 1] + "…"  # noqa: E731
     console.print("kexue-runs experiments (kexue-run show <name>: a post's claim, checks, results)", highlight=False)
-    console.print(f"{'experiment':<22}{'post':<7}{'title':<{title_width}}{'verdict':<34}held-out", style="bold",
+    console.print(f"{'experiment':<22}{'post':<7}{'title':<{title_width}}{'verdict':<25}why", style="bold",
                   highlight=False)
     for path in experiment_files():
         spec = load_experiment(path)
@@ -101,12 +108,12 @@ def print_catalog(outputs: Path = Path("outputs")) -> None:
         post = str(posts[0]["archive"]) + ("+" if len(posts) > 1 else "") if posts else ""
         title = cut(short_title(posts[0]["title"]) if posts else "", title_width - 1)
         shown, source, stability = verdict_and_stability(path.stem, outputs)
-        verdict = cut(f"{shown} {source}".strip(), 33)
+        verdict = cut(f"{shown} {source}".strip(), 24)
         coloured = verdict.replace(shown, f"[{VERDICT_STYLE.get(shown, 'magenta')}]{shown}[/]", 1) if shown != "-" \
             else verdict
-        pad = " " * (34 - len(verdict))
+        pad = " " * (25 - len(verdict))
         console.print(f"{escape(cut(path.stem, 21)):<22}{post:<7}{escape(title):<{title_width}}{coloured}{pad}"
-                      f"{stability}", highlight=False, soft_wrap=True)
+                      f"{verdict_reason(path.stem, outputs) or stability}", highlight=False, soft_wrap=True)
 
 
 def print_experiment(name: str, outputs: Path = Path("outputs")) -> int:

@@ -19,8 +19,9 @@ What a check is (every check says):
            model  independently trained models (a claim about a training method or a model)
            data   independent data draws or splits (generalisation; an inference method on test sets)
            draw   Monte Carlo draws of a computation with no training
-           `unit_keys` names the row keys of one unit (default: model -> seed, replicate;
-           data and draw -> seed, replicate, shard); a claim is decided over >= min_reps (3) units.
+           `unit_keys` names the row keys of one unit: replicate keys or config keys such as
+           pretrain.seed (default: model -> seed, replicate; data and draw -> seed, replicate, shard);
+           a claim is decided over >= min_reps (3) units.
   value_from  for every threshold or tolerance: "post: ...", "paper: ...", "derivation: ...",
            "numerical: ..." (a float tolerance on an exact identity) or "ours: ..."; a threshold of
            ours makes the check `ours` (or a precondition).
@@ -963,9 +964,10 @@ def rule_problems(check: dict) -> list[str]:
         problems.append(f"{cid}: unit must be one of {UNITS} (what one independent replicate is)")
     if check.get("unit") is not None and check.get("unit") not in UNITS:
         problems.append(f"{cid}: unit {check.get('unit')!r} not in {UNITS}")
-    bad_keys = [k for k in check.get("unit_keys") or [] if k not in REPLICATE_KEYS]
-    if bad_keys:
-        problems.append(f"{cid}: unit_keys {bad_keys} not in {REPLICATE_KEYS}")
+    bad_keys = [k for k in check.get("unit_keys") or [] if not isinstance(k, str) or not k]
+    if bad_keys or (check.get("unit_keys") is not None and not isinstance(check.get("unit_keys"), list)):
+        problems.append(f"{cid}: unit_keys is a list of row keys: replicate keys {REPLICATE_KEYS} or config keys "
+                        f"such as pretrain.seed")
     if basis == "empirical" and not (check.get("requires") or check.get("preconditions_unmeasured")
                                      or str(check.get("no_precondition") or "").strip()):
         problems.append(f"{cid}: an empirical check names its preconditions (requires, preconditions_unmeasured) "

@@ -88,8 +88,9 @@ def test_list_shows_the_last_verdict(kexue, tmp_path, monkeypatch):
     code, _ = kexue("-m", *SMOKE, "quantizer=fsq", "seed=0,1", outputs=tmp_path / "outputs")
     assert code == 0
     code, out = kexue("list")
-    assert code == 0 and "INCONCLUSIVE smoke sweep" in out
     line = next(x for x in out.splitlines() if x.startswith("fsq_vs_vq"))
+    # one smoke cell decides nothing the sweep claims: not reached (cells not run) or underpowered
+    assert code == 0 and "smoke sweep" in line and line.split()[-1] in ("not_reached", "underpowered")
     assert len(line) <= 80 and "9826" in line  # one line per experiment at 80 columns
     code, out = kexue("show", "fsq_vs_vq")
     assert code == 0 and "fsq_uses_nearly_all_codes (empirical; FSQ paper Fig. 3" in out.replace("\n", " ")
