@@ -6,7 +6,7 @@ import math
 import pytest
 from scipy import stats
 
-from kexue_runs.claims import (
+from kexue_runs.claims.engine import (
     FAIL,
     INCONCLUSIVE,
     NA,
@@ -283,7 +283,7 @@ def test_a_check_whose_precondition_fails_is_inconclusive_and_leans_its_own_way(
 
 
 def test_the_next_command_asks_for_the_sweep_when_cells_lack_and_for_more_seeds_when_only_noise_undecides():
-    from kexue_runs.verdicts import next_command
+    from kexue_runs.claims.verdicts import next_command
 
     lacking = [{"verdict": INCONCLUSIVE, "basis": "empirical", "needs": "needs >= 3 replicates, has 1"}]
     noisy = [{"verdict": INCONCLUSIVE, "basis": "empirical", "needs": "~40 replicates would resolve it if it holds"}]
@@ -298,7 +298,7 @@ def test_the_next_command_asks_for_the_sweep_when_cells_lack_and_for_more_seeds_
 def test_the_next_command_runs_what_the_run_ran():
     """More seeds of a run on images are more seeds on images: the run's own overrides are carried, the ones the
     command sets itself (seed, scale, ...) or that name this run only (output_root, resume, hydra.*) are not."""
-    from kexue_runs.verdicts import next_command
+    from kexue_runs.claims.verdicts import next_command
 
     noisy = [{"verdict": INCONCLUSIVE, "basis": "empirical", "needs": "~40 replicates would resolve it if it holds"}]
     overrides = ["sim.target=images", "seed=3", "scale=gpu", "output_root=/tmp/x", "hydra.run.dir=/tmp/y",
@@ -314,7 +314,7 @@ def test_the_next_command_runs_what_the_run_ran():
 @pytest.mark.parametrize("df", [1, 2, 3, 4, 7, 15.37, 30, 200, 5000])
 def test_t_and_normal_quantiles_match_scipy(df):
     """The engine's own quantiles (no scipy import at run time) against scipy's, incl. Welch's fractional df."""
-    from kexue_runs.quantiles import normal_quantile, student_t_quantile
+    from kexue_runs.claims.quantiles import normal_quantile, student_t_quantile
 
     for alpha in (0.2, 0.05, 0.01, 1e-4):
         assert student_t_quantile(1 - alpha / 2, df) == pytest.approx(stats.t.ppf(1 - alpha / 2, df), rel=1e-10)

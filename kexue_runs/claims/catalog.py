@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from . import config_dir
-from .progress import console
+from .. import config_dir
+from ..common.progress import console
 
 VERDICT_STYLE = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}
 
@@ -31,7 +31,7 @@ def scales(name: str) -> list[str]:
 
 def last_report(name: str, outputs: Path = Path("outputs")) -> dict | None:
     """The newest claim report of the experiment's sweeps, else its newest run's own verdict."""
-    from .runfiles import newest_claim_report
+    from ..common.runfiles import newest_claim_report
 
     return newest_claim_report(name, outputs) or newest_run_verdict(name, outputs)
 
@@ -41,7 +41,7 @@ def verdict_and_stability(name: str, outputs: Path = Path("outputs")) -> tuple[s
     report = last_report(name, outputs)
     if report is None:
         return "-", "", "-"
-    from .claims import overall, stable
+    from .engine import overall, stable
 
     verdict = report.get("verdict") or overall(report["checks"])
     stability = report.get("stability") or stable(report["checks"])
@@ -60,7 +60,7 @@ def last_verdict(name: str, outputs: Path = Path("outputs")) -> str:
 def newest_run_verdict(name: str, outputs: Path) -> dict | None:
     """A run's own verdict: the newest finished run at the largest scale that has one (a smoke run made to
     try a flag must not hide the cpu verdict beneath it)."""
-    from . import runfiles
+    from ..common import runfiles
 
     rank = {"smoke": 0, "cpu": 1, "gpu": 2}
     best = None
@@ -110,7 +110,7 @@ def print_catalog(outputs: Path = Path("outputs")) -> None:
 
 def print_experiment(name: str, outputs: Path = Path("outputs")) -> int:
     """`kexue-run show <experiment>`: the posts, the claim, each check, the post's numbers, the last results."""
-    from .errors import ConfigError, some_of
+    from ..common.errors import ConfigError, some_of
 
     path = config_dir() / "experiment" / f"{name}.yaml"
     if not path.is_file():
@@ -140,7 +140,7 @@ def print_experiment(name: str, outputs: Path = Path("outputs")) -> int:
         console.print(f"No results yet: kexue-run experiment={name}", highlight=False)
     else:
         report.setdefault("experiment", name)
-        from .claims import by_basis, overall, stable
+        from .engine import by_basis, overall, stable
 
         report.setdefault("verdict", overall(report["checks"]))
         report.setdefault("by_basis", by_basis(report["checks"]))

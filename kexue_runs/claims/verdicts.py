@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import config_dir
-from .claims import FAIL, INCONCLUSIVE, NA, PASS, by_basis, overall, stable
+from .. import config_dir
+from .engine import FAIL, INCONCLUSIVE, NA, PASS, by_basis, overall, stable
 
 STYLE = {PASS: "green", FAIL: "red", INCONCLUSIVE: "yellow", NA: "dim", "unstable": "magenta"}
 BASIS_TAG = {"derivation": "derivation", "empirical": "empirical", "ours": "ours, not the post's"}
@@ -79,7 +79,7 @@ def next_command(experiment: str, scale: str | None, results: list[dict], overri
 def print_verdicts(report: dict, console=None) -> None:
     from rich.table import Table
 
-    from .progress import console as default_console
+    from ..common.progress import console as default_console
 
     console = console or default_console
     table = Table(title=f"{report['experiment']}: the post's claim, checked ({report.get('scale')})",
@@ -133,7 +133,7 @@ def markdown_verdicts(report: dict) -> list[str]:
     lines += ["Derivation checks recompute the post's own arithmetic (consistency, not evidence); empirical "
               "checks are measurements that could contradict it; 'ours' extends the post and never decides its "
               "verdict. Noisy comparisons use a t test at the real n (paired where arms share replicates), "
-              "decided by the 95% confidence interval; see `kexue_runs/claims.py`.", ""]
+              "decided by the 95% confidence interval; see `kexue_runs/claims/engine.py`.", ""]
     if report.get("command"):
         lines += [f"To decide the rest: `{report['command']}`", ""]
     return lines
