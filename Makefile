@@ -39,8 +39,9 @@ TEST_WORKERS ?= 2
 test: install ## the test suite (offline; a few minutes on 2 cores: TEST_WORKERS processes of 1 thread each)
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
 
-lint: install ## ruff on the package, scripts and tests
+lint: install ## ruff on the package, scripts and tests; the layer contracts (import-linter, ARCHITECTURE.md)
 	$(VENV)/bin/ruff check kexue_runs scripts tests
+	$(VENV)/bin/lint-imports --no-cache
 
 list: install ## the catalog: experiments, posts, claims, last verdicts
 	$(VENV)/bin/kexue-run list

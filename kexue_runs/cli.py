@@ -11,7 +11,7 @@ import os
 import sys
 from contextlib import contextmanager
 
-from .phases import mark
+from .lifecycle.phases import mark
 
 mark("process")  # as early as the entry point can: before Hydra's import
 
@@ -28,7 +28,7 @@ from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from . import config_dir  # noqa: E402
-from .errors import (  # noqa: E402
+from .common.errors import (  # noqa: E402
     EXIT_BAD_INPUT,
     EXIT_ENVIRONMENT,
     EXIT_FAILED,
@@ -52,7 +52,7 @@ HYDRA_VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def hydra_app(cfg: DictConfig) -> None:
-    from .runner import execute
+    from .lifecycle.runner import execute
 
     hc = HydraConfig.get()
     status = execute(cfg, hc.runtime.output_dir, list(hc.overrides.task), in_sweep=hc.mode == RunMode.MULTIRUN,
@@ -67,7 +67,7 @@ def hydra_app(cfg: DictConfig) -> None:
 def parallel_jobs(hc) -> int:
     """How many jobs a parallel launcher runs at once on this machine (joblib's n_jobs; for Ray, the
     cores over each job's num_cpus); 1 otherwise, so a job gets every core it may use."""
-    from .runner import usable_cores
+    from .lifecycle.runner import usable_cores
 
     if hc.mode != RunMode.MULTIRUN:
         return 1
@@ -107,7 +107,7 @@ def split_args(argv: list[str]) -> tuple[list[str], bool, bool]:
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
     from rich.text import Text
 
-    from .progress import console
+    from .common.progress import console
 
     console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     return code
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     """kexue-run: every error the user can cause is one line and exit 2; a broken environment exit 3."""
     import signal
 
-    from .runfiles import LockHeld, is_environment_error
+    from .common.runfiles import LockHeld, is_environment_error
 
     try:
         signal.signal(signal.SIGTERM, on_sigterm)
@@ -173,7 +173,7 @@ def print_version() -> int:
 
 def print_help() -> int:
     """The user-facing config groups and their options (Hydra's own help: --hydra-help)."""
-    from .validate import group_options
+    from .preflight.validate import group_options
 
     lines = ["kexue-run: reproduce a claim from a Scientific Spaces (kexue.fm) post by running it.", "",
              "  kexue-run list                                   the catalog: experiments, posts, last verdicts",
@@ -210,18 +210,18 @@ def run_command(argv: list[str] | None = None) -> int:
     if "--help" in argv or "-h" in argv:
         return print_help()
     if argv and argv[0] == "list":
-        from .catalog import print_catalog
+        from .claims.catalog import print_catalog
 
         print_catalog()
         return 0
     if argv and argv[0] == "show":
-        from .catalog import print_experiment
+        from .claims.catalog import print_experiment
 
         if len(argv) != 2:
             raise ConfigError("usage: kexue-run show <experiment>")
         return print_experiment(argv[1])
     if argv and argv[0] == "report":
-        from .sweeps import report_main
+        from .lifecycle.sweeps import report_main
 
         return report_main(argv[1:])
     mark("imports")
@@ -236,13 +236,13 @@ def run_command(argv: list[str] | None = None) -> int:
         import torch  # noqa: F401  every experiment needs it: its import is a phase of its own in timing.phases
 
         mark("torch_import")
-        from .validate import preflight
+        from .preflight.validate import preflight
 
         plan = preflight(overrides, multirun)
         check_writable(overrides, plan)
         mark("preflight")
     prog = sys.argv[0] if sys.argv else "kexue-run"
-    from .distributed import from_env
+    from .lifecycle.distributed import from_env
 
     if not info and not from_env().is_main:
         return run_worker_rank(overrides)
@@ -255,7 +255,7 @@ def run_command(argv: list[str] | None = None) -> int:
             return exc.code if isinstance(exc.code, int) else EXIT_FAILED
         return 0
     # One sweep folder for every grid of the sweep; Hydra launches each grid's jobs.
-    from .phases import start_sweep
+    from .lifecycle.phases import start_sweep
 
     start_sweep(plan.jobs)
     pinned = [a for a in argv if not a.startswith("hydra.sweep.dir=")] + [f"hydra.sweep.dir={plan.sweep_dir}"]
@@ -272,11 +272,11 @@ def run_command(argv: list[str] | None = None) -> int:
             stopped = exc.code if isinstance(exc.code, int) else EXIT_FAILED
         if stopped:
             break
-    from .sweeps import finish_sweep
+    from .lifecycle.sweeps import finish_sweep
 
     report = finish_sweep(plan.sweep_dir)
     if stopped:
-        from .progress import console
+        from .common.progress import console
 
         console.print(f"sweep stopped; finish it with: kexue-run -m {' '.join(a for a in argv if a != '-m')} "
                       f"resume={plan.sweep_dir}", highlight=False, soft_wrap=True)
@@ -306,8 +306,8 @@ def mode_known(argv: list[str]):
 
 def print_sweep_configs(argv: list[str], overrides: list[str]) -> int:
     """`-m ... --cfg job`: Hydra refuses --cfg with --multirun; print every job's composed config instead."""
-    from .progress import console
-    from .validate import preflight
+    from .common.progress import console
+    from .preflight.validate import preflight
 
     plan = preflight(overrides, multirun=True)
     flags = [a for a in argv if a not in ("-m", "--multirun") and a not in overrides]
@@ -335,7 +335,7 @@ def check_writable(overrides: list[str], plan) -> None:
     probe = Path(folder)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    from . import faults
+    from .lifecycle import faults
 
     try:
         with tempfile.TemporaryFile(dir=probe):
@@ -347,8 +347,8 @@ def check_writable(overrides: list[str], plan) -> None:
 
 def run_worker_rank(overrides: list[str]) -> int:
     """A non-zero torchrun rank: the same config, no Hydra app, so no folders of its own."""
-    from .runner import execute
-    from .validate import compose_job
+    from .lifecycle.runner import execute
+    from .preflight.validate import compose_job
 
     cfg = compose_job(overrides)
     return 1 if execute(cfg, None, overrides) == "failed" else 0
@@ -368,18 +368,18 @@ def expand_resume(argv: list[str]) -> list[str] | None:
         if not Path(target).is_dir():
             raise ConfigError(f"resume={target}: no such sweep folder; give outputs/sweeps/<experiment>/<stamp>")
         return rest + [f"hydra.sweep.dir={target}"]
-    from . import runfiles
-    from .validate import resume_overrides
+    from .common import runfiles
+    from .preflight.validate import resume_overrides
 
     saved = resume_overrides(target)
     summary = runfiles.read_summary(Path(target))
     extra = [a for a in rest if not a.startswith("-")]
     kept = check_resume_overrides(target, extra, saved)
     if summary and summary.get("status") in ("ok", "diverged"):
-        from .progress import console
+        from .common.progress import console
 
         if not (Path(target) / runfiles.REPORT).exists():  # killed while writing its report: finish that
-            from .sweeps import report_main
+            from .lifecycle.sweeps import report_main
 
             runfiles.lock_run_dir(Path(target))
             report_main([target])

@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kexue_runs.catalog import experiment_files
-from kexue_runs.publish import collect, copy_figures, index_markdown, results_html
+from kexue_runs.claims.catalog import experiment_files
+from kexue_runs.publishing.publish import collect, copy_figures, index_markdown, results_html
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from kexue_runs import config_dir
-from kexue_runs.claims import evaluate_checks, overall_reason, table_from_runs
+from kexue_runs.claims.engine import evaluate_checks, overall_reason, table_from_runs
 
 
 def decide(checks: list[dict], summary: dict, config: dict) -> dict:

@@ -1,6 +1,6 @@
 """Bad input: one clear line naming the problem and what is allowed, exit code 2, nothing written.
 
-Every value is checked against kexue_runs/schema.yaml; a composed config with a key no rule covers
+Every value is checked against kexue_runs/preflight/schema.yaml; a composed config with a key no rule covers
 fails the coverage test below, so a new key cannot go unchecked."""
 
 import pytest
@@ -115,7 +115,7 @@ def test_every_config_key_has_a_rule_and_every_experiment_passes_its_rules():
     from hydra import compose, initialize_config_dir
 
     from kexue_runs import config_dir
-    from kexue_runs.validate import ConfigError, check_schema, experiments, group_options, uncovered_keys
+    from kexue_runs.preflight.validate import ConfigError, check_schema, experiments, group_options, uncovered_keys
 
     missing, rejected = set(), []
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -132,12 +132,12 @@ def test_every_config_key_has_a_rule_and_every_experiment_passes_its_rules():
                 cfg = compose("config", overrides=["experiment=fsq_vs_vq", f"{group}={option}"]
                               if group != "arch" else ["experiment=rerope_extrapolation", f"arch={option}"])
                 missing |= set(uncovered_keys(cfg))
-    assert not missing, f"keys without a rule in kexue_runs/schema.yaml: {sorted(missing)}"
+    assert not missing, f"keys without a rule in kexue_runs/preflight/schema.yaml: {sorted(missing)}"
     assert not rejected
 
 
 def test_a_key_declared_twice_in_the_shared_schema_is_an_error(tmp_path):
-    from kexue_runs import validate
+    from kexue_runs.preflight import validate
 
     (tmp_path / "schema.yaml").write_text("sim.n: {type: int}\nsim.n: {type: list}\n")
     with pytest.raises(ValueError, match="more than once"):
@@ -145,7 +145,7 @@ def test_a_key_declared_twice_in_the_shared_schema_is_an_error(tmp_path):
 
 
 def test_schema_rules_flag_what_they_should():
-    from kexue_runs.validate import problem
+    from kexue_runs.preflight.validate import problem
 
     assert problem(3, {"type": "int", "min": 1}) is None
     assert problem(True, {"type": "int"}) == "must be an integer"
@@ -157,7 +157,7 @@ def test_schema_rules_flag_what_they_should():
 
 
 def test_bf16_is_refused_where_the_cpu_has_no_native_bf16(kexue, tmp_path, monkeypatch):
-    from kexue_runs import validate
+    from kexue_runs.preflight import validate
 
     monkeypatch.setattr(validate, "bf16_supported", lambda device: False)
     code, out = kexue(*FSQ, "trainer.precision=bf16-mixed")

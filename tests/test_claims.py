@@ -6,7 +6,7 @@ import math
 import pytest
 from scipy import stats
 
-from kexue_runs.claims import (
+from kexue_runs.claims.engine import (
     FAIL,
     INCONCLUSIVE,
     NA,
@@ -295,7 +295,7 @@ def test_a_check_whose_precondition_fails_is_inconclusive_and_leans_its_own_way(
 
 
 def test_the_next_command_asks_for_the_sweep_when_cells_lack_and_for_more_seeds_when_only_noise_undecides():
-    from kexue_runs.verdicts import next_command
+    from kexue_runs.claims.verdicts import next_command
 
     lacking = [{"verdict": INCONCLUSIVE, "basis": "empirical", "needs": "needs >= 3 replicates, has 1"}]
     noisy = [{"verdict": INCONCLUSIVE, "basis": "empirical", "needs": "~40 replicates would resolve it if it holds"}]
@@ -310,7 +310,7 @@ def test_the_next_command_asks_for_the_sweep_when_cells_lack_and_for_more_seeds_
 def test_the_next_command_runs_what_the_run_ran():
     """More seeds of a run on images are more seeds on images: the run's own overrides are carried, the ones the
     command sets itself (seed, scale, ...) or that name this run only (output_root, resume, hydra.*) are not."""
-    from kexue_runs.verdicts import next_command
+    from kexue_runs.claims.verdicts import next_command
 
     noisy = [{"verdict": INCONCLUSIVE, "basis": "empirical", "needs": "~40 replicates would resolve it if it holds"}]
     overrides = ["sim.target=images", "seed=3", "scale=gpu", "output_root=/tmp/x", "hydra.run.dir=/tmp/y",
@@ -326,7 +326,7 @@ def test_the_next_command_runs_what_the_run_ran():
 @pytest.mark.parametrize("df", [1, 2, 3, 4, 7, 15.37, 30, 200, 5000])
 def test_t_and_normal_quantiles_match_scipy(df):
     """The engine's own quantiles (no scipy import at run time) against scipy's, incl. Welch's fractional df."""
-    from kexue_runs.quantiles import normal_quantile, student_t_quantile
+    from kexue_runs.claims.quantiles import normal_quantile, student_t_quantile
 
     for alpha in (0.2, 0.05, 0.01, 1e-4):
         assert student_t_quantile(1 - alpha / 2, df) == pytest.approx(stats.t.ppf(1 - alpha / 2, df), rel=1e-10)
@@ -372,7 +372,7 @@ def test_a_one_vs_one_tie_in_a_count_is_not_a_fail_and_a_sign_test_decides_count
 
 @pytest.mark.parametrize("wins,losses", [(0, 0), (3, 0), (5, 1), (6, 0), (2, 7), (10, 10), (12, 3)])
 def test_the_sign_test_is_the_exact_binomial(wins, losses):
-    from kexue_runs.claims import sign_p
+    from kexue_runs.claims.engine import sign_p
 
     expected = 1.0 if wins + losses == 0 else stats.binomtest(wins, wins + losses, 0.5).pvalue
     assert sign_p(wins, losses) == pytest.approx(expected, rel=1e-12)
@@ -411,7 +411,7 @@ def test_every_cell_claims_do_not_fail_by_chance_more_than_the_nominal_rate():
     per cell, it would fail about 1 - 0.975^12 = 26% of the time."""
     import random
 
-    from kexue_runs.claims import check_ordering
+    from kexue_runs.claims.engine import check_ordering
 
     rng = random.Random(20261207)
     check = {"id": "c", "metric": "m", "basis": "empirical", "source": "t", "kind": "ordering", "better": "lower",
@@ -428,7 +428,7 @@ def test_every_cell_claims_do_not_fail_by_chance_more_than_the_nominal_rate():
 
 
 def per_cell_verdicts(table, check):
-    from kexue_runs.claims import arm_cells, two_sample
+    from kexue_runs.claims.engine import arm_cells, two_sample
 
     a, b = arm_cells(table, check, "K")
     return [two_sample(a[k], b[k], "lower", check).verdict() for k in a]
@@ -437,7 +437,7 @@ def per_cell_verdicts(table, check):
 def test_at_least_one_cell_claims_pass_by_chance_at_most_alpha():
     import random
 
-    from kexue_runs.claims import check_ordering
+    from kexue_runs.claims.engine import check_ordering
 
     rng = random.Random(7)
     check = {"id": "c", "metric": "m", "basis": "empirical", "source": "t", "kind": "ordering", "better": "lower",
@@ -462,7 +462,7 @@ def test_halves_too_small_to_re_check_say_so_and_keep_the_verdict():
 
 
 def test_reasons_and_the_overall_line():
-    from kexue_runs.claims import overall_reason
+    from kexue_runs.claims.engine import overall_reason
 
     slip = [{"id": "l2_over_l1", "verdict": FAIL, "basis": "derivation"}] + \
         [{"id": f"e{i}", "verdict": PASS, "basis": "empirical"} for i in range(6)]

@@ -9,8 +9,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from kexue_runs import config_dir
-from kexue_runs.catalog import experiment_files, scales
-from kexue_runs.claims import validate_checks
+from kexue_runs.claims.catalog import experiment_files, scales
+from kexue_runs.claims.engine import validate_checks
 
 EXPERIMENTS = [p.stem for p in experiment_files()]
 
@@ -53,7 +53,7 @@ def test_configs_ship_inside_the_wheel(tmp_path):
     wheel = next((tmp_path / "dist").glob("kexue_runs-*.whl"))
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    probe = ("import kexue_runs, sys; from kexue_runs.catalog import experiment_files; "
+    probe = ("import kexue_runs, sys; from kexue_runs.claims.catalog import experiment_files; "
              "d = kexue_runs.config_dir(); print(d); assert str(d).startswith(sys.argv[1]); "
              "assert [p.stem for p in experiment_files()]; import importlib, pkgutil; "
              "[importlib.import_module(m.name) for m in pkgutil.walk_packages(kexue_runs.__path__, 'kexue_runs.')]")

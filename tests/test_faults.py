@@ -1,4 +1,4 @@
-"""Faults, driven by deterministic hooks (KEXUE_FAULT, kexue_runs/faults.py), never by timing: kills at
+"""Faults, driven by deterministic hooks (KEXUE_FAULT, kexue_runs/lifecycle/faults.py), never by timing: kills at
 every phase of a run, concurrent writers, a full or read-only disk, malformed files, signals. Every
 assertion reads the structured files (summary.json, metrics.jsonl) or exit codes, never console wording
 that could wrap."""
@@ -74,7 +74,7 @@ def test_an_experiment_without_checkpoints_resumes_without_duplicate_rows(tmp_pa
 
 def test_a_second_writer_is_refused_with_the_holders_pid(kexue, straight, tmp_path):
     run = killed_run(tmp_path, "kill@step:25")
-    holder = subprocess.Popen([sys.executable, "-c", "import sys; from kexue_runs.runfiles import lock_run_dir; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys; from kexue_runs.common.runfiles import lock_run_dir; "
                                f"lock_run_dir({str(run)!r}); print('locked', flush=True); sys.stdin.read()"],
                               cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -172,7 +172,7 @@ def test_ctrl_c_exits_130(tmp_path):
 
 
 def test_fault_spec_parsing():
-    from kexue_runs.faults import parse
+    from kexue_runs.lifecycle.faults import parse
 
     assert parse("kill@step:120, enospc@checkpoint_write") == [("kill", "step", 120),
                                                                ("enospc", "checkpoint_write", 1)]

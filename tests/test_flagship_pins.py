@@ -182,7 +182,7 @@ def test_flagship_smoke_verdicts_are_pinned(runs, name):
 
 def test_flagship_smoke_verdicts_hold_under_bf16_mixed(tmp_path):
     """trainer.precision=bf16-mixed (autocast) where the CPU has native bf16: the same smoke verdicts."""
-    from kexue_runs.validate import bf16_supported
+    from kexue_runs.preflight.validate import bf16_supported
 
     if not bf16_supported("cpu"):
         pytest.skip("this CPU has no native bf16 (no avx512_bf16 / amx_bf16)")

@@ -64,7 +64,7 @@ def test_adversarial_loop_keeps_no_graph_alive():
     MBs per iteration at image sizes, until an image run was killed at 23 GB."""
     import weakref
 
-    from kexue_runs.costs import CostMeter
+    from kexue_runs.common.costs import CostMeter
 
     refs = []
 

@@ -10,7 +10,7 @@ ones to 1e-4; step-count fractions from a float32 training run to one step per r
 import pytest
 from conftest import smoke_run_each
 
-from kexue_runs.catalog import experiment_files
+from kexue_runs.claims.catalog import experiment_files
 
 NUMERIC = ["reparam_argmax", "simsiam_dynamics", "self_consuming", "ddpm_schedule", "lossless_bound",
            "local_global_cosine", "linear_attention_cost", "sgd_bound", "quanta_scaling", "unargmaxable",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import run_dirs
 
-from kexue_runs.publish import canonical_sweep, grid_points
+from kexue_runs.publishing.publish import canonical_sweep, grid_points
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +72,7 @@ def published(tmp_path_factory):
 
 
 def test_index_keeps_every_row_and_runs_nothing(published):
-    from kexue_runs.catalog import experiment_files
+    from kexue_runs.claims.catalog import experiment_files
 
     index = (published / "figures" / "index.md").read_text()
     rows = [line for line in index.splitlines() if line.startswith("| ") and not line.startswith("| experiment")]

@@ -83,8 +83,8 @@ def test_text_download_retries_through_retry(monkeypatch):
 
 
 def test_text_download_gives_one_clear_error(monkeypatch):
+    from kexue_runs.common.errors import ConfigError
     from kexue_runs.data import text
-    from kexue_runs.errors import ConfigError
 
     def load_dataset(path, split):
         raise ConnectionError("network down")

@@ -81,7 +81,7 @@ def test_the_catalog_shows_the_largest_scale_run_not_the_newest_smoke_run(tmp_pa
     """A smoke run made after the cpu run (to try a flag) must not hide the cpu verdict."""
     import json
 
-    from kexue_runs.catalog import verdict_and_stability
+    from kexue_runs.claims.catalog import verdict_and_stability
 
     def run(stamp, scale, verdict):
         folder = tmp_path / "runs" / "retry" / stamp
@@ -99,7 +99,7 @@ def test_the_catalog_shows_the_largest_scale_run_not_the_newest_smoke_run(tmp_pa
 
 def test_phases_of_a_later_sweep_job_are_its_own(monkeypatch):
     """timing.phases: a sweep's second job shows the first as `earlier_jobs`, and its own Hydra setup as `job`."""
-    from kexue_runs import phases
+    from kexue_runs.lifecycle import phases
 
     clock = iter([0.0, 1.0, 2.0, 3.0, 8.0, 9.0, 12.0, 13.0])
     monkeypatch.setattr(phases.time, "perf_counter", lambda: next(clock))
@@ -117,8 +117,8 @@ def test_phases_of_a_later_sweep_job_are_its_own(monkeypatch):
 
 def test_a_run_records_the_code_it_started_with(tmp_path, monkeypatch):
     """A commit that lands while a long run is going does not become the run's recorded code."""
-    from kexue_runs import runner
     from kexue_runs.experiments import ddpm_schedule
+    from kexue_runs.lifecycle import runner
 
     tree = {"sha": "before"}
     monkeypatch.setattr(runner, "git_sha", lambda: tree["sha"])
@@ -178,7 +178,7 @@ def test_start_up_imports_only_what_the_command_needs(tmp_path):
 def test_preflight_composes_a_single_run_once(monkeypatch):
     """A single run's config is composed once by preflight (its group choices; the plain values set on a copy
     as Hydra sets them): the same config Hydra's full composition gives."""
-    from kexue_runs import validate
+    from kexue_runs.preflight import validate
 
     calls = []
     compose_cell = validate.compose_cell

@@ -6,9 +6,9 @@ import json
 import pytest
 from conftest import SMOKE
 
-from kexue_runs import validate
-from kexue_runs.errors import ConfigError
+from kexue_runs.common.errors import ConfigError
 from kexue_runs.experiments import fsq_vs_vq
+from kexue_runs.preflight import validate
 
 
 def sweep_dirs(outputs):
@@ -102,7 +102,7 @@ def test_parallel_jobs_share_the_free_cores(monkeypatch):
     given here) are not free, and parallel jobs split what is."""
     from omegaconf import OmegaConf
 
-    from kexue_runs import runner
+    from kexue_runs.lifecycle import runner
 
     monkeypatch.setattr(runner, "usable_cores", lambda: 4)
     cfg = OmegaConf.create({"trainer": {"threads": None}, "scale": {"name": "cpu"}})
@@ -121,7 +121,7 @@ def test_parallel_jobs_share_the_free_cores(monkeypatch):
 def test_busy_cores_reads_the_kernels_runnable_count(monkeypatch, tmp_path):
     import builtins
 
-    from kexue_runs import runner
+    from kexue_runs.lifecycle import runner
 
     stat = tmp_path / "stat"
     real_open = builtins.open
@@ -136,7 +136,7 @@ def test_busy_cores_reads_the_kernels_runnable_count(monkeypatch, tmp_path):
 def test_a_resumed_run_keeps_the_thread_count_it_started_with(monkeypatch, tmp_path):
     from omegaconf import OmegaConf
 
-    from kexue_runs import runner
+    from kexue_runs.lifecycle import runner
 
     cfg = OmegaConf.create({"trainer": {"threads": None}, "scale": {"name": "cpu"}})
     monkeypatch.setattr(runner, "usable_cores", lambda: 2)
@@ -193,7 +193,7 @@ def test_ray_launcher_jobs_get_their_num_cpus_as_threads():
     from omegaconf import OmegaConf
 
     from kexue_runs.cli import parallel_jobs
-    from kexue_runs.runner import usable_cores
+    from kexue_runs.lifecycle.runner import usable_cores
 
     cores = usable_cores()
     ray = SimpleNamespace(mode=RunMode.MULTIRUN, launcher=OmegaConf.create({"ray": {"remote": {"num_cpus": 1}}}))
@@ -234,7 +234,7 @@ def test_a_finished_cell_is_reused_only_while_the_code_it_ran_is_unchanged(tmp_p
     another experiment's method, or outside the package, does not."""
     import shutil
 
-    from kexue_runs import codehash
+    from kexue_runs.lifecycle import codehash
 
     package = tmp_path / "kexue_runs"
     shutil.copytree(codehash.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
@@ -252,7 +252,7 @@ def test_a_finished_cell_is_reused_only_while_the_code_it_ran_is_unchanged(tmp_p
         f.write("\n# an edit to code nbce ran\n")
     changed = fresh()
     assert changed != before
-    with open(package / "runner.py", "a") as f:
+    with open(package / "lifecycle" / "runner.py", "a") as f:
         f.write("\n# the runner seeds every job\n")
     assert fresh() != changed
     codehash.code_hash.cache_clear()
@@ -261,7 +261,7 @@ def test_a_finished_cell_is_reused_only_while_the_code_it_ran_is_unchanged(tmp_p
 def test_the_code_hash_reads_imports_as_a_whole_file_parse_would(tmp_path):
     """codehash parses only a file's import statements (for start-up time): every module of the package must
     give the closure a whole-file parse gives, and a file whose imports do not parse alone falls back."""
-    from kexue_runs import codehash
+    from kexue_runs.lifecycle import codehash
 
     for path in codehash.PACKAGE.rglob("*.py"):
         parts = path.relative_to(codehash.PACKAGE).with_suffix("").parts
@@ -269,7 +269,7 @@ def test_the_code_hash_reads_imports_as_a_whole_file_parse_would(tmp_path):
         assert codehash.imported(name, path) == codehash.imported(name, path, whole_file=True), name
     odd = tmp_path / "odd.py"
     odd.write_text('"""\nimport this line is prose\n"""\nfrom kexue_runs.methods import \\\n    fsq\n'
-                   'def f():\n    from kexue_runs import (\n        runfiles,  # a comment\n    )\n')
-    expected = {"kexue_runs.methods", "kexue_runs.methods.fsq", "kexue_runs", "kexue_runs.runfiles"}
+                   'def f():\n    from kexue_runs.common import (\n        runfiles,  # a comment\n    )\n')
+    expected = {"kexue_runs.methods", "kexue_runs.methods.fsq", "kexue_runs.common", "kexue_runs.common.runfiles"}
     assert codehash.imported("kexue_runs.odd", odd) == expected
     assert codehash.imported("kexue_runs.odd", odd, whole_file=True) == expected

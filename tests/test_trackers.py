@@ -48,7 +48,7 @@ def test_wandb_offline_writes_its_run_files(kexue, tmp_path):
 
 
 def test_a_missing_tracker_package_is_one_line_and_exit_3(kexue, tmp_path, monkeypatch):
-    from kexue_runs import trackers
+    from kexue_runs.lifecycle import trackers
 
     monkeypatch.setitem(trackers.PACKAGES, "tensorboard", "no_such_package_kexue")
     code, out = kexue(*SMOKE, "logger=tensorboard")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..common.errors import ConfigError
 from ..methods.retry import Retry
 
 EMBEDDED = ("photo_patches", "digits")

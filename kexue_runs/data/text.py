@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError
+from ..common.errors import ConfigError
 from ..methods.retry import Retry
 
 CORPORA = ("python_source", "pydoc_topics", "hf")

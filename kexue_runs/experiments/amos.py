@@ -17,12 +17,12 @@ import math
 import numpy as np
 import torch
 
+from ..common.progress import say
 from ..data.tabular import digits_split
 from ..methods.amos import AmosStyleAdamW, decay_by_recurrence, decay_closed_form, halving_rate, scale_prior
 from ..models.mlp import mlp
 from ..models.pretrained import arch, pretrained_lm
 from ..models.transformer import CausalLM
-from ..progress import say
 
 SCHEDULES = ("constant_p", "slowing_p")
 
@@ -146,7 +146,7 @@ def run(cfg, ctx) -> dict:
 
 
 def plot(ctx, curves, prior, per, arms, replicates) -> None:
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))

@@ -22,9 +22,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..common.errors import ConfigError
+from ..common.progress import say
 from ..methods.analytic_classifier import analytic_post, analytic_su_code, fit_whitening
-from ..progress import say
 
 HIGHER_IS_BETTER = ("train_acc", "valid_acc")
 SKLEARN = ("digits", "breast_cancer", "wine")
@@ -173,7 +173,7 @@ def write_table(ctx, table, datasets, cfg) -> None:
 
 
 def plot(ctx, table, datasets) -> None:
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)

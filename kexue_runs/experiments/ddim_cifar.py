@@ -27,8 +27,9 @@ import math
 import torch
 from torch.nn import functional as F
 
+from ..common.errors import ConfigError
+from ..common.progress import say
 from ..data.images import load_images
-from ..errors import ConfigError
 from ..methods.diffusion import (
     SCHEDULES,
     SOLVERS,
@@ -40,10 +41,9 @@ from ..methods.diffusion import (
     mmd,
     sample,
 )
+from ..methods.optim import make_optimizer
 from ..models.feature_net import FeatureNet, train_feature_net
 from ..models.unet import UNet
-from ..optim import make_optimizer
-from ..progress import say
 
 HIGHER_IS_BETTER = ("classifier_acc",)
 
@@ -241,7 +241,7 @@ def write_tables(ctx, cfg, fids, rows, metric_name, floor) -> None:
 
 
 def plot(ctx, cfg, fids, rows, grids, ref, metric_name) -> None:
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     steps = [int(s) for s in cfg.eval.steps]

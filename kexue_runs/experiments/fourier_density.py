@@ -18,6 +18,7 @@ import math
 import numpy as np
 import torch
 
+from ..common.progress import say
 from ..methods.fourier_density import (
     FourierDensity,
     autocorrelation,
@@ -27,7 +28,6 @@ from ..methods.fourier_density import (
     scraped_cdf,
     smoothness_penalty,
 )
-from ..progress import say
 
 MODELS = ("fbdm", "gmm", "dfp")
 
@@ -245,7 +245,7 @@ def run(cfg, ctx) -> dict:
 
 
 def plot(ctx, fits, sim) -> None:
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     targets, terms = list(sim.targets), int(max(sim.terms))

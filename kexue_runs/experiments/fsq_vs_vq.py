@@ -16,14 +16,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..common.errors import ConfigError
+from ..common.progress import say
 from ..data import batch_indices
 from ..data.images import load_images
-from ..errors import ConfigError
 from ..methods.fsq import BOUNDS, FSQ, PAPER_LEVELS, levels_for
+from ..methods.optim import make_optimizer
 from ..methods.vq import INITS, VectorQuantizer
 from ..models.conv_ae import Decoder, Encoder
-from ..optim import make_optimizer
-from ..progress import say
 
 QUANTIZERS = ("fsq", "vq_ste", "vq_rotation")
 HIGHER_IS_BETTER = ("utilization", "perplexity", "codes_used", "train_utilization", "train_perplexity",
@@ -218,7 +218,7 @@ def run(cfg, ctx) -> dict:
 @torch.no_grad()
 def plot_run(model: QuantizedAutoencoder, val: torch.Tensor, ctx) -> None:
     """Reconstructions beside originals, and the sorted code-usage histogram."""
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     model.eval()

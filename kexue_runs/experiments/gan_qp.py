@@ -19,10 +19,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..common.progress import say
 from ..methods.gan_qp import point_mass_duals, qp_critic_loss, qp_generator_loss
 from ..models.dcgan import Arena, arena, sample_panel, train_in, validate_arena
 from ..models.toy2d import gradient_penalty
-from ..progress import say
 
 
 def validate(cfg) -> None:
@@ -100,7 +100,7 @@ def run(cfg, ctx) -> dict:
 
 
 def plot(ctx, runs, arms, a: Arena, sim, metric_name: str) -> None:
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     main = [(a, lam) for a, lam in arms if lam == float(sim.lam)]

@@ -21,11 +21,11 @@ import math
 import numpy as np
 import torch
 
+from ..common.progress import say
 from ..methods.ign import frozen, gan_single_loss, gan_stop_gradient_loss, ign_loss, reconstruction_error
 from ..models import dcgan
 from ..models.feature_net import classes_covered, classifier_fid
 from ..models.toy2d import mlp, sample_metrics, train_adversarial
-from ..progress import say
 
 
 def gradients(loss, params) -> list[torch.Tensor]:
@@ -194,7 +194,7 @@ def run(cfg, ctx) -> dict:
 
 
 def plot(ctx, samples, results, a: dcgan.Arena, sim) -> None:
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     t, d = a.target, "w1" if a.scorer is None else "fid"

@@ -23,14 +23,14 @@ import random
 import numpy as np
 import torch
 
-from ..costs import CostMeter
+from ..common.costs import CostMeter
+from ..common.progress import say
 from ..data.facts import copy_batch, paragraph, reading_batch, stack_rows, test_case, training_batch
 from ..data.text import documents
 from ..methods.ladder_side_tuning import LadderSide, backbone_states
 from ..methods.lora import add_lora
 from ..models.pretrained import pretrained_lm
 from ..models.transformer import AS_TRAINED, ArchConfig, Block, CausalLM
-from ..progress import say
 
 ARMS = ("full", "last_layer", "lora", "lst_random", "lst_sliced")
 TASKS = ("modules", "facts")
@@ -195,7 +195,7 @@ def run(cfg, ctx) -> dict:
 
 
 def plot(ctx, results) -> None:
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 
+from ..common.errors import ConfigError
+from ..common.progress import say
 from ..data.text import batch_windows, load_text, random_windows
-from ..errors import ConfigError
 from ..methods.lora import TARGETS, add_lora, lora_plus_groups
 from ..models.pretrained import pretrained_lm
 from ..models.transformer import CausalLM, next_token_loss
-from ..progress import say
 
 HIGHER_IS_BETTER = ("best_ratio", "speedup_at_16")
 
@@ -233,7 +233,7 @@ def write_grid(path: Path, curves: dict, every: int) -> None:
 
 
 def plot(ctx, curves, best, ratios, every, cfg) -> None:
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
@@ -287,7 +287,7 @@ def sweep_tables(sweep_dir: Path, jobs: list[dict]) -> None:
         lines.append(f"| {n} | {', '.join(f'{b:g}' for b in best[n])} | {mean:.3g} | "
                      f"{b0 * math.sqrt(n / n0):.3g} | {b0 * n / n0:.3g} |")
     (Path(sweep_dir) / "tables.md").write_text("\n".join(lines) + "\n")
-    from ..report import pyplot
+    from ..claims.report import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))

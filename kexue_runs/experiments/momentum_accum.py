@@ -18,10 +18,10 @@ import math
 import numpy as np
 import torch
 
+from ..common.progress import say
 from ..data.tabular import digits_split
 from ..methods.momentum_accumulation import AccumulatingAdam, AccumulatingSGDM, PeriodicAdam, adjusted_beta
 from ..models.mlp import mlp
-from ..progress import say
 
 ARMS = {  # name: (description, micro-batch multiple, update period in micro-steps, betas adjusted)
     "every_step": "(a) Adam, batch b, every step",
@@ -187,7 +187,7 @@ def run(cfg, ctx) -> dict:
 
 
 def plot(ctx, per, replicates, results, sim) -> None:
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))

@@ -17,11 +17,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..common.progress import say
 from ..methods.ign import frozen
 from ..methods.monoflow import DECREASING, INCREASING, matching_loss, particle_step
 from ..models import dcgan
 from ..models.toy2d import mlp, scatter_panel, wasserstein
-from ..progress import say
 
 
 def validate(cfg) -> None:
@@ -174,7 +174,7 @@ def run(cfg, ctx) -> dict:
 def plot(ctx, flows, shown, results, sim, a: dcgan.Arena) -> None:
     """Top: the distance along the flow, each h's end over start, the distance against k. Bottom: samples
     (seed 0) of the flow's particles and of the generators, over the target's modes or as image mosaics."""
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     d = a.distance

@@ -16,9 +16,9 @@ import math
 
 import torch
 
+from ..common.progress import say
 from ..data.text import load_text
 from ..methods.naive_bayes_attention import exact_posterior, naive_bayes_from_pairs
-from ..progress import say
 
 LOG2 = math.log(2)
 
@@ -159,7 +159,7 @@ def run(cfg, ctx) -> dict:
 
 
 def plot(ctx, results, corpora) -> None:
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     models = ["unigram", "bigram", "nb_pure", "nb_sum", "nb_beta0", "nb_beta025", "attention", "attention_residual"]

@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import runfiles
+from ..common import runfiles
+from ..common.progress import say
 from ..data.facts import copy_batch, reading_batch, stack_rows, test_case, training_batch
 from ..methods.nbce import combine, least_entropy_context, top_p
 from ..models.pretrained import cache_path, pretrained_lm
 from ..models.transformer import CausalLM
-from ..progress import say
 
 ARMS = {  # name: (pooling, beta, truncate, inf_rule); beta None = n - 1
     "concatenation": None,
@@ -209,7 +209,7 @@ def run(cfg, ctx) -> dict:
 
 
 def plot(ctx, results, ns) -> None:
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))

@@ -24,11 +24,11 @@ import math
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..common.errors import ConfigError
+from ..common.progress import say
 from ..methods.next_patch import Schedule, codebook_capacity_log2, noised, sample, training_target
 from ..models import dcgan
 from ..models.toy2d import mlp, wasserstein
-from ..progress import say
 
 ARMS = ("mse", "eps", "x0", "next_step")
 TARGETS = ("bimodal", "images")
@@ -222,7 +222,7 @@ def run(cfg, ctx) -> dict:
 
 def plot_images(ctx, per, task: ImageTask, results) -> None:
     """16 held-out images and each head's completions of their top halves (seed 0)."""
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(ARMS) + 1, figsize=(3.0 * (len(ARMS) + 1), 3.8))
@@ -240,7 +240,7 @@ def plot_images(ctx, per, task: ImageTask, results) -> None:
 
 
 def plot(ctx, per, eval_c, eval_x, sim) -> None:
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(ARMS) + 1, figsize=(3.2 * (len(ARMS) + 1), 3.4))

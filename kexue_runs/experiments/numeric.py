@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from ..report import pyplot, save_figure  # noqa: F401  (re-exported)
+from ..claims.report import pyplot, save_figure  # noqa: F401  (re-exported)
 
 
 def z_score(estimate: float, expected: float, standard_error: float) -> float:

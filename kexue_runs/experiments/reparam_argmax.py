@@ -121,7 +121,7 @@ def run(cfg, ctx) -> dict:
 
 
 def validate(cfg) -> None:
-    from ..errors import ConfigError
+    from ..common.errors import ConfigError
 
     if int(cfg.sim.samples) < 100 or int(cfg.sim.quadrature_points) < 10:
         raise ConfigError("sim.samples must be >= 100 and sim.quadrature_points >= 10")

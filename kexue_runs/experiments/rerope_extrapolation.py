@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..common.errors import ConfigError
+from ..common.progress import say
 from ..data.text import CORPORA, batch_windows, load_text, random_windows
-from ..errors import ConfigError
+from ..methods.optim import make_optimizer
 from ..models.transformer import POSITIONS, SCORES, ArchConfig, CausalLM, InferenceArm, next_token_loss
-from ..optim import make_optimizer
-from ..progress import say
 
 DATA_PARALLEL = True
 HIGHER_IS_BETTER = ("acc_1x", "acc_8x_rep", "acc_8x_nonrep", "acc_last_8x_nonrep")
@@ -316,7 +316,7 @@ def write_run_tables(ctx, cfg, results: dict) -> None:
 def plot_arms(ctx, results: dict, L: int) -> None:
     from matplotlib.ticker import NullFormatter
 
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
@@ -343,7 +343,7 @@ def sweep_tables(sweep_dir: Path, jobs: list[dict]) -> None:
     from omegaconf import OmegaConf
 
     from .. import config_dir
-    from ..catalog import load_experiment
+    from ..claims.catalog import load_experiment
 
     spec = OmegaConf.create(load_experiment(config_dir() / "experiment" / "rerope_extrapolation.yaml"))
     by_row: dict[tuple, list[dict]] = {}
@@ -368,7 +368,7 @@ def sweep_figure(sweep_dir: Path, jobs: list[dict]) -> None:
     """figure.png: accuracy against eval length on natural text, every trained model as trained, and the
     Baseline model's NTK-mixed and ReRoPE arms: one line per (model, arm), the mean over seeds with the
     seeds' spread as error bars."""
-    from ..report import pyplot
+    from ..claims.report import pyplot
 
     curves: dict[str, dict[int, list[float]]] = {}
     for job in jobs:

@@ -15,8 +15,8 @@ import math
 
 import numpy as np
 
+from ..common.progress import say
 from ..methods.retry import Retry
-from ..progress import say
 
 
 class Flaky(Exception):
@@ -91,7 +91,7 @@ def run(cfg, ctx) -> dict:
 
 
 def plot(ctx, rows, sim) -> None:
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))

@@ -145,7 +145,7 @@ def run(cfg, ctx) -> dict:
 
 
 def plot(ctx, per, gammas, replicates, results, sim) -> None:
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))

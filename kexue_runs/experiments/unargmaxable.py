@@ -149,7 +149,7 @@ def run(cfg, ctx) -> dict:
 
 
 def validate(cfg) -> None:
-    from ..errors import ConfigError
+    from ..common.errors import ConfigError
 
     if int(cfg.sim.classes) <= max(int(d) for d in cfg.sim.dims):
         raise ConfigError(f"sim.classes={cfg.sim.classes}: needs more classes than the largest dimension "

@@ -17,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..common.progress import say
 from ..methods.gradient_normalization import input_gradient_norm, normalized_critic
 from ..models.dcgan import Arena, arena, sample_panel, train_in, validate_arena
 from ..models.toy2d import gradient_penalty, mlp
-from ..progress import say
 
 
 def validate(cfg) -> None:
@@ -103,7 +103,7 @@ def run(cfg, ctx) -> dict:
 
 
 def plot(ctx, runs, arms, lines, a: Arena) -> None:
-    from ..report import pyplot, save_figure
+    from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(arms) + 1, figsize=(3.2 * (len(arms) + 1), 3.6))

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..costs import CostMeter
-from ..errors import ConfigError
+from ..common.costs import CostMeter
+from ..common.errors import ConfigError
+from ..common.progress import say
 from ..methods.diffusion import frechet_distance
-from ..progress import say
 from .feature_net import FeatureNet, classes_covered, classifier_fid, train_feature_net
 from .toy2d import mlp, sample_metrics, scatter_panel, target, train_adversarial, train_gan
 

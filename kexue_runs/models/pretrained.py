@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from .. import runfiles
+from ..common import runfiles
+from ..common.progress import say
 from ..data.text import load_text, random_windows
-from ..progress import say
 from .transformer import ArchConfig, CausalLM, next_token_loss
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..costs import CostMeter  # noqa: F401  (re-exported: the GAN experiments time their iterations)
+from ..common.costs import CostMeter  # noqa: F401  (re-exported: the GAN experiments time their iterations)
 
 TARGETS = ("ring8", "grid25", "moons")
 

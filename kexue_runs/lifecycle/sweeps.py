@@ -21,11 +21,12 @@ from pathlib import Path
 
 import yaml
 
-from . import config_dir, runfiles
-from .catalog import load_experiment
-from .claims import evaluate_checks, table_from_runs
-from .progress import console, fmt
-from .verdicts import build_report, markdown_verdicts, print_verdicts
+from .. import config_dir
+from ..claims.catalog import load_experiment
+from ..claims.engine import evaluate_checks, table_from_runs
+from ..claims.verdicts import build_report, markdown_verdicts, print_verdicts
+from ..common import runfiles
+from ..common.progress import console, fmt
 
 METRIC_PREFIXES = ("val/", "test/", "train/", "eval/")
 
@@ -73,7 +74,7 @@ NOT_VARYING = ("trainer.threads", "trainer.progress", "trainer.device", "output_
 def job_configs(jobs: list[dict]) -> list[dict]:
     """Each job's resolved config as dotted keys (what it computed), or its command-line overrides when
     it died before writing one."""
-    from .claims import flatten
+    from ..claims.engine import flatten
 
     out = []
     for job in jobs:
@@ -163,7 +164,7 @@ def aggregate(sweep_dir: Path, quiet: bool = False) -> dict:
     by = [k for k in keys if k != "seed"]
     runfiles.atomic_write_text(sweep_dir / "claim_report.md", claim_markdown(report, spec, grouped, by, metrics))
     try:
-        from .figures import sweep_figure
+        from ..claims.figures import sweep_figure
 
         sweep_figure(sweep_dir / "figure.png", rows, spec)
     except Exception as exc:  # the numbers matter more than the picture
@@ -201,7 +202,7 @@ def claim_markdown(report: dict, spec: dict, grouped, keys: list[str], metrics: 
               + ", ".join(f"{n} {s}" for s, n in report["jobs"].items())
               + f", summed job wall time {report['wall_s']} s, git {report['git_sha']}.", ""]
     lines += ["## The post's numbers", ""]
-    from .report import reported_table
+    from ..claims.report import reported_table
 
     lines += reported_table(spec.get("reported")) + [""]
     shown = [m for m in metrics if not m.startswith("train/")][:6]
@@ -266,7 +267,7 @@ def report_main(args: list[str]) -> int:
     if (target / runfiles.SUMMARY).exists() and not any(target.glob(f"*/{runfiles.SUMMARY}")):
         from omegaconf import OmegaConf
 
-        from .report import write_run_figures, write_run_report
+        from ..claims.report import write_run_figures, write_run_report
 
         summary = runfiles.read_summary(target)
         cfg = summary.get("config") or OmegaConf.to_container(OmegaConf.load(target / ".hydra" / "config.yaml"))

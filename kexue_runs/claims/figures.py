@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from .claims import Cell, matches
+from .engine import Cell, matches
 
 
 def series_label(row: dict, keys: list[str]) -> str:

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from .errors import EnvironmentFailure
+from ..common.errors import EnvironmentFailure
 
 PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 
@@ -117,7 +117,7 @@ class MLflowLogger(Tracker):
             marker.write_text(self.run_id + "\n")
 
     def log_config(self, config: dict) -> None:
-        from .claims import flatten
+        from ..claims.engine import flatten
 
         for key, value in list(flatten(config).items())[:500]:
             self.client.log_param(self.run_id, key[:250], str(value)[:500])

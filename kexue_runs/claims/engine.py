@@ -76,7 +76,7 @@ import operator
 from collections import defaultdict
 from dataclasses import dataclass
 
-from .progress import fmt
+from ..common.progress import fmt
 from .quantiles import normal_quantile, student_t_quantile
 
 PASS, FAIL, INCONCLUSIVE, NA = "PASS", "FAIL", "INCONCLUSIVE", "N/A"

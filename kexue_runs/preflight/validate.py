@@ -21,8 +21,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from . import config_dir
-from .errors import ConfigError, some_of
+from .. import config_dir
+from ..common.errors import ConfigError, some_of
 
 MAX_CELLS = 2000
 SPEC = ("meta", "claim", "reported", "checks", "figure", "paper_table", "hydra", "schema")
@@ -248,10 +248,10 @@ def check_values(cfg: DictConfig) -> None:
         raise ConfigError("trainer.precision=bf16-mixed: this CPU has no native bf16 (no avx512_bf16 or amx_bf16; "
                           "bf16 matmuls would run ~250x slower than float32); allowed here: 32")
     if cfg.get("data") and cfg.data.get("name"):
-        from .data.images import check_available
+        from ..data.images import check_available
 
         check_available(cfg.data)
-    from .trackers import check_available as trackers_available
+    from ..lifecycle.trackers import check_available as trackers_available
 
     trackers_available(cfg.get("logger"))
     module = importlib.import_module(cfg.task)
@@ -284,13 +284,13 @@ def check_sizes(cfg: DictConfig) -> None:
 
 def check_world_size(cfg: DictConfig, module) -> None:
     """Under torchrun: the experiment must train data-parallel, and the global batch must split evenly."""
-    from .distributed import from_env
+    from ..lifecycle.distributed import from_env
 
     world = from_env().world_size
     if world == 1:
         return
     if not getattr(module, "DATA_PARALLEL", False):
-        from .catalog import data_parallel_experiments
+        from ..claims.catalog import data_parallel_experiments
 
         raise ConfigError(f"experiment={cfg.name} does not run under torchrun (WORLD_SIZE={world}); allowed: "
                           f"{', '.join(data_parallel_experiments())}")
@@ -325,7 +325,7 @@ def compose_job(overrides: list[str]) -> DictConfig:
 
 def preflight(overrides: list[str], multirun: bool) -> Plan:
     """Validate every cell of the command line before anything runs or is written."""
-    from .distributed import from_env
+    from ..lifecycle.distributed import from_env
 
     if multirun and from_env().enabled:
         raise ConfigError("-m under torchrun: torchrun runs one experiment on several processes; "
@@ -426,7 +426,7 @@ def safe_base() -> DictConfig | None:
 
 def resume_overrides(run_dir: str) -> list[str]:
     """`resume=<run dir>`: the killed run's own overrides, pointed back at its folder."""
-    from .runfiles import saved_overrides
+    from ..common.runfiles import saved_overrides
 
     path = Path(run_dir)
     if not (path / ".hydra" / "overrides.yaml").is_file():

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from . import config_dir
-from .progress import console
+from .. import config_dir
+from ..common.progress import console
 
 VERDICT_STYLE = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow", "NOT REACHED": "cyan"}
 
@@ -31,7 +31,7 @@ def scales(name: str) -> list[str]:
 
 def last_report(name: str, outputs: Path = Path("outputs")) -> dict | None:
     """The newest claim report of the experiment's sweeps, else its newest run's own verdict."""
-    from .runfiles import newest_claim_report
+    from ..common.runfiles import newest_claim_report
 
     return newest_claim_report(name, outputs) or newest_run_verdict(name, outputs)
 
@@ -41,7 +41,7 @@ def verdict_and_stability(name: str, outputs: Path = Path("outputs")) -> tuple[s
     report = last_report(name, outputs)
     if report is None:
         return "-", "", "-"
-    from .claims import overall_reason, stable
+    from .engine import overall_reason, stable
 
     verdict = overall_reason(report["checks"])["verdict"]  # by this engine's rules, whatever engine wrote it
     stability = report.get("stability") or stable(report["checks"])
@@ -51,7 +51,7 @@ def verdict_and_stability(name: str, outputs: Path = Path("outputs")) -> tuple[s
 
 def verdict_reason(name: str, outputs: Path = Path("outputs")) -> str:
     """Why the newest report's verdict is not PASS (refuted, slip, not_reached, underpowered, unstable), or ''."""
-    from .claims import overall_reason
+    from .engine import overall_reason
 
     report = last_report(name, outputs)
     return overall_reason(report["checks"])["reason"] if report else ""
@@ -67,7 +67,7 @@ def last_verdict(name: str, outputs: Path = Path("outputs")) -> str:
 def newest_run_verdict(name: str, outputs: Path) -> dict | None:
     """A run's own verdict: the newest finished run at the largest scale that has one (a smoke run made to
     try a flag must not hide the cpu verdict beneath it)."""
-    from . import runfiles
+    from ..common import runfiles
 
     rank = {"smoke": 0, "cpu": 1, "gpu": 2}
     best = None
@@ -118,7 +118,7 @@ def print_catalog(outputs: Path = Path("outputs")) -> None:
 
 def print_experiment(name: str, outputs: Path = Path("outputs")) -> int:
     """`kexue-run show <experiment>`: the posts, the claim, each check, the post's numbers, the last results."""
-    from .errors import ConfigError, some_of
+    from ..common.errors import ConfigError, some_of
 
     path = config_dir() / "experiment" / f"{name}.yaml"
     if not path.is_file():
@@ -148,7 +148,7 @@ def print_experiment(name: str, outputs: Path = Path("outputs")) -> int:
         console.print(f"No results yet: kexue-run experiment={name}", highlight=False)
     else:
         report.setdefault("experiment", name)
-        from .claims import by_basis, overall_reason, stable
+        from .engine import by_basis, overall_reason, stable
 
         summary = overall_reason(report["checks"], str(report.get("scale", "")).split()[0] or None)
         report.update(verdict=summary["verdict"], reason=summary["reason"], reason_text=summary["text"])

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from . import config_dir
-from .catalog import experiment_files, load_experiment
-from .sweeps import aggregate, load_jobs
+from .. import config_dir
+from ..claims.catalog import experiment_files, load_experiment
+from ..lifecycle.sweeps import aggregate, load_jobs
 
 RESULT_SAFE_KEYS = ("trainer.threads", "trainer.progress", "output_root", "logger", "hydra.launcher")
 

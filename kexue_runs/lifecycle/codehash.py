@@ -12,8 +12,8 @@ import re
 from functools import cache
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent
-ALWAYS = ("kexue_runs.runner",)  # seeds, threads, the training-loop context: part of every job's numbers
+PACKAGE = Path(__file__).resolve().parent.parent  # kexue_runs/, this file being in kexue_runs/lifecycle/
+ALWAYS = ("kexue_runs.lifecycle.runner",)  # seeds, threads, the training-loop context: part of every job's numbers
 
 
 def module_file(name: str) -> Path | None:

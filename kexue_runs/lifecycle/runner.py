@@ -29,11 +29,12 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import faults, phases, runfiles
+from ..common import runfiles
+from ..common.errors import Diverged, Terminated
+from ..common.progress import console, fmt, format_metrics, make_progress, metrics_table
+from . import faults, phases
 from .codehash import code_hash
 from .distributed import Dist, from_env, start, stop
-from .errors import Diverged, Terminated
-from .progress import console, fmt, format_metrics, make_progress, metrics_table
 
 
 def seed_everything(seed: int) -> None:
@@ -399,8 +400,8 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
         summary["claim_rows"] = ctx.claim_rows
     if ctx.details:
         summary["details"] = runfiles.to_jsonable(ctx.details)
-    from .report import run_checks, write_run_figures, write_run_report  # matplotlib only when a run ends
-    from .verdicts import build_report, print_verdicts
+    from ..claims.report import run_checks, write_run_figures, write_run_report  # matplotlib only when a run ends
+    from ..claims.verdicts import build_report, print_verdicts
 
     report = None
     if cfg.checks:

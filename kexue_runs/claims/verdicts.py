@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import config_dir
-from .claims import FAIL, INCONCLUSIVE, NA, NOT_REACHED, PASS, by_basis, counts, overall_reason, stable
+from .. import config_dir
+from .engine import FAIL, INCONCLUSIVE, NA, NOT_REACHED, PASS, by_basis, counts, overall_reason, stable
 
 STYLE = {PASS: "green", FAIL: "red", INCONCLUSIVE: "yellow", NOT_REACHED: "cyan", NA: "dim", "unstable": "magenta"}
 BASIS_TAG = {"derivation": "derivation", "empirical": "empirical", "precondition": "precondition (our setup)",
@@ -84,7 +84,7 @@ def next_command(experiment: str, scale: str | None, results: list[dict], overri
 def print_verdicts(report: dict, console=None) -> None:
     from rich.table import Table
 
-    from .progress import console as default_console
+    from ..common.progress import console as default_console
 
     console = console or default_console
     table = Table(title=f"{report['experiment']}: the post's claim, checked ({report.get('scale')})",
@@ -147,7 +147,7 @@ def markdown_verdicts(report: dict) -> list[str]:
               "decides its verdict. Noisy comparisons use a t test at the real n of units (paired where arms share "
               "them), decided by the 95% confidence interval, Bonferroni over the cells of a claim about every "
               "cell, and re-decided on both halves of the units; a non-PASS check says why: refuted, slip, "
-              "not_reached, underpowered or unstable. See `kexue_runs/claims.py`.", ""]
+              "not_reached, underpowered or unstable. See `kexue_runs/claims/engine.py`.", ""]
     if report.get("command"):
         lines += [f"To decide the rest: `{report['command']}`", ""]
     return lines

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from . import runfiles
-from .progress import fmt
+from ..common import runfiles
+from ..common.progress import fmt
 
 
 def pyplot():
@@ -93,7 +93,7 @@ def md_cell(value) -> str:
 
 def run_checks(cfg_dict: dict, summary: dict) -> list[dict]:
     """The experiment's checks evaluated on this one run (numerical claims settle here)."""
-    from .claims import evaluate_checks, table_from_runs
+    from .engine import evaluate_checks, table_from_runs
 
     return evaluate_checks(cfg_dict.get("checks") or [], table_from_runs([summary | {"config": cfg_dict}]))
 

@@ -1,0 +1,1 @@
+"""Preflight: every cell of a command line checked against the schema before anything is written."""
