@@ -74,6 +74,55 @@ def read_entry(name: str, scale: str | None = None, root: Path | None = None) ->
     return entries[-1] if entries else None
 
 
+def published_mark(entry: dict) -> str:
+    """How the catalog marks a verdict read from the ledger: "published, commit abc1234, 2026-12-08"."""
+    prov = entry.get("provenance") or {}
+    return f"published, commit {str(prov.get('commit', '?'))[:7]}, {prov.get('date', '?')}"
+
+
+def differences(entry: dict, report: dict) -> list[tuple[str, str, str]]:
+    """(check id, published verdict, local verdict) where a local report and the ledger entry disagree."""
+    local = {c["id"]: c.get("verdict") for c in report.get("checks") or []}
+    published = {c["id"]: c.get("verdict") for c in entry.get("checks") or []}
+    return [(i, published.get(i, "-"), local.get(i, "-")) for i in dict.fromkeys([*published, *local])
+            if published.get(i) != local.get(i)]
+
+
+def as_report(entry: dict) -> dict:
+    """An entry in the shape verdicts.print_verdicts reads."""
+    checks = [{"id": c["id"], "basis": c["basis"], "observed": c["ours"], "stat": c["test"],
+               "needs": c.get("needs", ""), "note": c.get("note", ""), "reported": c["reported"],
+               "verdict": c["verdict"], "leans": c.get("leans", ""), "stability": c.get("stability", "")}
+              for c in entry.get("checks") or []]
+    return {"experiment": entry["experiment"], "scale": f"{entry['scale']}, {published_mark(entry)}",
+            "verdict": entry["verdict"], "by_basis": entry.get("by_basis") or {}, "stability": entry["stability"],
+            "checks": checks}
+
+
+def print_published(name: str, report: dict | None, console) -> bool:
+    """`kexue-run show`: without local results, the ledger's table (True); with them, a line on where they and
+    the ledger differ, after the local table (False: the caller prints that table)."""
+    from .verdicts import print_verdicts
+
+    entry = read_entry(name)
+    if entry is None:
+        return False
+    mark = published_mark(entry)
+    if report is None:
+        print_verdicts(as_report(entry), console)
+        console.print(f"{mark}: {entry['reason']}\nreproduce: {entry['provenance']['command']}   compare: "
+                      f"kexue-run verify {name}", highlight=False, soft_wrap=True)
+        return True
+    diffs = differences(entry, report)
+    if diffs:
+        console.print(f"the ledger ({mark}, {entry['scale']}) says {entry['shown']}; the local results differ in "
+                      + ", ".join(f"{i} ({a} published, {b} here)" for i, a, b in diffs), highlight=False,
+                      soft_wrap=True)
+    else:
+        console.print(f"the ledger ({mark}, {entry['scale']}): the same verdict per check", highlight=False)
+    return False
+
+
 # -- reading the engine's checks --------------------------------------------------------------------------
 
 NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|nan|[-+]?inf"

@@ -141,7 +141,8 @@ def experiment_page(name: str, entries: list[dict], figure_prefix: str) -> str:
              for p in first["posts"]]
     body += ["</ul>", f"<h2>The claim</h2><div class='claim'>{esc(first['claim'])}</div>"]
     if first["reported"]:
-        body.append("<h2>The post's numbers</h2><table><tr><th>what</th><th>value</th><th>source</th><th>setup</th></tr>")
+        body.append("<h2>The post's numbers</h2><table><tr><th>what</th><th>value</th><th>source</th>"
+                    "<th>setup</th></tr>")
         body += [f"<tr><td>{esc(r['what'])}</td><td>{esc(r['value'])}</td><td>{esc(r['source'])}</td>"
                  f"<td>{esc(r['setup'])}</td></tr>" for r in first["reported"]]
         body.append("</table>")

@@ -201,3 +201,33 @@ def test_make_figures_at_smoke_leaves_the_repository_ledger_alone(tmp_path):
                            str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert {p: p.stat().st_mtime_ns for p in (REPO / "results").rglob("*")} == before
+
+
+def test_a_fresh_clone_lists_and_shows_the_published_verdict(tmp_path, kexue, monkeypatch):
+    from kexue_runs.catalog import verdict_and_stability
+
+    entry = ledger.read_entry("bert_init", "cpu")
+    mark = f"published, commit {entry['provenance']['commit'][:7]}, {entry['provenance']['date']}"
+    assert verdict_and_stability("bert_init", tmp_path / "outputs") == (entry["shown"], mark, entry["stability"])
+    assert verdict_and_stability("amos", tmp_path / "outputs")[0] == "-"
+    monkeypatch.chdir(tmp_path)
+    code, out = kexue("show", "bert_init")
+    assert code == 0 and mark in out and entry["provenance"]["command"] in out
+
+
+def test_local_results_that_differ_from_the_ledger_show_both(tmp_path):
+    from kexue_runs.catalog import verdict_and_stability
+
+    entry = ledger.read_entry("bert_init", "cpu")
+    checks = [{"id": c["id"], "basis": c["basis"], "verdict": c["verdict"]} for c in entry["checks"]]
+    flipped = "PASS" if checks[0]["verdict"] != "PASS" else "FAIL"
+    checks[0]["verdict"] = flipped
+    folder = tmp_path / "runs" / "bert_init" / "20260101-000000-000000"
+    folder.mkdir(parents=True)
+    local = "INCONCLUSIVE" if entry["verdict"] != "INCONCLUSIVE" else "PASS"
+    (folder / "summary.json").write_text(json.dumps({"status": "ok", "scale": "cpu", "checks": checks,
+                                                     "verdict": local}))
+    shown, source, _ = verdict_and_stability("bert_init", tmp_path)
+    assert shown == local and source == f"cpu run; published {entry['shown']} (cpu)"
+    assert ledger.differences(entry, {"checks": checks}) == [(checks[0]["id"], entry["checks"][0]["verdict"],
+                                                              flipped)]
