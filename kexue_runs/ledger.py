@@ -44,11 +44,18 @@ def repo_root() -> Path:
 
 
 def ledger_root() -> Path:
-    return repo_root() / "results"
+    """results/ in the repository; $KEXUE_RESULTS_DIR elsewhere (a scratch ledger: tests, trials)."""
+    import os
+
+    return Path(os.environ["KEXUE_RESULTS_DIR"]) if os.environ.get("KEXUE_RESULTS_DIR") else repo_root() / "results"
+
+
+def is_repository_ledger(root: Path) -> bool:
+    return Path(root).resolve() == (repo_root() / "results").resolve()
 
 
 def schema_path() -> Path:
-    return ledger_root() / "ledger.schema.json"
+    return repo_root() / "results" / "ledger.schema.json"
 
 
 def entry_path(name: str, scale: str, root: Path | None = None) -> Path:

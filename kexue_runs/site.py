@@ -9,7 +9,7 @@ import html
 from pathlib import Path
 
 from .catalog import experiment_files, load_experiment
-from .ledger import ledger_root, publish, read_entries, repo_root
+from .ledger import is_repository_ledger, ledger_root, publish, read_entries, repo_root
 
 TABLE_START = "<!-- results-table:{scale}:start (generated from results/{scale}/ by `make figures`; do not edit) -->"
 TABLE_END = "<!-- results-table:{scale}:end -->"
@@ -222,7 +222,7 @@ def publish_results(evidence: list, scale: str, root: Path | None = None, only: 
     chosen = [ev for ev in evidence if not only or ev.name in only]
     for path in publish(chosen, root, log):
         log(f"ledger: {path}")
-    if root is None or Path(root).resolve() == ledger_root().resolve():
+    if is_repository_ledger(root or ledger_root()):  # a scratch ledger leaves the README and docs/ alone
         changed = update_readme(scale=scale)
         pages = write_site()
         log(f"README results table ({scale}): {'rewritten' if changed else 'unchanged'}; site: {pages[0]} "
