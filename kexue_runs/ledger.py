@@ -462,7 +462,9 @@ def ad_hoc_overrides(ev) -> list[str]:
 
 
 def publish(evidence: list, root: Path | None = None, log=print) -> list[Path]:
-    """Write a ledger entry for every experiment with publishable evidence; the others keep theirs."""
+    """Write a ledger entry for every experiment with publishable evidence; the others keep theirs. Evidence
+    from code other than HEAD's is published as it is (its provenance says so) and named in the log."""
+    from .codehash import code_hash
     written = []
     for ev in evidence:
         if not ev.kind:
@@ -472,7 +474,12 @@ def publish(evidence: list, root: Path | None = None, log=print) -> list[Path]:
             log(f"{ev.name}: not published to the ledger: the newest run is ad hoc ({' '.join(extra[:3])}); "
                 f"run {ev.command}")
             continue
-        written.append(write_entry(build_entry(ev), ev.figures, root))
+        entry = build_entry(ev)
+        head_hash = code_hash(ev.spec["task"]) if ev.spec.get("task") else ""
+        if head_hash and entry["provenance"]["code_hash"] != head_hash:
+            log(f"{ev.name}: published from code that is not HEAD's (code hash {entry['provenance']['code_hash']}, "
+                f"HEAD {head_hash}); check it with: kexue-run verify {ev.name} --scale {ev.scale}")
+        written.append(write_entry(entry, ev.figures, root))
     return written
 
 
