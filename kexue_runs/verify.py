@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .errors import ConfigError
-from .ledger import SCALES, build_entry, entry_path, read_entries, read_entry, repo_root
+from .ledger import SCALES, build_entry, read_entries, read_entry, repo_root
 
 STARTUP_S = 5.0  # a kexue-run process's start-up before the run's own wall time (torch import, composing)
 REPRODUCED, NUMBERS_MOVED, VERDICT_CHANGED, FAILED = "reproduced", "numbers moved", "verdict changed", "failed"
@@ -298,8 +298,8 @@ def current(entry: dict | None, name: str, scale: str) -> tuple[bool, str]:
 
 
 def reproduce_main(argv: list[str]) -> int:
-    """Regenerate the ledger at a scale: a plan, then each experiment that is not current, published as it
-    finishes (a killed reproduce starts again at the experiment it was on)."""
+    """Regenerate the ledger at a scale: a plan, then each experiment that is not current. A killed reproduce
+    publishes what finished; run again, it reuses finished runs that are current and runs the rest."""
     from .catalog import experiment_files
     from .progress import console
     from .publish import collect
@@ -329,20 +329,28 @@ def reproduce_main(argv: list[str]) -> int:
             console.print(f"  {name:<24} est {est:>8}  ({why})  {command}", highlight=False, soft_wrap=True)
     if args.plan or not todo:
         return 0
-    started, failed = time.monotonic(), []
-    for k, (name, entry, _, _, command) in enumerate(todo, start=1):
-        log = args.outputs / "reproduce" / scale / f"{name}.log"
-        code, wall = run_command(command, args.outputs, log)
-        (ev,) = collect(args.outputs, scale, only=[name])
-        if code != 0 or not ev.kind:
-            failed.append(name)
-            console.print(f"[{k}/{len(todo)}] {name}: failed (exit {code}; {log})", highlight=False)
-            continue
-        publish_results([ev], scale, None, None, log=lambda line: None)
-        new = read_entry(name, scale)
-        console.print(f"[{k}/{len(todo)}] {name}: {new['shown']} ({fmt_s(wall)}, est "
-                      f"{fmt_s(estimate(entry)) if entry else 'unknown'}); {fmt_s(time.monotonic() - started)} "
-                      f"elapsed; ledger: {entry_path(name, scale)}", highlight=False, soft_wrap=True)
+    started, failed, finished = time.monotonic(), [], []
+    try:
+        for k, (name, entry, _, _, command) in enumerate(todo, start=1):
+            (ev,) = collect(args.outputs, scale, only=[name])
+            wall = 0.0
+            if ev.kind and current(build_entry(ev), name, scale)[0]:  # finished by a killed reproduce: reuse it
+                how = f"reused {ev.path}"
+            else:
+                log = args.outputs / "reproduce" / scale / f"{name}.log"
+                code, wall = run_command(command, args.outputs, log)
+                (ev,) = collect(args.outputs, scale, only=[name])
+                if code != 0 or not ev.kind:
+                    failed.append(name)
+                    console.print(f"[{k}/{len(todo)}] {name}: failed (exit {code}; {log})", highlight=False)
+                    continue
+                how = f"{fmt_s(wall)}, est {fmt_s(estimate(entry)) if entry else 'unknown'}"
+            finished.append(ev)
+            console.print(f"[{k}/{len(todo)}] {name}: {ev.verdict} ({how}); {fmt_s(time.monotonic() - started)} "
+                          "elapsed", highlight=False, soft_wrap=True)
+    finally:
+        # published together at the end: a ledger file changed mid-way would mark the later runs' commit dirty
+        publish_results(finished, scale, None, None)
     return 1 if failed else 0
 
 

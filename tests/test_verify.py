@@ -93,6 +93,12 @@ def test_reproduce_runs_what_is_not_current_then_skips_it(tmp_path, monkeypatch)
     assert again.returncode == 0
     assert sorted((outputs / "runs" / "ddpm_schedule").glob("*")) == runs
     assert (root / "cpu" / "ddpm_schedule.json").stat().st_mtime_ns == stamp
+    (root / "cpu" / "ddpm_schedule.json").unlink()  # as if killed before publishing: the finished run is reused
+    third = subprocess_cli("reproduce", "--only", "ddpm_schedule", "--outputs", str(outputs), cwd=tmp_path, env=env)
+    assert third.returncode == 0
+    assert sorted((outputs / "runs" / "ddpm_schedule").glob("*")) == runs
+    assert ledger.read_entry("ddpm_schedule", "cpu", root)["provenance"]["source"] == \
+        written["provenance"]["source"]
     stale = dict(written, provenance=dict(written["provenance"], code_hash="0" * 16))
     assert verify.current(stale, "ddpm_schedule", "cpu") == (False, "its code changed")
     shutil.rmtree(outputs)
