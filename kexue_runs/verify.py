@@ -244,17 +244,19 @@ def verify_all(scale: str, outputs: Path, fresh: bool, console) -> int:
         r = state[e["experiment"]]
         console.print(f"  {e['experiment']:<24} skipped: verified earlier ({r['status']} at {r['head']}, same code "
                       f"and ledger entry)", highlight=False, soft_wrap=True)
-    started, left = time.monotonic(), total
+    started, left, estimated_done = time.monotonic(), total, 0.0
     for k, (e, key) in enumerate(todo, start=1):
         result = verify_one(e, outputs)
         left -= estimate(e)
+        estimated_done += estimate(e)
+        pace = (time.monotonic() - started) / estimated_done if estimated_done else 1.0  # this machine, now
         state[e["experiment"]] = {**key, "status": result["status"], "head": result["head"],
                                   "wall_s": result["wall_s"], "diff": result["diff"], "run": result["run"]}
         state_path.parent.mkdir(parents=True, exist_ok=True)
         state_path.write_text(json.dumps(state, indent=1) + "\n")
         console.print(f"[{k}/{len(todo)}] {e['experiment']}: {result['status']} ({fmt_s(result['wall_s'])}, est "
-                      f"{fmt_s(estimate(e))}); {fmt_s(time.monotonic() - started)} elapsed, ~{fmt_s(max(left, 0))} "
-                      "left", highlight=False, soft_wrap=True)
+                      f"{fmt_s(estimate(e))}); {fmt_s(time.monotonic() - started)} elapsed, "
+                      f"~{fmt_s(max(left, 0) * pace)} left", highlight=False, soft_wrap=True)
         if result["diff"]:
             print_diff(result["diff"], console)
     statuses = {name: r["status"] for name, r in state.items() if name in {e["experiment"] for e in entries}}
