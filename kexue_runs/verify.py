@@ -164,8 +164,9 @@ def summary_line(result: dict) -> str:
     changed = sum(r["verdict_changed"] for r in result["diff"])
     moved = len(result["diff"]) - changed
     detail = {REPRODUCED: "every check the same verdict, every number within its tolerance",
-              NUMBERS_MOVED: f"same verdicts; {moved} numbers outside their tolerance",
-              VERDICT_CHANGED: f"{changed} verdicts changed", FAILED: "the run failed"}[result["status"]]
+              NUMBERS_MOVED: f"same verdicts; numbers outside their tolerance: {moved}",
+              VERDICT_CHANGED: f"{changed} verdict{'s' * (changed != 1)} changed",
+              FAILED: "the run failed"}[result["status"]]
     return (f"{result['experiment']} ({result['scale']}): {result['status']} at {result['head']} "
             f"(published at {result['published_commit'][:7]}): {detail}; {fmt_s(result['wall_s'])}")
 
