@@ -20,7 +20,7 @@ def published_ledger():
     statements) must not count it among the code every run's numbers depend on."""
     import importlib
 
-    return importlib.import_module(f"{__package__}.ledger")
+    return importlib.import_module(f"{__package__.split('.')[0]}.ledger")  # the package's top level
 
 
 def experiment_files() -> list[Path]:
