@@ -13,7 +13,8 @@ export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-launchers install-trackers install-bench run test lint list sweep sweep-parallel figures bench clean
+.PHONY: help install install-launchers install-trackers install-bench run test lint list sweep sweep-parallel figures bench clean \
+	verify reproduce
 
 help: ## show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,6 +57,12 @@ sweep-parallel: install-launchers ## the canonical sweep with JOBS parallel jobs
 ONLY ?=
 figures: install ## publish each experiment's canonical sweep/run at SCALE: outputs/figures/{index.md,index.html} (RUN_MISSING=1 runs what is missing; ONLY="a b")
 	$(PY) scripts/make_figures.py --scale $(SCALE) $(if $(ONLY),--only $(ONLY)) $(if $(RUN_MISSING),--run-missing)
+
+verify: install ## re-run a ledger entry's command at HEAD and compare: make verify EXP=bert_init (EXP=all: every entry, resumable)
+	$(VENV)/bin/kexue-run verify $(if $(filter all,$(EXP)),--all,$(EXP)) --scale $(SCALE)
+
+reproduce: install ## regenerate the ledger at SCALE (results/SCALE/): runs what is not current, resumable (ONLY="a b")
+	$(VENV)/bin/kexue-run reproduce --scale $(SCALE) $(if $(ONLY),--only $(ONLY))
 
 bench: install ## hot loops at 1 and 2 threads (and bf16), against peers and the matmul peak; ReRoPE vs RoPE
 	$(PY) scripts/bench.py

@@ -184,6 +184,9 @@ def print_help() -> int:
              "  kexue-run -m experiment=fsq_vs_vq sweep=fsq_vs_vq   the claim's canonical sweep",
              "  kexue-run resume=outputs/runs/fsq_vs_vq/<stamp>  continue a killed run",
              "  kexue-run report <sweep or run dir>              rebuild aggregate, verdicts and figures",
+             "  kexue-run verify <experiment> | --all            re-run the ledger's command at HEAD and compare",
+             "  kexue-run reproduce --scale cpu                  regenerate the ledger (results/) where not current",
+             "  kexue-run publish                                = make figures: the ledger, README table, site",
              "  kexue-run experiment=fsq_vs_vq --cfg job         the composed config (with -m: every job's)",
              "", "Config groups (group=option):"]
     import textwrap
@@ -220,6 +223,10 @@ def run_command(argv: list[str] | None = None) -> int:
         if len(argv) != 2:
             raise ConfigError("usage: kexue-run show <experiment>")
         return print_experiment(argv[1])
+    if argv and argv[0] in ("verify", "reproduce", "publish"):  # the results ledger (kexue_runs/verify.py)
+        from .publishing import verify
+
+        return getattr(verify, f"{argv[0]}_main")(argv[1:])
     if argv and argv[0] == "report":
         from .lifecycle.sweeps import report_main
 

@@ -5,6 +5,8 @@ sweep at --scale; for one without, its newest finished run at --scale. Partial a
 at other scales are never published: they are listed as skipped, with why. Nothing is run unless asked
 (--run-missing, or RUN_MISSING=1 through make). Writes outputs/figures/: the figures, index.md (one row per
 experiment: post, scale, date, git sha, verdict, stability) and index.html (the static results page).
+Then the ledger: results/<scale>/<experiment>.json for each experiment published here (not at scale=smoke
+unless --results names a folder), and from the whole ledger the README's results table and docs/results/.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from kexue_runs.claims.catalog import experiment_files
 from kexue_runs.publishing.publish import collect, copy_figures, index_markdown, results_html
+from kexue_runs.publishing.site import publish_results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", default=None, metavar="EXPERIMENT",
                         help="run (with --run-missing) only these; the index keeps every experiment's row")
     parser.add_argument("--run-missing", action="store_true", help="run the canonical sweep or run where none exists")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="the ledger folder (default: the repository's results/, which also rewrites the "
+                             "README's results table and docs/results/)")
     args = parser.parse_args(argv)
     known = [p.stem for p in experiment_files()]
     unknown = [n for n in args.only or [] if n not in known]
@@ -52,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{ev.name}: not published at scale={args.scale}"
                   + (f" (skipped: {ev.skipped[0]})" if ev.skipped else "") + f"; to run it: {ev.command}")
     print(f"index: {out_dir / 'index.md'}, results page: {out_dir / 'index.html'}")
+    publish_results(evidence, args.scale, args.results, args.only)
     return 0
 
 

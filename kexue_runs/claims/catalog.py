@@ -15,6 +15,14 @@ from ..common.progress import console
 VERDICT_STYLE = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow", "NOT REACHED": "cyan"}
 
 
+def published_ledger():
+    """kexue_runs.ledger, imported by name: it only reads published results, and codehash (which follows import
+    statements) must not count it among the code every run's numbers depend on."""
+    import importlib
+
+    return importlib.import_module(f"{__package__.split('.')[0]}.publishing.ledger")
+
+
 def experiment_files() -> list[Path]:
     return sorted((config_dir() / "experiment").glob("*.yaml"))
 
@@ -38,23 +46,34 @@ def last_report(name: str, outputs: Path = Path("outputs")) -> dict | None:
 
 def verdict_and_stability(name: str, outputs: Path = Path("outputs")) -> tuple[str, str, str]:
     """(verdict as shown, where it comes from, stability on held-out replicates) of the newest report."""
+    ledger = published_ledger()
     report = last_report(name, outputs)
-    if report is None:
+    published = ledger.read_entry(name)
+    if report is None:  # a fresh clone: the ledger's verdict, marked as published
+        if published is not None:
+            return published["shown"], ledger.published_mark(published), published["stability"]
         return "-", "", "-"
     from .engine import overall_reason, stable
 
     verdict = overall_reason(report["checks"])["verdict"]  # by this engine's rules, whatever engine wrote it
     stability = report.get("stability") or stable(report["checks"])
     source = str(report.get("scale", "?"))
-    return verdict, source if source.endswith(" run") else f"{source} sweep", stability
+    source = source if source.endswith(" run") else f"{source} sweep"
+    if published is not None and published["shown"] != verdict:  # local results differ from the ledger's
+        source += f"; published {published['shown']} ({published['scale']})"
+    return verdict, source, stability
 
 
 def verdict_reason(name: str, outputs: Path = Path("outputs")) -> str:
-    """Why the newest report's verdict is not PASS (refuted, slip, not_reached, underpowered, unstable), or ''."""
+    """Why the newest report's verdict (else the published one) is not PASS (refuted, slip, not_reached,
+    underpowered, unstable), or ''."""
     from .engine import overall_reason
 
     report = last_report(name, outputs)
-    return overall_reason(report["checks"])["reason"] if report else ""
+    if report is not None:
+        return overall_reason(report["checks"])["reason"]
+    published = published_ledger().read_entry(name)
+    return str((published or {}).get("reason") or "")
 
 
 def last_verdict(name: str, outputs: Path = Path("outputs")) -> str:
@@ -96,22 +115,26 @@ def print_catalog(outputs: Path = Path("outputs")) -> None:
     from rich.markup import escape
 
     width = max(console.width, 80)
-    fixed = {"experiment": 22, "post": 7, "verdict": 25, "why": 13}
+    verdict_width = 25 if width < 110 else 44  # room for "published, commit abc1234, 2026-12-08" when there is
+    fixed = {"experiment": 22, "post": 7, "verdict": verdict_width, "why": 13}
     title_width = width - sum(fixed.values())
     cut = lambda text, n: text if len(text) <= n else text[: n - 1] + "…"  # noqa: E731
     console.print("kexue-runs experiments (kexue-run show <name>: a post's claim, checks, results)", highlight=False)
-    console.print(f"{'experiment':<22}{'post':<7}{'title':<{title_width}}{'verdict':<25}why", style="bold",
-                  highlight=False)
+    console.print(f"{'experiment':<22}{'post':<7}{'title':<{title_width}}{'verdict':<{verdict_width}}why",
+                  style="bold", highlight=False)
     for path in experiment_files():
         spec = load_experiment(path)
         posts = (spec.get("meta") or {}).get("posts", [])
         post = str(posts[0]["archive"]) + ("+" if len(posts) > 1 else "") if posts else ""
         title = cut(short_title(posts[0]["title"]) if posts else "", title_width - 1)
         shown, source, stability = verdict_and_stability(path.stem, outputs)
-        verdict = cut(f"{shown} {source}".strip(), 24)
+        verdict = f"{shown} {source}".strip()
+        if len(verdict) > verdict_width - 1:  # narrow: keep the commit, drop the words
+            verdict = verdict.replace("published, commit ", "published ")
+        verdict = cut(verdict, verdict_width - 1)
         coloured = verdict.replace(shown, f"[{VERDICT_STYLE.get(shown, 'magenta')}]{shown}[/]", 1) if shown != "-" \
             else verdict
-        pad = " " * (25 - len(verdict))
+        pad = " " * (verdict_width - len(verdict))
         console.print(f"{escape(cut(path.stem, 21)):<22}{post:<7}{escape(title):<{title_width}}{coloured}{pad}"
                       f"{verdict_reason(path.stem, outputs) or stability}", highlight=False, soft_wrap=True)
 
@@ -144,7 +167,9 @@ def print_experiment(name: str, outputs: Path = Path("outputs")) -> int:
         console.print(escape("  " + line.strip("| ").replace(" | ", "; ")), highlight=False, soft_wrap=True)
     report = last_report(name, outputs)
     console.print("")
-    if report is None:
+    if published_ledger().print_published(name, report, console):  # the ledger's table: no local results
+        pass
+    elif report is None:
         console.print(f"No results yet: kexue-run experiment={name}", highlight=False)
     else:
         report.setdefault("experiment", name)
