@@ -12,7 +12,7 @@ import yaml
 from . import config_dir
 from .progress import console
 
-VERDICT_STYLE = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}
+VERDICT_STYLE = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow", "NOT REACHED": "cyan"}
 
 
 def experiment_files() -> list[Path]:
@@ -41,13 +41,14 @@ def verdict_and_stability(name: str, outputs: Path = Path("outputs")) -> tuple[s
     report = last_report(name, outputs)
     if report is None:
         return "-", "", "-"
-    from .claims import overall, stable
+    from .claims import overall_reason, stable
 
-    verdict = report.get("verdict") or overall(report["checks"])
+    summary = overall_reason(report["checks"])
+    verdict = summary["verdict"]  # re-decided by this engine's rules, whatever engine wrote the report
     stability = report.get("stability") or stable(report["checks"])
-    shown = "unstable" if stability == "unstable" and verdict in ("PASS", "FAIL") else verdict
     source = str(report.get("scale", "?"))
-    return shown, source if source.endswith(" run") else f"{source} sweep", stability
+    source = source if source.endswith(" run") else f"{source} sweep"
+    return verdict, source + (f", {summary['reason']}" if summary["reason"] else ""), stability
 
 
 def last_verdict(name: str, outputs: Path = Path("outputs")) -> str:
@@ -88,11 +89,11 @@ def print_catalog(outputs: Path = Path("outputs")) -> None:
     from rich.markup import escape
 
     width = max(console.width, 80)
-    fixed = {"experiment": 22, "post": 7, "verdict": 25, "held-out": 9}
+    fixed = {"experiment": 22, "post": 7, "verdict": 34, "held-out": 9}
     title_width = width - sum(fixed.values())
     cut = lambda text, n: text if len(text) <= n else text[: n - 1] + "…"  # noqa: E731
     console.print("kexue-runs experiments (kexue-run show <name>: a post's claim, checks, results)", highlight=False)
-    console.print(f"{'experiment':<22}{'post':<7}{'title':<{title_width}}{'verdict':<25}held-out", style="bold",
+    console.print(f"{'experiment':<22}{'post':<7}{'title':<{title_width}}{'verdict':<34}held-out", style="bold",
                   highlight=False)
     for path in experiment_files():
         spec = load_experiment(path)
@@ -100,10 +101,10 @@ def print_catalog(outputs: Path = Path("outputs")) -> None:
         post = str(posts[0]["archive"]) + ("+" if len(posts) > 1 else "") if posts else ""
         title = cut(short_title(posts[0]["title"]) if posts else "", title_width - 1)
         shown, source, stability = verdict_and_stability(path.stem, outputs)
-        verdict = cut(f"{shown} {source}".strip(), 24)
+        verdict = cut(f"{shown} {source}".strip(), 33)
         coloured = verdict.replace(shown, f"[{VERDICT_STYLE.get(shown, 'magenta')}]{shown}[/]", 1) if shown != "-" \
             else verdict
-        pad = " " * (25 - len(verdict))
+        pad = " " * (34 - len(verdict))
         console.print(f"{escape(cut(path.stem, 21)):<22}{post:<7}{escape(title):<{title_width}}{coloured}{pad}"
                       f"{stability}", highlight=False, soft_wrap=True)
 
@@ -140,9 +141,10 @@ def print_experiment(name: str, outputs: Path = Path("outputs")) -> int:
         console.print(f"No results yet: kexue-run experiment={name}", highlight=False)
     else:
         report.setdefault("experiment", name)
-        from .claims import by_basis, overall, stable
+        from .claims import by_basis, overall_reason, stable
 
-        report.setdefault("verdict", overall(report["checks"]))
+        summary = overall_reason(report["checks"], str(report.get("scale", "")).split()[0] or None)
+        report.update(verdict=summary["verdict"], reason=summary["reason"], reason_text=summary["text"])
         report.setdefault("by_basis", by_basis(report["checks"]))
         report["stability"] = report.get("stability") or stable(report["checks"])
         print_verdicts(report)

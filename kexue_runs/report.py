@@ -104,9 +104,8 @@ def write_run_report(run_dir: Path, cfg, summary: dict) -> Path:
     figures = sorted((Path(run_dir) / runfiles.FIGURES).glob("*.png"))
     lines = [f"# {summary['experiment']}: run report", ""] + post_lines(cfg_dict.get("meta")) + [""]
     lines += ["**Claim.** " + str(cfg_dict.get("claim") or "(none)"), ""]
-    results = summary.get("checks")
-    if results is None and cfg_dict.get("checks"):
-        results = run_checks(cfg_dict, summary)
+    # re-evaluated with this engine's rules on the run's rows (`kexue-run report <run dir>` re-reports an old run)
+    results = run_checks(cfg_dict, summary) if cfg_dict.get("checks") else summary.get("checks")
     if results:
         from .verdicts import build_report, markdown_verdicts
 

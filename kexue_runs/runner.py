@@ -236,15 +236,67 @@ def reuse_completed(cfg: DictConfig, resolved: dict, run_dir: Path) -> bool:
 
 
 def cpu_threads(cfg: DictConfig, parallel_jobs: int = 1) -> int:
-    """The thread policy: trainer.threads when set; 1 at scale=smoke (on a shared 2-core machine a
-    2-thread process waits a scheduler tick on every parallel op: a smoke run was 2.6x slower with 2
-    threads than with 1 while anything else ran); otherwise the cores this process may use, divided
-    between the jobs running at once (no oversubscription)."""
+    return thread_policy(cfg, parallel_jobs)[0]
+
+
+def thread_policy(cfg: DictConfig, parallel_jobs: int = 1, busy: int | None = None) -> tuple[int, str]:
+    """(threads, why). trainer.threads when set; 1 at scale=smoke (on a shared 2-core machine a 2-thread
+    process waits a scheduler tick on every parallel op: a smoke run was 2.6x slower with 2 threads than with
+    1 while anything else ran); otherwise the cores this process may use less those busy right now, divided
+    between the jobs running at once. A core another process keeps busy is not free: torch's threads
+    synchronise at every op, so one thread waiting on a busy core stalls them all (make run took 1130 s at 2
+    threads beside a busy loop, 72 s at 1)."""
     if cfg.trainer.threads:
-        return int(cfg.trainer.threads)
+        return int(cfg.trainer.threads), "trainer.threads set"
     if cfg.scale.name == "smoke":
-        return 1
-    return max(1, usable_cores() // max(1, parallel_jobs))
+        return 1, "scale=smoke: 1 thread"
+    cores = usable_cores()
+    busy = busy_cores() if busy is None else busy
+    free = max(1, cores - busy)
+    jobs = max(1, parallel_jobs)
+    threads = max(1, free // jobs)
+    return threads, (f"{cores} usable cores, {busy} busy with other processes, {jobs} job(s) at once "
+                     f"-> {threads} thread(s)")
+
+
+THREADS_FILE = ".threads"  # the thread count a run started with: a resumed run keeps it (same numbers)
+
+
+def run_threads(cfg: DictConfig, run_dir: Path, parallel_jobs: int, is_main: bool = True) -> tuple[int, str]:
+    """The policy's choice for a new run; for a run resumed from a checkpoint without trainer.threads set,
+    the count it started with (a different thread count can change float reductions, so the numbers)."""
+    path = Path(run_dir) / THREADS_FILE
+    if not cfg.trainer.threads and (Path(run_dir) / runfiles.CHECKPOINT).exists() and path.exists():
+        try:
+            return int(path.read_text().strip()), "as the run started (resumed)"
+        except ValueError:
+            pass
+    threads, reason = thread_policy(cfg, parallel_jobs)
+    if is_main:
+        try:
+            path.write_text(f"{threads}\n")
+        except OSError:
+            pass  # a read-only folder: the run reports it where it writes its files
+    return threads, reason
+
+
+def busy_cores(samples: int = 5, gap_s: float = 0.01) -> int:
+    """Cores that other processes keep busy now: the median over a few samples of the kernel's count of
+    runnable threads (/proc/stat procs_running) less this one. 0 where the count cannot be read."""
+    import statistics
+    import time
+
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/stat") as f:
+                running = next(int(line.split()[1]) for line in f if line.startswith("procs_running"))
+        except (OSError, StopIteration, ValueError):
+            return 0
+        counts.append(max(0, running - 1))
+        if i + 1 < samples:
+            time.sleep(gap_s)
+    return int(statistics.median(counts))
 
 
 def usable_cores() -> int:
@@ -276,14 +328,15 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
         except runfiles.LockHeld as exc:
             console.print(f"[red]{exc}[/]", highlight=False)
             return "busy"
-    torch.set_num_threads(cpu_threads(cfg, parallel_jobs * dist.local_world_size))
+    threads, thread_reason = run_threads(cfg, run_dir, parallel_jobs * dist.local_world_size, dist.is_main)
+    torch.set_num_threads(threads)
     if device.type == "cpu":
         deterministic()
     seed_everything(int(cfg.seed) + dist.rank)
     module = importlib.import_module(cfg.task)
     # the code this run runs, read now: a long run's tree may change under it before its summary is written
-    env = environment(device) | {"world_size": dist.world_size, "code_hash": code_hash(cfg.task)} \
-        if dist.is_main else {}
+    env = environment(device) | {"world_size": dist.world_size, "code_hash": code_hash(cfg.task),
+                                 "thread_policy": thread_reason} if dist.is_main else {}
     phases.mark("setup")
     resuming = bool(cfg.resume) or (in_sweep and (run_dir / runfiles.CHECKPOINT).exists())
     ctx = RunContext(cfg, run_dir, device, resuming, getattr(module, "HIGHER_IS_BETTER", ()), dist)
@@ -354,6 +407,9 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
         summary["checks"] = run_checks(resolved, summary)
         report = build_report(cfg.name, cfg.scale.name, summary["checks"], overrides, dir=str(run_dir))
         summary["verdict"] = report["verdict"]
+        summary["reason"] = report["reason"]
+        summary["reason_text"] = report["reason_text"]
+        summary["counts"] = report["counts"]
         summary["by_basis"] = report["by_basis"]
         summary["stability"] = report["stability"]
         summary["command"] = report["command"]

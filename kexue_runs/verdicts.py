@@ -10,31 +10,35 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import config_dir
-from .claims import FAIL, INCONCLUSIVE, NA, PASS, by_basis, overall, stable
+from .claims import FAIL, INCONCLUSIVE, NA, NOT_REACHED, PASS, by_basis, counts, overall_reason, stable
 
-STYLE = {PASS: "green", FAIL: "red", INCONCLUSIVE: "yellow", NA: "dim", "unstable": "magenta"}
-BASIS_TAG = {"derivation": "derivation", "empirical": "empirical", "ours": "ours, not the post's"}
+STYLE = {PASS: "green", FAIL: "red", INCONCLUSIVE: "yellow", NOT_REACHED: "cyan", NA: "dim", "unstable": "magenta"}
+BASIS_TAG = {"derivation": "derivation", "empirical": "empirical", "precondition": "precondition (our setup)",
+             "ours": "ours, not the post's"}
 
 
 def build_report(experiment: str, scale: str | None, results: list[dict], overrides=(), seeds_run=(),
                  **extra) -> dict:
-    report = {"experiment": experiment, "scale": scale, "verdict": overall(results), "by_basis": by_basis(results),
+    summary = overall_reason(results, scale)
+    report = {"experiment": experiment, "scale": scale, "verdict": summary["verdict"], "reason": summary["reason"],
+              "reason_text": summary["text"], "counts": counts(results), "by_basis": by_basis(results),
               "stability": stable(results), "checks": results}
     report["command"] = next_command(experiment, scale, results, overrides, seeds_run)
     return report | extra
 
 
 def shown_verdict(verdict: str, stability: str) -> str:
-    """What a reader sees: a decided verdict that flips on held-out replicates is 'unstable'."""
-    return "unstable" if stability == "unstable" and verdict in (PASS, FAIL) else verdict
+    """What a reader sees: the verdict itself (a check that did not hold on a held-out half is already
+    INCONCLUSIVE with reason unstable; the stability is reported beside it)."""
+    return verdict
 
 
 def verdict_text(result: dict) -> str:
     text = result["verdict"]
+    if result.get("reason"):
+        text += f" [{result['reason']}]"
     if result.get("leans"):
         text += f" (leans {result['leans']})"
-    if result.get("stability", "").startswith("unstable"):
-        text += " unstable"
     return text
 
 
@@ -58,6 +62,7 @@ def next_command(experiment: str, scale: str | None, results: list[dict], overri
     five seeds (the same ones again would only reuse their cells)."""
     short = [r for r in results if r["verdict"] == INCONCLUSIVE and r.get("basis") != "ours"
              and not (r.get("note") or "").startswith("precondition not met")  # more runs do not mend a setup
+             and r.get("reason") != "unstable"
              and any(w in (r.get("needs") or "") + (r.get("note") or "")
                      for w in ("not run", "replicates", "needs at least", "has 1"))]
     if not short:
@@ -111,7 +116,9 @@ def overall_line(report: dict, markup: bool = False) -> str:
     tail = f"; held-out replicates: {stability}" if stability != "-" else ""
     jobs = report.get("jobs")
     job_text = ("; jobs " + ", ".join(f"{n} {s}" for s, n in jobs.items())) if jobs else ""
-    return f"overall {head} ({', '.join(parts)}){tail}{job_text}"
+    why = report.get("reason_text", "")
+    why = why.split(": ", 1)[1] if ": " in why else ""
+    return f"overall {head}{': ' + why if why else ''} ({', '.join(parts)}){tail}{job_text}"
 
 
 def md(value) -> str:
@@ -125,15 +132,22 @@ def markdown_verdicts(report: dict) -> list[str]:
     lines += ["| check | kind | ours | the post's | verdict | test | note |", "|---|---|---|---|---|---|---|"]
     for r in report["checks"]:
         kind = f"{BASIS_TAG.get(r.get('basis'), r.get('basis'))}; {r.get('source', '')}"
+        if r.get("unit"):
+            kind += f"; unit: {r['unit']} (n = {r.get('units', '?')})"
+        if r.get("value_from"):
+            kind += f"; threshold from {r['value_from']}"
         note = "; ".join(x for x in (r.get("needs"), r.get("note"), r.get("stability")) if x)
         cells = [f"{r['id']}: {r.get('statement', '')}", kind, r.get("observed", ""), r.get("reported", ""),
                  f"**{verdict_text(r)}**", r.get("stat", ""), note]
         lines.append("| " + " | ".join(md(c) for c in cells) + " |")
     lines.append("")
     lines += ["Derivation checks recompute the post's own arithmetic (consistency, not evidence); empirical "
-              "checks are measurements that could contradict it; 'ours' extends the post and never decides its "
-              "verdict. Noisy comparisons use a t test at the real n (paired where arms share replicates), "
-              "decided by the 95% confidence interval; see `kexue_runs/claims.py`.", ""]
+              "checks are measurements that could contradict it; preconditions measure that our setup is in the "
+              "post's regime (when one fails, its dependents are NOT REACHED); 'ours' extends the post and never "
+              "decides its verdict. Noisy comparisons use a t test at the real n of units (paired where arms share "
+              "them), decided by the 95% confidence interval, Bonferroni over the cells of a claim about every "
+              "cell, and re-decided on both halves of the units; a non-PASS check says why: refuted, slip, "
+              "not_reached, underpowered or unstable. See `kexue_runs/claims.py`.", ""]
     if report.get("command"):
         lines += [f"To decide the rest: `{report['command']}`", ""]
     return lines

@@ -108,4 +108,7 @@ def assert_pinned_verdicts(pair: tuple, pinned: tuple) -> None:
     overall, checks = pinned
     assert {c["id"]: c["verdict"] for c in s["checks"]} == checks
     assert s["verdict"] == overall
-    assert all(c["basis"] in ("derivation", "empirical", "ours") and c["source"] for c in s["checks"])
+    assert all(c["basis"] in ("derivation", "empirical", "precondition", "ours") and c["source"] for c in s["checks"])
+    # a non-PASS check says why, from the fixed list
+    assert all(c["reason"] in ("refuted", "slip", "not_reached", "underpowered", "unstable") for c in s["checks"]
+               if c["verdict"] != "PASS")

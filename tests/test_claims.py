@@ -10,6 +10,7 @@ from kexue_runs.claims import (
     FAIL,
     INCONCLUSIVE,
     NA,
+    NOT_REACHED,
     PASS,
     by_basis,
     evaluate_checks,
@@ -32,6 +33,11 @@ def rows(spec):
 def verdict(check, table):
     (result,) = evaluate_checks([{"id": "c", "metric": "m", "basis": "empirical", "source": "test", **check}], table)
     return result
+
+
+def jitter(arm, k, s):
+    """Deterministic noise that differs between arms, cells and seeds (so no difference is constant)."""
+    return 0.01 * ((7 * s + 3 * k + 2 * (arm != "a")) % 5)
 
 
 def spread(center, offsets, arm="a", k=1):
@@ -70,17 +76,20 @@ def test_exact_metrics_compare_directly_and_ties_follow_the_rule():
     tie = rows([("a", 1, 0, 2.0), ("b", 1, 0, 2.0)])
     check = {"kind": "ordering", "better": "lower", "a": {"arm": "a"}, "b": {"arm": "b"}, "exact": True}
     assert verdict(check, tie)["verdict"] == FAIL  # an exact tie is not a win
-    # identical values in every replicate count as exact too
+    # identical values in every replicate of a derivation count as exact too
     same = rows(spread(2.0, (0, 0, 0)) + spread(2.0, (0, 0, 0), arm="b"))
-    assert verdict({**check, "exact": False}, same)["verdict"] == FAIL
+    assert verdict({**check, "exact": False, "basis": "derivation"}, same)["verdict"] == FAIL
+    # but in an empirical check they are a sample: a tie is undecided, never a strict FAIL
+    r = verdict({**check, "exact": False}, same)
+    assert r["verdict"] == INCONCLUSIVE and r["reason"] == "underpowered" and "sign test" in r["stat"]
     # with noise, a tie within the noise is undecided
     noisy = rows(spread(2.0, (-0.1, 0.0, 0.1)) + spread(2.0, (0.1, -0.1, 0.0), arm="b"))
     assert verdict({**check, "exact": False}, noisy)["verdict"] == INCONCLUSIVE
 
 
 def test_ordering_is_paired_when_arms_share_seeds_and_welch_otherwise():
-    # a is better than b by exactly 0.1 on every seed, but the seeds differ a lot
-    shared = rows(spread(1.0, (0.0, 1.0, -1.0)) + spread(1.1, (0.0, 1.0, -1.0), arm="b"))
+    # a is better than b by about 0.1 on every seed (0.09-0.11), but the seeds differ a lot
+    shared = rows(spread(1.0, (0.0, 1.0, -1.0)) + spread(1.1, (0.01, 0.99, -1.0), arm="b"))
     check = {"kind": "ordering", "better": "lower", "a": {"arm": "a"}, "b": {"arm": "b"}}
     r = verdict(check, shared)
     assert r["verdict"] == PASS and "paired" in r["stat"]
@@ -108,7 +117,7 @@ def test_paired_decision_sits_at_the_t_critical_value():
 
 
 def test_ordering_for_each_fails_on_one_cell_and_reports_missing_cells():
-    grid = rows([(arm, k, s, v + 0.01 * s) for arm, base in (("a", 1.0), ("b", 2.0))
+    grid = rows([(arm, k, s, v + jitter(arm, k, s)) for arm, base in (("a", 1.0), ("b", 2.0))
                  for k, v in ((1, base), (2, base * 2)) for s in range(3)])
     check = {"kind": "ordering", "better": "lower", "a": {"arm": "a"}, "b": {"arm": "b"}, "for_each": "K"}
     assert verdict(check, grid)["verdict"] == PASS
@@ -136,27 +145,28 @@ def test_a_failed_job_makes_the_check_inconclusive():
 
 
 def test_monotone_needs_the_ends_apart_and_no_step_backwards():
-    up = rows([("a", k, s, k + 0.01 * s) for k in (1, 2, 4, 8) for s in range(3)])
+    up = rows([("a", k, s, k + jitter("a", k, s)) for k in (1, 2, 4, 8) for s in range(3)])
     check = {"kind": "monotone", "where": {"arm": "a"}, "along": "K"}
     assert verdict({**check, "direction": "increasing"}, up)["verdict"] == PASS
     assert verdict({**check, "direction": "decreasing"}, up)["verdict"] == FAIL
-    bump = rows([("a", k, s, v + 0.01 * s) for k, v in ((1, 1), (2, 5), (4, 3), (8, 9)) for s in range(3)])
+    bump = rows([("a", k, s, v + jitter("a", k, s)) for k, v in ((1, 1), (2, 5), (4, 3), (8, 9)) for s in range(3)])
     assert verdict({**check, "direction": "increasing"}, bump)["verdict"] == FAIL
     flat = rows([("a", k, s, 1.0 + 0.3 * ((s * 7 + k) % 3)) for k in (1, 2) for s in range(3)])
     assert verdict({**check, "direction": "increasing"}, flat)["verdict"] == INCONCLUSIVE
 
 
 def test_crossover_reports_where_and_one_arm_winning_everywhere_is_not_one():
-    table = rows([(arm, k, s, v + 0.001 * s) for k, va, vb in ((1, 3, 1), (4, 3, 2), (8, 2, 3), (16, 1, 3))
+    table = rows([(arm, k, s, v + jitter(arm, k, s)) for k, va, vb in ((1, 3, 1), (4, 3, 2), (8, 2, 3), (16, 1, 3))
                   for arm, v in (("a", va), ("b", vb)) for s in range(3)])
     check = {"kind": "crossover", "better": "lower", "a": {"arm": "a"}, "b": {"arm": "b"}, "along": "K"}
     r = verdict(check, table)
     assert r["verdict"] == PASS and "between K=4 and 8" in r["observed"]
-    everywhere = rows([(arm, k, s, v + 0.001 * s) for k in (1, 2, 4) for arm, v in (("a", 1), ("b", 3))
+    everywhere = rows([(arm, k, s, v + jitter(arm, k, s)) for k in (1, 2, 4) for arm, v in (("a", 1), ("b", 3))
                        for s in range(3)])
     r = verdict(check, everywhere)
     assert r["verdict"] == FAIL and "a better from K=1 on" in r["observed"]
-    never = rows([(arm, k, s, v + 0.001 * s) for k in (1, 2) for arm, v in (("a", 3), ("b", 1)) for s in range(3)])
+    never = rows([(arm, k, s, v + jitter(arm, k, s)) for k in (1, 2) for arm, v in (("a", 3), ("b", 1))
+                  for s in range(3)])
     r = verdict(check, never)
     assert r["verdict"] == FAIL and "never better" in r["observed"]
 
@@ -221,9 +231,10 @@ def test_a_verdict_that_flips_on_the_held_out_replicates_is_unstable():
              "a": {"arm": "a"}, "b": {"arm": "b"}, "min_reps": 3}
     table = rows(a + b)
     (r,) = evaluate_checks([{**check, "alpha": 0.5}], table)
-    assert r["verdict"] == PASS and r["stability"].startswith("unstable")
-    assert stable([r]) == "unstable"
-    steady = rows(a + [("b", 1, s, 2.0 + 0.001 * s) for s in range(8)])
+    # decided PASS on all 8, but not on both halves: not PASS, reason unstable, leaning PASS
+    assert r["verdict"] == INCONCLUSIVE and r["reason"] == "unstable" and r["leans"] == PASS
+    assert r["stability"].startswith("unstable") and stable([r]) == "unstable"
+    steady = rows(a + [("b", 1, s, 2.0 + jitter("b", 1, s)) for s in range(8)])
     (r,) = evaluate_checks([check], steady)
     assert r["verdict"] == PASS and r["stability"].startswith("held") and stable([r]) == "stable"
 
@@ -237,7 +248,7 @@ def test_table_from_runs_flattens_config_and_keeps_status():
 
 def test_claim_rows_expand_a_run_and_the_run_row_never_joins_their_groups():
     run = {"status": "ok", "config": {"arch": {"name": "baseline"}, "seed": 0}, "final": {"acc_run": 0.5, "acc": 0.4},
-           "claim_rows": [{"arm": arm, "shard": s, "acc": acc + 0.001 * s + 0.01 * (s % 2)}
+           "claim_rows": [{"arm": arm, "shard": s, "acc": acc + 0.001 * s + 0.01 * (s % 2) + jitter(arm, 1, s)}
                           for arm, acc in (("rope", 0.5), ("pi", 0.3)) for s in range(4)]}
     table = table_from_runs([run])
     assert len(table) == 9 and all(r["arch.name"] == "baseline" for r in table)
@@ -269,12 +280,13 @@ def test_a_check_whose_precondition_fails_is_inconclusive_and_leans_its_own_way(
     table = rows(spread(0.2, (0, 0.01, 0.02), arm="base") + spread(0.9, (0, 0.01, 0.02), arm="a")
                  + spread(0.1, (0, 0.01, 0.02), arm="b"))
     ready = {"id": "ready", "kind": "threshold", "metric": "m", "op": ">", "value": 0.5, "where": {"arm": "base"},
-             "basis": "ours", "source": "t"}
+             "basis": "precondition", "source": "t", "unit": "model", "value_from": "ours: the base can do the task"}
     compare = {"id": "c", "kind": "ordering", "metric": "m", "better": "higher", "a": {"arm": "a"}, "b": {"arm": "b"},
-               "basis": "empirical", "source": "t", "requires": ["ready"]}
+               "basis": "empirical", "source": "t", "requires": ["ready"], "unit": "model"}
     first, second = evaluate_checks([ready, compare], table)
     assert first["verdict"] == FAIL
-    assert second["verdict"] == INCONCLUSIVE and second["leans"] == PASS and "ready FAIL" in second["note"]
+    assert second["verdict"] == NOT_REACHED and second["leans"] == PASS and "ready FAIL" in second["note"]
+    assert second["reason"] == "not_reached" and "0.21" in second["note"]  # the precondition's own value
     # met: the comparison decides as usual
     ready_met = dict(ready, value=0.1)
     assert [r["verdict"] for r in evaluate_checks([ready_met, compare], table)] == [PASS, PASS]
@@ -326,3 +338,174 @@ def test_t_and_normal_quantiles_match_scipy(df):
     assert student_t_quantile(0.975, 10) == pytest.approx(2.228138852, rel=1e-9)
     with pytest.raises(ValueError):
         student_t_quantile(1.0, df)
+
+
+# -- the verdict rules of #27: each rule with a case where the verdict must change --------------------------------
+
+def test_unmeasured_preconditions_make_a_check_not_reached_whatever_it_measures():
+    table = rows(spread(0.9, (0, 0.01, 0.02), arm="a") + spread(0.1, (0.02, 0, 0.01), arm="b"))
+    compare = {"kind": "ordering", "better": "lower", "a": {"arm": "a"}, "b": {"arm": "b"}, "unit": "model"}
+    assert verdict(compare, table)["verdict"] == FAIL
+    r = verdict({**compare, "preconditions_unmeasured": ["the baseline reaches its plateau"]}, table)
+    assert r["verdict"] == NOT_REACHED and r["leans"] == FAIL and r["reason"] == "not_reached"
+    assert "not measured: the baseline reaches its plateau" in r["note"]
+
+
+def test_a_one_vs_one_tie_in_a_count_is_not_a_fail_and_a_sign_test_decides_counts():
+    ties = rows([(arm, 10, s, 1.0) for arm in ("fbdm", "dfp") for s in range(3)])
+    check = {"kind": "ordering", "better": "higher", "a": {"arm": "fbdm"}, "b": {"arm": "dfp"}, "unit": "model",
+             "test": "sign"}
+    r = verdict(check, ties)
+    assert r["verdict"] == INCONCLUSIVE and r["reason"] == "underpowered" and "3 tied" in r["stat"]
+    assert verdict({**check, "exact": True}, ties)["verdict"] == FAIL  # what the old engine did with it
+    three = rows([("fbdm", 10, s, 2.0) for s in range(3)] + [("dfp", 10, s, 1.0) for s in range(3)])
+    assert verdict(check, three)["verdict"] == INCONCLUSIVE  # 3 of 3: p = 0.25
+    six = rows([("fbdm", 10, s, 2.0) for s in range(6)] + [("dfp", 10, s, 1.0) for s in range(6)])
+    assert verdict(check, six)["verdict"] == PASS  # 6 of 6: p = 0.031
+    assert verdict({**check, "better": "lower"}, six)["verdict"] == FAIL
+    # unpaired arms with no spread: complete separation, p = 2 / C(na + nb, na)
+    apart = rows([("fbdm", 10, s, 2.0) for s in range(4)] + [("dfp", 10, s + 10, 1.0) for s in range(4)])
+    r = verdict({**check, "test": "t"}, apart)
+    assert r["verdict"] == PASS and "rank-sum" in r["stat"]  # 2/70 = 0.029
+    assert verdict({**check, "test": "t"}, apart[:3] + apart[4:7])["verdict"] == INCONCLUSIVE  # 2/20 = 0.1
+
+
+@pytest.mark.parametrize("wins,losses", [(0, 0), (3, 0), (5, 1), (6, 0), (2, 7), (10, 10), (12, 3)])
+def test_the_sign_test_is_the_exact_binomial(wins, losses):
+    from kexue_runs.claims import sign_p
+
+    expected = 1.0 if wins + losses == 0 else stats.binomtest(wins, wins + losses, 0.5).pvalue
+    assert sign_p(wins, losses) == pytest.approx(expected, rel=1e-12)
+
+
+def test_one_trained_model_over_four_shards_does_not_decide_a_training_claim():
+    def with_shards(spec):
+        out = rows([(arm, 1, s, v) for arm, _, s, v in spec])
+        for row, (_, k, _, _) in zip(out, spec):
+            row["shard"] = k
+        return out
+
+    def arms(seeds):
+        return [(arm, k, s, v + 0.01 * k + jitter(arm, k, s)) for s in seeds for k in range(4)
+                for arm, v in (("ddim", 1.0), ("ddpm", 2.0))]
+
+    one_model = with_shards(arms([0]))
+    check = {"kind": "ordering", "better": "lower", "a": {"arm": "ddim"}, "b": {"arm": "ddpm"}, "unit": "model"}
+    r = verdict(check, one_model)
+    assert r["verdict"] == INCONCLUSIVE and r["reason"] == "underpowered"
+    assert "needs >= 3 trained models per cell, has 1" in r["needs"] and r["units"] == 1
+    # the same rows, read as 4 independent test sets of one given model, do decide a claim about that model
+    assert verdict({**check, "unit": "data"}, one_model)["verdict"] == PASS
+    # three trained models, each averaged over its 4 shards: n = 3 units
+    r = verdict(check, with_shards(arms(range(3))))
+    assert r["verdict"] == PASS and "n=3" in r["stat"] and "mean of 4" in r["stat"] and r["units"] == 3
+
+
+def null_cells(rng, cells=12, seeds=5):
+    """One claim over `cells` cells where the two arms are equal in distribution (a null)."""
+    return rows([(arm, k, s, rng.gauss(0.0, 1.0)) for k in range(cells) for s in range(seeds) for arm in ("a", "b")])
+
+
+def test_every_cell_claims_do_not_fail_by_chance_more_than_the_nominal_rate():
+    """1000 seeded null claims over 12 cells: with Bonferroni a claim FAILs at most alpha of the time; tested at 5%
+    per cell, it would fail about 1 - 0.975^12 = 26% of the time."""
+    import random
+
+    from kexue_runs.claims import check_ordering
+
+    rng = random.Random(20261207)
+    check = {"id": "c", "metric": "m", "basis": "empirical", "source": "t", "kind": "ordering", "better": "lower",
+             "a": {"arm": "a"}, "b": {"arm": "b"}, "for_each": "K", "unit": "model"}
+    uncorrected = {**check, "_alpha_fail": 0.05}
+    fails = naive = 0
+    for _ in range(1000):
+        table = null_cells(rng)
+        fails += check_ordering(table, check).verdict == FAIL
+        # the same claim with each cell failing at 5% (the old rule), on the same table
+        naive += any(v == FAIL for v in per_cell_verdicts(table, uncorrected))
+    assert fails / 1000 <= 0.05
+    assert naive / 1000 > 0.15  # the rule matters: without it, a true claim fails a fifth of the time
+
+
+def per_cell_verdicts(table, check):
+    from kexue_runs.claims import arm_cells, two_sample
+
+    a, b = arm_cells(table, check, "K")
+    return [two_sample(a[k], b[k], "lower", check).verdict() for k in a]
+
+
+def test_at_least_one_cell_claims_pass_by_chance_at_most_alpha():
+    import random
+
+    from kexue_runs.claims import check_ordering
+
+    rng = random.Random(7)
+    check = {"id": "c", "metric": "m", "basis": "empirical", "source": "t", "kind": "ordering", "better": "lower",
+             "a": {"arm": "a"}, "b": {"arm": "b"}, "for_each": "K", "unit": "model", "quantifier": "any"}
+    passes = sum(check_ordering(null_cells(rng), check).verdict == PASS for _ in range(400))
+    assert passes / 400 <= 0.05
+    # one clearly winning cell among nulls is enough for "at least one"; not for "every cell"
+    table = null_cells(rng)
+    for row in table:
+        if row["K"] == 3 and row["arm"] == "a":
+            row["m"] -= 10
+    assert check_ordering(table, check).verdict == PASS
+    assert check_ordering(table, {**check, "quantifier": "all"}).verdict != PASS
+
+
+def test_halves_too_small_to_re_check_say_so_and_keep_the_verdict():
+    table = rows(spread(1.0, (0.0, 0.01, 0.03, 0.02)) + spread(2.0, (0.01, 0.0, 0.02, 0.03), arm="b"))
+    check = {"id": "c", "metric": "m", "basis": "empirical", "source": "t", "kind": "ordering", "better": "lower",
+             "a": {"arm": "a"}, "b": {"arm": "b"}, "unit": "model", "no_precondition": "test"}
+    (r,) = evaluate_checks([check], table)
+    assert r["verdict"] == PASS and r["stability"].startswith("halves too small")
+
+
+def test_reasons_and_the_overall_line():
+    from kexue_runs.claims import overall_reason
+
+    slip = [{"id": "l2_over_l1", "verdict": FAIL, "basis": "derivation"}] + \
+        [{"id": f"e{i}", "verdict": PASS, "basis": "empirical"} for i in range(6)]
+    out = overall_reason(slip, "cpu")
+    assert out["verdict"] == FAIL and out["reason"] == "slip"
+    assert out["text"] == "FAIL: slip in one remark (l2_over_l1); 6 of 6 empirical checks PASS; 0 of 1 derivation " \
+                          "check PASS"
+    refuted = slip + [{"id": "x", "verdict": FAIL, "basis": "empirical"}]
+    assert overall_reason(refuted, "cpu")["text"].startswith("FAIL: refuted at scale=cpu (x)")
+    not_reached = [{"id": "a", "verdict": NOT_REACHED, "basis": "empirical"}, {"id": "b", "verdict": PASS,
+                                                                                "basis": "derivation"}]
+    assert overall(not_reached) == NOT_REACHED and overall_reason(not_reached)["reason"] == "not_reached"
+    mixed = not_reached + [{"id": "c", "verdict": INCONCLUSIVE, "basis": "empirical", "reason": "underpowered"}]
+    assert overall(mixed) == INCONCLUSIVE
+    # an ours check never decides, a precondition never decides
+    gates = [{"id": "p", "verdict": FAIL, "basis": "precondition"}, {"id": "o", "verdict": FAIL, "basis": "ours"},
+             {"id": "e", "verdict": PASS, "basis": "empirical"}]
+    assert overall(gates) == PASS
+
+
+def test_the_rules_fields_are_required_and_a_threshold_of_ours_cannot_decide_the_post():
+    base = {"id": "x", "kind": "threshold", "metric": "m", "op": ">", "value": 2, "source": "s"}
+    good = {**base, "basis": "empirical", "unit": "model", "value_from": "post: 'more than 2'",
+            "no_precondition": "nothing trained"}
+    assert validate_checks([good]) == []
+    assert any("unit" in p for p in validate_checks([{k: v for k, v in good.items() if k != "unit"}]))
+    assert any("preconditions" in p for p in validate_checks([{k: v for k, v in good.items()
+                                                                if k != "no_precondition"}]))
+    assert any("value_from" in p for p in validate_checks([{k: v for k, v in good.items() if k != "value_from"}]))
+    assert any("cannot decide the post" in p for p in validate_checks([{**good, "value_from": "ours: a ratio of 2"}]))
+    assert validate_checks([{**good, "basis": "ours", "value_from": "ours: a ratio of 2"}]) == []
+    assert any("exact_why" in p for p in validate_checks([{**good, "exact": True}]))
+    assert validate_checks([{**good, "exact": True, "exact_why": "a byte count"}]) == []
+    assert any("numerical" in p for p in validate_checks([{**good, "value_from": "numerical: float64"}]))
+    assert any("quantifier" in p for p in validate_checks([{**good, "quantifier": "most"}]))
+
+
+def test_a_held_out_half_that_does_not_decide_makes_a_verdict_unstable():
+    """Decided on all 6 seeds, decided on seeds 0-2, undecided on the held-out 3-5: not PASS, unstable."""
+    diffs = (1.0, 1.01, 0.99, 0.03, -0.02, 0.01)
+    table = rows([("a", 1, s, 1.0) for s in range(6)] + [("b", 1, s, 1.0 + d) for s, d in enumerate(diffs)])
+    check = {"id": "c", "metric": "m", "basis": "empirical", "source": "t", "kind": "ordering", "better": "lower",
+             "a": {"arm": "a"}, "b": {"arm": "b"}, "unit": "model", "no_precondition": "test", "alpha": 0.5}
+    (r,) = evaluate_checks([check], table)
+    assert r["verdict"] == INCONCLUSIVE and r["reason"] == "unstable" and r["leans"] == PASS
+    assert "PASS on units" in r["stability"] and "INCONCLUSIVE on the held-out" in r["stability"]

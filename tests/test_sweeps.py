@@ -96,20 +96,56 @@ def test_list_shows_the_last_verdict(kexue, tmp_path, monkeypatch):
     assert "INCONCLUSIVE" in out and "kexue-run -m experiment=fsq_vs_vq sweep=fsq_vs_vq" in out
 
 
-def test_parallel_jobs_share_the_cores():
+def test_parallel_jobs_share_the_free_cores(monkeypatch):
+    """The policy on a 4-core allocation, whatever this machine is: busy cores (read from /proc/stat in a run,
+    given here) are not free, and parallel jobs split what is."""
     from omegaconf import OmegaConf
 
-    from kexue_runs.runner import cpu_threads
+    from kexue_runs import runner
+
+    monkeypatch.setattr(runner, "usable_cores", lambda: 4)
+    cfg = OmegaConf.create({"trainer": {"threads": None}, "scale": {"name": "cpu"}})
+    assert runner.thread_policy(cfg, 1, busy=0)[0] == 4
+    assert runner.thread_policy(cfg, 1, busy=1)[0] == 3
+    assert runner.thread_policy(cfg, 2, busy=0)[0] == 2
+    assert runner.thread_policy(cfg, 2, busy=1)[0] == 1
+    assert runner.thread_policy(cfg, 1, busy=9)[0] == 1  # never below one
+    threads, why = runner.thread_policy(cfg, 1, busy=1)
+    assert "1 busy" in why and "4 usable" in why
+    assert runner.thread_policy(OmegaConf.create({"trainer": {"threads": 3}}), 8, busy=0) == (3, "trainer.threads set")
+    smoke = OmegaConf.create({"trainer": {"threads": None}, "scale": {"name": "smoke"}})
+    assert runner.thread_policy(smoke, 1, busy=0)[0] == 1
+
+
+def test_busy_cores_reads_the_kernels_runnable_count(monkeypatch, tmp_path):
+    import builtins
+
+    from kexue_runs import runner
+
+    stat = tmp_path / "stat"
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(stat if path == "/proc/stat" else path,
+                                                                           *a, **k))
+    stat.write_text("cpu  1 2 3\nprocs_running 3\nprocs_blocked 0\n")
+    assert runner.busy_cores(samples=3, gap_s=0) == 2  # this process is one of the three
+    stat.write_text("cpu  1 2 3\n")
+    assert runner.busy_cores(samples=3, gap_s=0) == 0  # unreadable: assume none
+
+
+def test_a_resumed_run_keeps_the_thread_count_it_started_with(monkeypatch, tmp_path):
+    from omegaconf import OmegaConf
+
+    from kexue_runs import runner
 
     cfg = OmegaConf.create({"trainer": {"threads": None}, "scale": {"name": "cpu"}})
-    import os
-
-    cores = len(os.sched_getaffinity(0))
-    assert cpu_threads(cfg, 1) == cores
-    assert cpu_threads(cfg, cores) == 1
-    assert cpu_threads(cfg, 4 * cores) == 1
-    assert cpu_threads(OmegaConf.create({"trainer": {"threads": 3}}), 8) == 3
-    assert cpu_threads(OmegaConf.create({"trainer": {"threads": None}, "scale": {"name": "smoke"}}), 1) == 1
+    monkeypatch.setattr(runner, "usable_cores", lambda: 2)
+    monkeypatch.setattr(runner, "busy_cores", lambda: 0)
+    assert runner.run_threads(cfg, tmp_path, 1) == (2, runner.thread_policy(cfg, 1, busy=0)[1])
+    (tmp_path / "checkpoint.pt").write_bytes(b"x")
+    monkeypatch.setattr(runner, "busy_cores", lambda: 1)  # the machine got busy since
+    assert runner.run_threads(cfg, tmp_path, 1) == (2, "as the run started (resumed)")
+    (tmp_path / "checkpoint.pt").unlink()
+    assert runner.run_threads(cfg, tmp_path, 1)[0] == 1  # a fresh start decides anew
 
 
 def test_joblib_sweep_matches_the_sequential_one(kexue, tmp_path):
