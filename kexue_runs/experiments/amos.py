@@ -73,7 +73,9 @@ def scale_prior_on_lm(cfg, ctx) -> list[dict]:
             rows.append({"tensor": name, "kind": "matrix", "k": k, "sigma": sigma, "prior_ratio": ratio,
                          "log10_prior_ratio": math.log10(ratio), "abs_log10_prior_ratio": abs(math.log10(ratio)),
                          "trained_norm_ratio": float(theta.pow(2).sum()) / (k * sigma ** 2),
-                         "init_trained_cosine": cosine})
+                         "init_trained_cosine": cosine,
+                         # the post's "reasonable init" has variance 1/fan_in: σ√fan_in = 1 (fan_in: the last axis)
+                         "init_std_sqrt_fan_in": sigma * math.sqrt(theta.shape[-1])})
         else:  # biases start at 0, norm gains at 1: the post takes σ = 0.5 for both (from the Amos paper)
             ratio = float((theta - theta0).pow(2).sum()) / scale_prior(k, float(cfg.sim.vector_sigma), matrix=False)
             rows.append({"tensor": name, "kind": "vector", "k": k, "prior_ratio": ratio,

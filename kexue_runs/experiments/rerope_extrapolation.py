@@ -272,6 +272,7 @@ def claim_rows(results: dict, shards: int) -> list[dict]:
         values = headline(arm)
         values["d_acc_1x"] = values["acc_1x"] - base["acc_1x"]
         values["drop_8x"] = values["acc_1x"] - values["acc_8x_nonrep"]
+        values["loss_rise_8x"] = values["loss_8x_nonrep"] - values["loss_1x"]  # nats: 9948's "the PPL explodes"
         for shard, idx in enumerate(torch.arange(values["acc_1x"].numel()).chunk(shards)):
             rows.append({"arm": name, "shard": shard} | {k: v[idx].mean().item() for k, v in values.items()})
     return rows
