@@ -55,7 +55,7 @@ def verdict_and_stability(name: str, outputs: Path = Path("outputs")) -> tuple[s
         return "-", "", "-"
     from .engine import overall_reason, stable
 
-    verdict = overall_reason(report["checks"])["verdict"]  # by this engine's rules, whatever engine wrote it
+    verdict = report.get("verdict") or overall_reason(report["checks"])["verdict"]
     stability = report.get("stability") or stable(report["checks"])
     source = str(report.get("scale", "?"))
     source = source if source.endswith(" run") else f"{source} sweep"

@@ -365,7 +365,8 @@ def build_entry(ev, report: dict | None = None) -> dict:
     else:
         summary = runfiles.read_summary(ev.path)
         summaries = [summary]
-        report = {k: summary.get(k) for k in ("verdict", "by_basis", "stability", "reason", "counts", "command")}
+        report = {k: summary.get(k) for k in ("verdict", "by_basis", "stability", "reason", "reason_text", "counts",
+                                              "command")}
         report["checks"] = summary.get("checks") or []
         final, claim_rows = summary.get("final") or {}, summary.get("claim_rows") or []
         command = published_command(summary.get("overrides"), ev.name, ev.scale,
@@ -388,9 +389,10 @@ def build_entry(ev, report: dict | None = None) -> dict:
                      for r in spec.get("reported") or []],
         "evidence": ev.kind,
         "verdict": verdict,
-        "shown": "unstable" if stability == "unstable" and verdict in ("PASS", "FAIL") else verdict,
-        "reason": str(report.get("reason") or overall_reason(verdict, checks)),
-        "reason_from": "engine" if report.get("reason") else "ledger",
+        "shown": verdict,  # a check that did not hold on a held-out half is already INCONCLUSIVE (unstable)
+        "reason": str(report.get("reason_text") or overall_reason(verdict, checks)),
+        "reason_type": report.get("reason") or None,
+        "reason_from": "engine" if report.get("reason_text") else "ledger",
         "stability": stability,
         "by_basis": report.get("by_basis") or {},
         "counts": report.get("counts") or count_verdicts(checks),
