@@ -92,7 +92,7 @@ UNIT_WORDS = {"model": "trained models", "data": "data draws", "draw": "Monte Ca
 REPLICATE_KEYS = ("seed", "shard", "replicate")
 DEFAULT_UNIT_KEYS = {"model": ("seed", "replicate"), "data": REPLICATE_KEYS, "draw": REPLICATE_KEYS}
 VALUE_SOURCES = ("post", "paper", "derivation", "numerical", "ours")
-NOT_CONFIG = ("meta", "claim", "reported", "checks", "figure", "hydra", "sweep_grids", "schema")
+NOT_CONFIG = ("meta", "claim", "reported", "checks", "figure", "hydra", "sweep_grids", "schema", "threats")
 DEFAULT_MIN_REPS = 3
 
 

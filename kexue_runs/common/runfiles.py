@@ -25,11 +25,11 @@ FIGURES = "figures"
 
 # Keys that change where or how a run is shown, not what it computes: left out of the config hash.
 NON_SEMANTIC_KEYS = ("resume", "output_root", "trainer.progress", "trainer.device", "trainer.threads",
-                     "scale.curves", "hydra", "sweep_grids", "meta", "claim", "reported", "checks", "figure")
+                     "scale.curves", "hydra", "sweep_grids", "meta", "claim", "reported", "checks", "figure", "threats")
 
 
 # The experiment's claim apparatus: kept in the experiment file, not copied into every summary.
-SPEC_KEYS = ("meta", "claim", "reported", "checks", "figure", "sweep_grids")
+SPEC_KEYS = ("meta", "claim", "reported", "checks", "figure", "sweep_grids", "threats")
 
 
 LOCK = ".lock"
