@@ -22,9 +22,9 @@ install: $(VENV)/.installed ## create .venv with the pinned, tested versions (CP
 
 $(VENV)/.installed: pyproject.toml scripts/requirements-cpu.lock scripts/constraints-cpu.txt
 	python3 -m venv $(VENV)
-	$(PIP) install --upgrade "pip>=23" setuptools wheel
-	$(PIP) install $(TORCH_SRC) -c scripts/constraints-cpu.txt -r scripts/requirements-cpu.lock
-	$(PIP) install --no-deps --no-build-isolation -e .
+	$(PIP) install --quiet --upgrade "pip>=23" setuptools wheel
+	$(PIP) install --quiet $(TORCH_SRC) -c scripts/constraints-cpu.txt -r scripts/requirements-cpu.lock
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	$(PY) scripts/check_install.py
 	touch $@
 

@@ -105,3 +105,27 @@ def test_report_of_a_run_with_a_truncated_summary_is_one_line_exit_2(kexue, tmp_
     (run / "summary.json").write_text('{"experiment": "sgd_bound", "status": "ok", "fin')
     code, out = kexue("report", str(run))
     assert code == 2 and len(lines_of(out)) == 1 and "summary.json" in out and "Traceback" not in out
+
+
+def test_building_the_package_prints_no_setuptools_warnings(tmp_path):
+    """`make install` once printed ~1,700 lines of "Python recognizes 'kexue_runs.configs.X' as an importable
+    package": setuptools read the config folders as undeclared packages. The wheel holds the same files."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, tmp_path / name)
+    for name in ("kexue_runs", "configs"):
+        shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "local"))
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v", "-w",
+                          str(tmp_path / "dist"), str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout + out.stderr
+    assert "importable package" not in text and "SetuptoolsDeprecationWarning" not in text
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    configs = {f"kexue_runs/configs/{p.relative_to(tmp_path / 'configs')}" for p in (tmp_path / "configs").rglob("*.yaml")}
+    assert configs <= names and "kexue_runs/schema.yaml" in names
