@@ -127,5 +127,6 @@ def test_building_the_package_prints_no_setuptools_warnings(tmp_path):
     assert "importable package" not in text and "SetuptoolsDeprecationWarning" not in text
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    configs = {f"kexue_runs/configs/{p.relative_to(tmp_path / 'configs')}" for p in (tmp_path / "configs").rglob("*.yaml")}
+    root = tmp_path / "configs"
+    configs = {f"kexue_runs/configs/{p.relative_to(root)}" for p in root.rglob("*.yaml")}
     assert configs <= names and "kexue_runs/schema.yaml" in names
