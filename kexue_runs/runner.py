@@ -38,7 +38,7 @@ from .progress import console, fmt, format_metrics, make_progress, metrics_table
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed % 2**32)  # numpy's range; the seed itself is checked in preflight, rank offsets are not
     torch.manual_seed(seed)
 
 

@@ -149,6 +149,11 @@ def expand(overrides: list[str]) -> list[list[str]]:
     parsed = []
     for item in overrides:
         hint = "write key=value, lists as key=[a,b], sweeps (with -m) as key=a,b"
+        if item.startswith("~"):
+            check_deletion(item)
+            if "=" not in item:  # ~group: Hydra's grammar, kept as given
+                parsed.append(item)
+                continue
         if "=" not in item or item.split("=", 1)[0].lstrip("+~") == "":
             raise ConfigError(f"cannot parse override '{short_text(item)}' (no key=value); {hint}")
         try:
@@ -159,6 +164,9 @@ def expand(overrides: list[str]) -> list[list[str]]:
             raise ConfigError(f"cannot parse override '{short_text(item)}' ({reason}); {hint}") from None
     lists = []
     for override in parsed:
+        if isinstance(override, str):
+            lists.append([override])
+            continue
         key = override.get_key_element()
         if override.is_sweep_override():
             if not override.is_discrete_sweep():
@@ -167,6 +175,20 @@ def expand(overrides: list[str]) -> list[list[str]]:
         else:
             lists.append([f"{key}={override.get_value_element_as_str()}"])
     return [list(cell) for cell in itertools.product(*lists)]
+
+
+def check_deletion(item: str) -> None:
+    """Hydra's ~key deletes a key, ~group an entry of the defaults list. Deleting a value leaves the experiment
+    reading a key that is gone (a failed run, not a default); only the optional groups may be dropped."""
+    key = item[1:].partition("=")[0]
+    droppable = ("logger", "sweep")
+    if key in droppable:
+        return
+    groups = top_groups()
+    what = f"the {key} group" if key in groups else f"the key {key}"
+    instead = f"choose another option: {key}=<option>" if key in groups else f"set a value instead: {key}=<value>"
+    raise ConfigError(f"{short_text(item)}: deleting {what} is not supported (every experiment reads its keys and "
+                      f"groups); {instead}; ~ drops only {', '.join('~' + g for g in droppable)}")
 
 
 def short_text(text: str, limit: int = 80) -> str:
@@ -224,8 +246,17 @@ def check_types(cfg: DictConfig, default: DictConfig, cell: list[str]) -> None:
         if key.startswith(("+", "~", "hydra.")):
             continue
         old, new = OmegaConf.select(default, key), OmegaConf.select(cfg, key)
-        if old is None or new is None or isinstance(old, DictConfig):
+        if old is None or new is None:
             continue
+        if isinstance(old, DictConfig):
+            if isinstance(new, DictConfig):
+                continue
+            # a whole mapping replaced by one value: neither this check nor the schema (rules are per leaf) saw it
+            names = [str(k) for k in old.keys()]
+            raise ConfigError(f"{key}={short(OmegaConf.to_container(new) if OmegaConf.is_config(new) else new)}: "
+                              f"{key} is a group of settings, not one value; set one of them, e.g. "
+                              f"{key}.{names[0] if names else '<name>'}=...; keys under {key}: "
+                              f"{', '.join(names)}")
         old_py = OmegaConf.to_container(old) if OmegaConf.is_config(old) else old
         new_py = OmegaConf.to_container(new) if OmegaConf.is_config(new) else new
         # strings name options (their own rules say what is allowed); an int may stand for a float
@@ -234,6 +265,81 @@ def check_types(cfg: DictConfig, default: DictConfig, cell: list[str]) -> None:
         if not same:
             raise ConfigError(f"{key}={new_py!r} has the wrong type: expected {type_name(old_py)} "
                               f"(default {old_py!r})")
+
+
+def check_added_keys(cfg: DictConfig, default: DictConfig, cell: list[str], groups: set[str]) -> None:
+    """+key=value adds a key the config does not have: Hydra accepts any, and a typo (+trainer.stpes=5) would run
+    with the key ignored. Allowed only for keys the experiment declares (a rule in schema.yaml or its schema:
+    block) and does not set."""
+    rules = None
+    for item in cell:
+        key = item.partition("=")[0]
+        if not key.startswith("+"):
+            continue
+        key = key.lstrip("+")
+        if key.startswith("hydra.") or key == "hydra" or "/" in key or key in groups or "@" in key:
+            continue  # Hydra's own settings and config groups: Hydra checks those
+        if OmegaConf.select(default, key, default=None) is not None:
+            continue  # ++key on a key that exists: an ordinary override
+        rules = rules if rules is not None else rules_for(cfg)
+        if rule_for(key, rules) is not None:
+            continue
+        parent = key.rpartition(".")[0]
+        node = OmegaConf.select(default, parent, default=None) if parent else default
+        known = [str(k) for k in node.keys() if not (not parent and str(k) in SPEC)] \
+            if isinstance(node, DictConfig) else []
+        import difflib
+
+        leaf = key.rpartition(".")[2]
+        near = difflib.get_close_matches(leaf, known, n=1, cutoff=0.6)
+        hint = f"did you mean {parent + '.' if parent else ''}{near[0]}? " if near else ""
+        where = f"keys under {parent}: {', '.join(known)}" if parent and known else \
+            f"keys: {', '.join(known)}" if known else "see --cfg job"
+        raise ConfigError(f"+{key}: unknown key ({hint}+ adds only keys the experiment declares in its schema); "
+                          f"{where}")
+
+
+def check_targets(cfg: DictConfig) -> None:
+    """Every `_target_` names something that imports, checked now rather than when the run instantiates it."""
+    for key, value in targets(OmegaConf.to_container(cfg, resolve=False)):
+        if not isinstance(value, str) or "${" in value:
+            continue
+        reason = unimportable(value)
+        if reason:
+            raise ConfigError(f"{key}={short(value)} does not import ({reason}); give a dotted path to a class "
+                              f"or function (module.Name)")
+
+
+def targets(node, prefix: str = ""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if not prefix and key in SPEC:
+                continue
+            if key == "_target_":
+                yield name, value
+            else:
+                yield from targets(value, name + ".")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from targets(value, f"{prefix.rstrip('.')}[{i}].")
+
+
+@functools.lru_cache(maxsize=256)
+def unimportable(path: str) -> str | None:
+    """Why a dotted path does not import, or None."""
+    module_name, _, attribute = path.rpartition(".")
+    if not module_name or not attribute:
+        return "not a dotted path"
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        return f"no module {exc.name or module_name}" if exc.name else first_line(str(exc))
+    except Exception as exc:  # a module that fails while importing
+        return first_line(f"{type(exc).__name__}: {exc}")
+    if not hasattr(module, attribute):
+        return f"{module_name} has no {attribute}"
+    return None
 
 
 def check_values(cfg: DictConfig) -> None:
@@ -344,14 +450,56 @@ def check_group_options(overrides: list[str]) -> None:
     for item in overrides:
         key, _, value = item.partition("=")
         key = key.lstrip("+~")
-        if key in groups and key not in ("sizing", "hydra") and value and "," not in value and value != "null":
-            options = group_options(key)
-            if value not in options:
-                raise ConfigError(f"unknown {key} '{short_text(value)}'; allowed: {some_of(options, near=value)}")
+        if key not in groups or key in ("sizing", "hydra") or not value or value == "null":
+            continue
+        options = group_options(key)
+        if value.startswith("[") and value.endswith("]"):  # several options of one group: logger=[a,b]
+            chosen = [v.strip().strip("'\"") for v in value[1:-1].split(",") if v.strip()]
+        elif "," in value:
+            continue  # a sweep's values: each cell is checked on its own
+        else:
+            chosen = [value]
+        for option in chosen:
+            if option not in options:
+                raise ConfigError(f"unknown {key} '{short_text(option)}'; allowed: {some_of(options, near=option)}")
+
+
+# Launchers that come from Hydra plugins: their module, and how to install it.
+LAUNCHER_PLUGINS = {
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "make install-launchers (pip install hydra-joblib-launcher)"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "make install-launchers (pip install "
+                                                                "hydra-submitit-launcher)"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "make install-launchers (pip install "
+                                                                "hydra-submitit-launcher)"),
+    "slurm": ("hydra_plugins.hydra_submitit_launcher", "make install-launchers (pip install hydra-submitit-launcher)"),
+    "ray": ("hydra_plugins.hydra_ray_launcher", "pip install hydra-ray-launcher (see README, Scaling out)"),
+    "ray_cluster": ("hydra_plugins.hydra_ray_launcher", "pip install hydra-ray-launcher (see README, Scaling out)"),
+}
+
+
+def check_launcher(items: list[str]) -> None:
+    """hydra/launcher=<name>: a launcher whose Hydra plugin is not installed is missing, not unknown."""
+    import importlib.util
+
+    from .errors import EnvironmentFailure
+
+    for item in items:
+        key, _, value = item.partition("=")
+        if key.lstrip("+") != "hydra/launcher" or value not in LAUNCHER_PLUGINS:
+            continue
+        module, install = LAUNCHER_PLUGINS[value]
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # no hydra_plugins namespace at all
+            found = False
+        if not found:
+            raise EnvironmentFailure(f"hydra/launcher={value} needs a Hydra launcher plugin that is not installed; "
+                                     f"{install}, or drop hydra/launcher= to run the jobs one after another")
 
 
 def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
     cells = expand(overrides)
+    check_launcher([c for cell in cells for c in cell])
     check_group_options([c for cell in cells for c in cell])
     if not multirun:
         if len(cells) > 1:
@@ -389,6 +537,8 @@ def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
             raise ConfigError("no experiment chosen: kexue-run experiment=<name>; allowed: "
                               f"{some_of(experiments())}")
         check_types(cfg, defaults[choices], cell)
+        check_added_keys(cfg, defaults[choices], cell, groups_here)
+        check_targets(cfg)
         check_values(cfg)
     return plan
 

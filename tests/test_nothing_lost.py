@@ -130,3 +130,73 @@ def test_building_the_package_prints_no_setuptools_warnings(tmp_path):
     root = tmp_path / "configs"
     configs = {f"kexue_runs/configs/{p.relative_to(root)}" for p in root.rglob("*.yaml")}
     assert configs <= names and "kexue_runs/schema.yaml" in names
+
+
+# -- input: every bad value one line, exit 2, nothing written --------------------------------------------
+@pytest.mark.parametrize("args, words", [
+    (["experiment=fsq_vs_vq", "seed=4294967296"], ("seed", "4294967295")),
+    (["experiment=fsq_vs_vq", "seed=-1"], ("seed",)),
+    (["experiment=lora_plus", "lora=5"], ("lora", "lora.")),
+    (["experiment=nbce", "finetune=5"], ("finetune", "finetune.")),
+    (["experiment=fsq_vs_vq", "trainer=[1,2]"], ("trainer",)),
+    (["experiment=fsq_vs_vq", "+trainer.stpes=5"], ("trainer.stpes", "steps")),
+    (["experiment=fsq_vs_vq", "++trainer.stpes=5"], ("trainer.stpes",)),
+    (["experiment=fsq_vs_vq", "+nonsense=5"], ("nonsense",)),
+    (["experiment=fsq_vs_vq", "logger.jsonl._target_=kexue_runs.trackers.NoSuchLogger"],
+     ("logger.jsonl._target_", "NoSuchLogger")),
+    (["experiment=fsq_vs_vq", "optimizer._target_=torch.optim.Adamm"], ("optimizer._target_", "Adamm")),
+    (["experiment=fsq_vs_vq", "~trainer.steps"], ("~trainer.steps", "trainer.steps=")),
+    (["experiment=fsq_vs_vq", "~trainer.steps=1000"], ("~trainer.steps",)),
+])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(kexue, tmp_path, args, words):
+    code, out = kexue(*args, "scale=smoke", "trainer.progress=false")
+    assert code == 2 and len(lines_of(out)) == 1 and out.startswith("error:"), out
+    assert all(w in out for w in words), out
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_the_seed_range_is_numpys(kexue):
+    from kexue_runs.validate import preflight
+
+    assert preflight(["experiment=sgd_bound", "scale=smoke", "seed=4294967295"], multirun=False).jobs == 1
+
+
+def test_a_key_added_with_plus_passes_where_the_experiment_declares_it(tmp_path, monkeypatch):
+    """+key is for keys the experiment declares (a rule in its schema: block) but leaves unset."""
+    import shutil
+
+    from kexue_runs import config_dir
+    from kexue_runs.validate import preflight
+
+    configs = tmp_path / "configs"
+    shutil.copytree(config_dir(), configs)
+    path = configs / "experiment" / "sgd_bound.yaml"
+    path.write_text(path.read_text().replace("schema:", "schema:\n  sim.extra_note: {type: str}", 1)
+                    if "\nschema:" in path.read_text() else
+                    path.read_text() + "\nschema:\n  sim.extra_note: {type: str}\n")
+    monkeypatch.setenv("KEXUE_CONFIG_DIR", str(configs))
+    assert preflight(["experiment=sgd_bound", "scale=smoke", "+sim.extra_note=hello"], multirun=False).jobs == 1
+
+
+def test_a_launcher_plugin_not_installed_names_the_install_target(kexue, tmp_path):
+    import importlib.util
+
+    try:
+        installed = importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is not None
+    except ModuleNotFoundError:
+        installed = False
+    if installed:
+        pytest.skip("the joblib launcher is installed here")
+    code, out = kexue("-m", "experiment=sgd_bound", "scale=smoke", "seed=0,1", "hydra/launcher=joblib")
+    assert code in (2, 3) and len(lines_of(out)) == 1 and "make install-launchers" in out, out
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_sweep_resume_of_a_job_folder_says_it_is_one_run(kexue, tmp_path):
+    job = tmp_path / "sweeps" / "sgd_bound" / "20260101-000000-000000" / "seed=0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- experiment=sgd_bound\n- seed=0\n")
+    (job.parent / "multirun.yaml").write_text("hydra: {}\n")
+    code, out = kexue("-m", "experiment=sgd_bound", "scale=smoke", "seed=0,1", f"resume={job}")
+    assert code == 2 and len(lines_of(out)) == 1 and "hydra.sweep.dir" not in out, out
+    assert f"resume={job.parent}" in out.replace("\n", "")
