@@ -200,3 +200,42 @@ def test_sweep_resume_of_a_job_folder_says_it_is_one_run(kexue, tmp_path):
     code, out = kexue("-m", "experiment=sgd_bound", "scale=smoke", "seed=0,1", f"resume={job}")
     assert code == 2 and len(lines_of(out)) == 1 and "hydra.sweep.dir" not in out, out
     assert f"resume={job.parent}" in out.replace("\n", "")
+
+
+# -- output ---------------------------------------------------------------------------------------------
+LONG_REPORT = {"experiment": "fsq_vs_vq", "scale": "smoke", "verdict": "INCONCLUSIVE", "stability": "-",
+               "by_basis": {"empirical": "INCONCLUSIVE"},
+               "command": "kexue-run -m experiment=fsq_vs_vq sweep=fsq_vs_vq",
+               "checks": [{"id": "rotation_reconstructs_worse_from_small_norm_init", "basis": "empirical",
+                           "verdict": "INCONCLUSIVE", "observed": "name=vq_ste,init=small_norm,codebook_size=16: "
+                           "not run", "reported": "reconstruction loss higher with the trick",
+                           "stat": "one-sample t, n=2", "needs": "needs >= 3 replicates per cell, has 2"},
+                          {"id": "vq_uses_fewer_codes_than_fsq", "basis": "ours", "verdict": "PASS",
+                           "observed": "0.156 @ 1024", "reported": "VQ never uses more than ~2^10 codes"}]}
+
+
+def test_without_a_terminal_the_verdicts_are_plain_lines_with_whole_ids():
+    import io
+
+    from rich.console import Console
+
+    from kexue_runs.verdicts import plain_verdicts, print_verdicts
+
+    lines = plain_verdicts(LONG_REPORT)
+    for check in LONG_REPORT["checks"]:
+        (head,) = [x for x in lines if check["id"] in x]
+        assert check["verdict"] in head
+    assert not any(c in "".join(lines) for c in "┃│┏━")
+    out = io.StringIO()
+    print_verdicts(LONG_REPORT, Console(file=out, width=80, force_terminal=False))  # a log at 80 columns
+    text = out.getvalue()
+    assert all(check["id"] in text for check in LONG_REPORT["checks"]) and "│" not in text
+    assert text.splitlines()[: len(lines)] == lines
+
+
+def test_a_sweep_prints_its_closing_block_once(kexue):
+    code, out = kexue("-m", "experiment=sgd_bound", "scale=smoke", "seed=0,1", "trainer.progress=false",
+                      "trainer.threads=1")
+    assert code == 0, out
+    closing = [x for x in out.splitlines() if x.lstrip().startswith("overall ") or "overall " in x.split("]")[-1][:9]]
+    assert len(closing) == 1, closing
