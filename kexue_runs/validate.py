@@ -231,6 +231,8 @@ def explain(exc: Exception, base: DictConfig | None) -> str:
             groups = ", ".join(sorted(g for g in top_groups() if g not in ("sizing", "hydra", "local")))
             return f"unknown key or group '{key}'; groups: {groups}; keys: {known}"
         return f"unknown key '{key}'; keys under {parent}: {known}"
+    if message.startswith("Error merging override") and exc.__cause__ is not None:  # the reason is the cause
+        return f"{first_line(message)}: {short_text(first_line(str(exc.__cause__)), 160)}"
     return first_line(message)
 
 
@@ -265,6 +267,17 @@ def check_types(cfg: DictConfig, default: DictConfig, cell: list[str]) -> None:
         if not same:
             raise ConfigError(f"{key}={new_py!r} has the wrong type: expected {type_name(old_py)} "
                               f"(default {old_py!r})")
+
+
+def check_interpolations(cfg: DictConfig) -> None:
+    """${...} in a value must resolve: to a key of the config, or an environment variable that is set."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "a value"
+        reason = first_line(getattr(exc, "msg", None) or str(exc))
+        raise ConfigError(f"{key}: {short_text(reason, 120)}; an interpolation ${{...}} must name a key of the "
+                          f"config (${{trainer.steps}}) or a set environment variable (${{oc.env:NAME}})") from None
 
 
 def check_added_keys(cfg: DictConfig, default: DictConfig, cell: list[str], groups: set[str]) -> None:
@@ -360,6 +373,10 @@ def check_values(cfg: DictConfig) -> None:
     from .trackers import check_available as trackers_available
 
     trackers_available(cfg.get("logger"))
+    reason = unimportable(f"{cfg.task}.__name__") if isinstance(cfg.task, str) else "not a module path"
+    if reason:
+        raise ConfigError(f"task={short(cfg.task)} does not import ({reason}); the experiment file sets it: choose "
+                          f"experiment=<name> instead; allowed: {some_of(experiments())}")
     module = importlib.import_module(cfg.task)
     check_world_size(cfg, module)
     if hasattr(module, "validate"):
@@ -429,8 +446,10 @@ def compose_job(overrides: list[str]) -> DictConfig:
         GlobalHydra.instance().clear()
 
 
-def preflight(overrides: list[str], multirun: bool) -> Plan:
-    """Validate every cell of the command line before anything runs or is written."""
+def preflight(overrides: list[str], multirun: bool, composed: dict | None = None) -> Plan:
+    """Validate every cell of the command line before anything runs or is written. composed: a cache of group
+    choices -> composed config, for a caller that checks many command lines on unchanged configs (the fuzz
+    tests)."""
     from .distributed import from_env
 
     if multirun and from_env().enabled:
@@ -439,7 +458,7 @@ def preflight(overrides: list[str], multirun: bool) -> Plan:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="kexue-run"):
-            return plan_and_check(overrides, multirun)
+            return plan_and_check(overrides, multirun, composed)
     finally:
         GlobalHydra.instance().clear()
 
@@ -497,7 +516,7 @@ def check_launcher(items: list[str]) -> None:
                                      f"{install}, or drop hydra/launcher= to run the jobs one after another")
 
 
-def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
+def plan_and_check(overrides: list[str], multirun: bool, composed: dict | None = None) -> Plan:
     cells = expand(overrides)
     check_launcher([c for cell in cells for c in cell])
     check_group_options([c for cell in cells for c in cell])
@@ -524,7 +543,8 @@ def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
         raise ConfigError(f"the sweep has {len(cells)} jobs; at most {MAX_CELLS} are allowed in one call")
     plan.cells = cells
     groups_here = top_groups()
-    defaults: dict[tuple, DictConfig] = {}  # per group choices: the config the given values are typed against
+    # per group choices: the config the given values are typed against
+    defaults: dict[tuple, DictConfig] = composed if composed is not None else {}
     for cell in cells:
         choices = tuple(c for c in cell if c.split("=", 1)[0] in groups_here)
         try:
@@ -533,6 +553,11 @@ def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
             cfg = with_values(defaults[choices], cell, choices)
         except (HydraException, OmegaConfBaseException, yaml.YAMLError) as exc:
             raise ConfigError(explain(exc, safe_base())) from None
+        except (ValueError, TypeError, KeyError, IndexError) as exc:  # OmegaConf's own, on odd keys (a.list._=0)
+            values = " ".join(c for c in cell if c not in choices)
+            raise ConfigError(f"cannot apply {short_text(values)}: {short_text(first_line(str(exc)))}; "
+                              f"see the keys and their types with --cfg job") from None
+        check_interpolations(cfg)
         if cfg.get("name") is None or cfg.get("task") is None:
             raise ConfigError("no experiment chosen: kexue-run experiment=<name>; allowed: "
                               f"{some_of(experiments())}")
@@ -558,8 +583,8 @@ def with_values(defaults: DictConfig, cell: list[str], choices: tuple) -> DictCo
             for override in OverridesParser.create().parse_overrides(values):
                 OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
             return cfg
-        except (HydraException, OmegaConfBaseException):
-            pass
+        except (HydraException, OmegaConfBaseException, ValueError, TypeError, KeyError, IndexError):
+            pass  # Hydra's composition below gives the error its own words
     return compose_cell(cell)
 
 

@@ -147,6 +147,13 @@ def test_building_the_package_prints_no_setuptools_warnings(tmp_path):
     (["experiment=fsq_vs_vq", "optimizer._target_=torch.optim.Adamm"], ("optimizer._target_", "Adamm")),
     (["experiment=fsq_vs_vq", "~trainer.steps"], ("~trainer.steps", "trainer.steps=")),
     (["experiment=fsq_vs_vq", "~trainer.steps=1000"], ("~trainer.steps",)),
+    # found by tests/test_fuzz_inputs.py
+    (["experiment=amos", "seed=${nonexistent}"], ("seed", "nonexistent")),
+    (["experiment=amos", "seed=${seed}"], ("seed", "Recursive")),
+    (["experiment=amos", "task=kexue_runs.experiments.amosx"], ("task=", "experiment=")),
+    (["experiment=attention_sparsity", "optimizer.betas._=0"], ("optimizer.betas._=0",)),
+    (["experiment=self_consuming", "sim.batches=a\rb\nc"], ("sim.batches",)),
+    (["experiment=retry", "sim.p_fail={}"], ("sim.p_fail",)),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(kexue, tmp_path, args, words):
     code, out = kexue(*args, "scale=smoke", "trainer.progress=false")
