@@ -13,7 +13,8 @@ export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-launchers install-trackers install-bench run test lint list sweep sweep-parallel figures bench clean
+.PHONY: help install install-launchers install-trackers install-bench run test lint list sweep sweep-parallel figures bench \
+	device-check clean
 
 help: ## show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,6 +59,9 @@ figures: install ## publish each experiment's canonical sweep/run at SCALE: outp
 
 bench: install ## hot loops at 1 and 2 threads (and bf16), against peers and the matmul peak; ReRoPE vs RoPE
 	$(PY) scripts/bench.py
+
+device-check: install ## on a GPU machine (<= 9 min): smoke runs on CUDA against the CPU pins, one gpu-scale step timed per flagship -> outputs/bench/cuda-<stamp>.json
+	$(PY) scripts/device_check.py
 
 install-trackers: install ## add the optional trackers: logger=tensorboard, mlflow, wandb (offline)
 	$(PIP) install -c scripts/constraints-cpu.txt -c scripts/requirements-cpu.lock "tensorboard>=2.15" \
