@@ -14,7 +14,7 @@ export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
 .PHONY: help install install-launchers install-trackers install-bench run test lint list sweep sweep-parallel figures bench clean \
-	verify reproduce
+	verify reproduce device-check
 
 help: ## show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,9 +23,9 @@ install: $(VENV)/.installed ## create .venv with the pinned, tested versions (CP
 
 $(VENV)/.installed: pyproject.toml scripts/requirements-cpu.lock scripts/constraints-cpu.txt
 	python3 -m venv $(VENV)
-	$(PIP) install --upgrade "pip>=23" setuptools wheel
-	$(PIP) install $(TORCH_SRC) -c scripts/constraints-cpu.txt -r scripts/requirements-cpu.lock
-	$(PIP) install --no-deps --no-build-isolation -e .
+	$(PIP) install --quiet --upgrade "pip>=23" setuptools wheel
+	$(PIP) install --quiet $(TORCH_SRC) -c scripts/constraints-cpu.txt -r scripts/requirements-cpu.lock
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	$(PY) scripts/check_install.py
 	touch $@
 
@@ -66,6 +66,9 @@ reproduce: install ## regenerate the ledger at SCALE (results/SCALE/): runs what
 
 bench: install ## hot loops at 1 and 2 threads (and bf16), against peers and the matmul peak; ReRoPE vs RoPE
 	$(PY) scripts/bench.py
+
+device-check: install ## on a GPU machine (<= 9 min): smoke runs on CUDA against the CPU pins, one gpu-scale step timed per flagship -> outputs/bench/cuda-<stamp>.json
+	$(PY) scripts/device_check.py
 
 install-trackers: install ## add the optional trackers: logger=tensorboard, mlflow, wandb (offline)
 	$(PIP) install -c scripts/constraints-cpu.txt -c scripts/requirements-cpu.lock "tensorboard>=2.15" \

@@ -265,7 +265,8 @@ def run_command(argv: list[str] | None = None) -> int:
     from .lifecycle.phases import start_sweep
 
     start_sweep(plan.jobs)
-    pinned = [a for a in argv if not a.startswith("hydra.sweep.dir=")] + [f"hydra.sweep.dir={plan.sweep_dir}"]
+    pinned = [a for a in argv if not a.startswith("hydra.sweep.dir=")] + \
+        [f"hydra.sweep.dir={hydra_quoted(plan.sweep_dir)}"]
     stopped = 0
     for grid in plan.grids:
         GlobalHydra.instance().clear()
@@ -337,7 +338,7 @@ def check_writable(overrides: list[str], plan) -> None:
     import tempfile
 
     given = dict(o.split("=", 1) for o in overrides if "=" in o)
-    folder = given.get("hydra.sweep.dir") or (plan.sweep_dir if plan and plan.sweep_dir else None) \
+    folder = (plan.sweep_dir if plan and plan.sweep_dir else None) or given.get("hydra.sweep.dir") \
         or given.get("hydra.run.dir") or given.get("output_root", "outputs")
     probe = Path(folder)
     while not probe.exists() and probe != probe.parent:
@@ -372,9 +373,17 @@ def expand_resume(argv: list[str]) -> list[str] | None:
     target = given[0].split("=", 1)[1]
     rest = [a for a in argv if not a.startswith("resume=")]
     if "-m" in argv or "--multirun" in argv:
-        if not Path(target).is_dir():
+        folder = Path(target)
+        if not folder.is_dir():
             raise ConfigError(f"resume={target}: no such sweep folder; give outputs/sweeps/<experiment>/<stamp>")
-        return rest + [f"hydra.sweep.dir={target}"]
+        if (folder / ".hydra" / "overrides.yaml").is_file() and not (folder / "multirun.yaml").is_file():
+            raise ConfigError(f"resume={target} is one run (a job of a sweep, or a single run), not a sweep "
+                              f"folder; resume it alone without -m (kexue-run resume={target}), or the whole "
+                              f"sweep with -m ... resume={folder.parent}")
+        from .common import runfiles
+
+        check_checkpoints(sorted(folder.glob(f"*/{runfiles.CHECKPOINT}")))
+        return rest + [f"hydra.sweep.dir={hydra_quoted(target)}"]
     from .common import runfiles
     from .preflight.validate import resume_overrides
 
@@ -393,8 +402,27 @@ def expand_resume(argv: list[str]) -> list[str] | None:
         console.print(f"{target}: this run already ended (status {summary['status']}); nothing to resume",
                       highlight=False, soft_wrap=True)
         return None
+    check_checkpoints([Path(target) / runfiles.CHECKPOINT])
     runfiles.lock_run_dir(Path(target))  # before Hydra writes anything into the folder
     return [a for a in rest if a.startswith("-")] + saved + kept
+
+
+def hydra_quoted(value: str) -> str:
+    """A path as one value in Hydra's override grammar: quoted when it holds characters the grammar reads."""
+    if all(c.isalnum() or c in "/._-+:~@" for c in value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def check_checkpoints(paths) -> None:
+    """A checkpoint cut short cannot be resumed from: say so, and the way forward, before anything is written."""
+    from .common import runfiles
+
+    for path in paths:
+        if path.is_file():
+            reason = runfiles.checkpoint_problem(path)
+            if reason:
+                raise ConfigError(runfiles.unreadable_message(path, reason))
 
 
 def check_resume_overrides(target: str, extra: list[str], saved: list[str]) -> list[str]:

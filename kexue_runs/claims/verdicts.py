@@ -81,22 +81,52 @@ def next_command(experiment: str, scale: str | None, results: list[dict], overri
     return f"kexue-run -m experiment={experiment}{scale_arg}{carried(overrides)} seed={seeds}"
 
 
+def check_detail(r: dict) -> str:
+    detail = r.get("stat") or ""
+    if r.get("needs") and r["needs"] != r.get("note") or r.get("observed") and r.get("needs"):
+        detail += ("; " if detail else "") + r["needs"]
+    return detail
+
+
+def title(report: dict) -> str:
+    return f"{report['experiment']}: the post's claim, checked ({report.get('scale')})"
+
+
+def plain_verdicts(report: dict) -> list[str]:
+    """The verdict table as plain lines for a log, a CI console or a Slurm .out file: one block per check, its id
+    whole on the first line with the verdict, and nothing that depends on a terminal's width."""
+    lines = [title(report)]
+    for r in report["checks"]:
+        basis = BASIS_TAG.get(r.get("basis"), "")
+        lines.append(f"- {r['id']}{f' [{basis}]' if basis else ''}: {verdict_text(r)}")
+        ours = (r.get("observed") or r.get("note") or "").replace("\n", " ")
+        detail = check_detail(r).replace("\n", " ")
+        lines.append(f"    ours: {ours or '-'}{f' ({detail})' if detail else ''}")
+        lines.append(f"    the post's: {str(r.get('reported', '')).replace(chr(10), ' ') or '-'}")
+    return lines
+
+
 def print_verdicts(report: dict, console=None) -> None:
     from rich.table import Table
 
     from ..common.progress import console as default_console
 
     console = console or default_console
-    table = Table(title=f"{report['experiment']}: the post's claim, checked ({report.get('scale')})",
+    if not console.is_terminal:  # a table drawn at a guessed width splits ids mid-word in a log
+        for line in plain_verdicts(report):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        console.print(overall_line(report), markup=False, highlight=False, soft_wrap=True)
+        if report.get("command"):
+            console.print(f"to decide the rest: {report['command']}", markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table(title=title(report),
                   show_lines=False, title_justify="left")
     table.add_column("check", overflow="fold", ratio=3)
     table.add_column("ours", overflow="fold", ratio=4)
     table.add_column("the post's", overflow="fold", ratio=2)
     table.add_column("verdict", overflow="fold", ratio=2)
     for r in report["checks"]:
-        detail = r.get("stat") or ""
-        if r.get("needs") and r["needs"] != r.get("note") or r.get("observed") and r.get("needs"):
-            detail += ("; " if detail else "") + r["needs"]
+        detail = check_detail(r)
         ours = (r.get("observed") or r.get("note") or "") + (f"\n[dim]{detail}[/]" if detail else "")
         v = r["verdict"]
         table.add_row(f"{r['id']}\n[dim]{BASIS_TAG.get(r.get('basis'), '')}[/]", ours, str(r.get("reported", "")),

@@ -2,7 +2,15 @@
 
 
 class ConfigError(ValueError):
-    """A bad override, an unknown experiment or option, or an impossible value."""
+    """A bad override, an unknown experiment or option, or an impossible value. Its message is one line: control
+    characters the user typed (a newline or carriage return inside an argument) are shown escaped."""
+
+    def __init__(self, message: str = "", *args) -> None:
+        super().__init__(one_line(str(message)), *args)
+
+
+def one_line(text: str) -> str:
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def some_of(names: list[str], near: str = "", shown: int = 8) -> str:

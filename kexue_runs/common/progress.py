@@ -34,13 +34,25 @@ class LoggingConsole(Console):
 
     def print(self, *objects, **kwargs) -> None:
         super().print(*objects, **kwargs)
-        if not (log.handlers or logging.getLogger().handlers):
+        if not writes_to_a_file(log):
             return
         plain = Console(file=io.StringIO(), width=120, color_system=None, highlight=False, soft_wrap=True)
         plain.print(*objects, **{k: v for k, v in kwargs.items() if k in PLAIN_KWARGS and k != "soft_wrap"})
         text = plain.file.getvalue().rstrip("\n")
         if text:
             log.info(text)
+
+
+def writes_to_a_file(logger: logging.Logger) -> bool:
+    """Whether the logger's records reach a file (a run's kexue-run.log). Between a sweep's jobs only Hydra's
+    console handler is left, and logging there would print every line a second time."""
+    while logger is not None:
+        if any(isinstance(h, logging.FileHandler) or not isinstance(h, logging.StreamHandler) for h in logger.handlers):
+            return True
+        if not logger.propagate:
+            return False
+        logger = logger.parent
+    return False
 
 
 console = LoggingConsole(soft_wrap=not sys.stdout.isatty())

@@ -113,6 +113,25 @@ def atomic_save(path: Path, obj, before_replace=None) -> None:
         raise
 
 
+def checkpoint_problem(path: Path) -> str | None:
+    """A cheap look at a checkpoint before anything runs: torch.save writes a zip whose index sits at the end,
+    so a file cut short has none. Returns what is wrong, or None (damage inside shows when it is loaded)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def unreadable_message(path: Path, reason: str) -> str:
+    reason = (reason.strip().splitlines() or ["unreadable"])[0]
+    return (f"{path} cannot be read ({reason[:120]}); delete it and resume again (the run restarts from step 0 "
+            f"in its folder), or start afresh without resume=")
+
+
 def to_jsonable(value):
     """Plain JSON: NaN and inf become strings, so every reader can parse the files."""
     if isinstance(value, float) and not math.isfinite(value):

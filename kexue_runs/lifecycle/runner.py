@@ -39,7 +39,7 @@ from .distributed import Dist, from_env, start, stop
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed % 2**32)  # numpy's range; the seed itself is checked in preflight, rank offsets are not
     torch.manual_seed(seed)
 
 
@@ -103,9 +103,10 @@ class RunContext:
         self.step = 0
         self.samples_per_step = 0
         self.elapsed_before = 0.0  # wall time spent before a resume
-        self.trackers: list = []  # kexue_runs.trackers, from the logger config group (rank 0 only)
+        self.trackers: list = []  # kexue_runs.lifecycle.trackers, from the logger config group (rank 0 only)
         self.claim_rows: list[dict] = []  # one row per arm (x test shard) for runs that compare arms inside
         self.details: dict = {}  # anything else the experiment wants in summary.json (e.g. optimizer groups)
+        self.warnings: list[str] = []  # what the run lost or changed on the way (summary.json's warnings)
         self.started = time.time()
         self.progress = make_progress(bool(cfg.trainer.progress) and self.dist.is_main)
         self._live: dict[str, float] = {}
@@ -181,6 +182,14 @@ class RunContext:
         self.progress.remove_task(task)
 
     def _save(self, state: dict, step: int) -> None:
+        # The checkpoint records the metrics file's length: that length must be on disk before the checkpoint
+        # is, or a crash can leave a checkpoint pointing past the end of the metrics (#32).
+        if self.metrics_path.exists():
+            fd = os.open(self.metrics_path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         payload = {
             "step": step,
             "state": {name: obj.state_dict() for name, obj in state.items()},
@@ -193,7 +202,7 @@ class RunContext:
         runfiles.atomic_save(self.checkpoint_path, payload, before_replace=lambda: faults.hit("checkpoint_write"))
 
     def _restore(self, state: dict) -> int:
-        ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        ckpt = read_checkpoint(self.checkpoint_path, self.device)
         for name, obj in state.items():
             obj.load_state_dict(ckpt["state"][name])
         if not self.is_main:  # the checkpoint holds rank 0's generators; the others reseed by rank and step
@@ -202,9 +211,7 @@ class RunContext:
         torch.set_rng_state(ckpt["rng"]["torch"])
         np.random.set_state(ckpt["rng"]["numpy"])
         random.setstate(ckpt["rng"]["python"])
-        # Drop what the killed run logged after its last checkpoint: it will be logged again.
-        with open(self.metrics_path, "r+b") as f:
-            f.truncate(ckpt["metrics_bytes"])
+        self._cut_metrics(int(ckpt["metrics_bytes"]), int(ckpt["step"]))
         for row in runfiles.read_metrics(self.run_dir):
             self._remember(row["split"], {k: v for k, v in row.items() if k not in ("step", "time", "split")
                                           and isinstance(v, (int, float))})
@@ -213,8 +220,45 @@ class RunContext:
         console.print(f"[cyan]resumed from step {ckpt['step']}[/] ({self.checkpoint_path})")
         return int(ckpt["step"])
 
+    def _cut_metrics(self, recorded: int, step: int) -> None:
+        """Drop what the killed run logged after its last checkpoint: it will be logged again. A file shorter
+        than the checkpoint recorded (lost in a crash before it reached the disk) is cut back to its last whole
+        line, never padded, and the loss is said on the console and in summary.json's warnings."""
+        self.metrics_path.touch()
+        with open(self.metrics_path, "r+b") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size >= recorded:
+                f.truncate(recorded)
+                return
+            f.seek(0)
+            whole = f.read().rfind(b"\n") + 1
+            f.truncate(whole)
+        rows = runfiles.read_metrics(self.run_dir)
+        last = rows[-1]["step"] if rows else None
+        message = (f"{self.metrics_path} has {size} bytes, fewer than the {recorded} the checkpoint at step {step} "
+                   f"recorded (lost in a crash); cut back to its last whole line ({len(rows)} rows, through step "
+                   f"{last}): the rows logged after step {last} and before step {step} are missing")
+        self.warnings.append(message)
+        console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
     def wall_time(self) -> float:
         return self.elapsed_before + time.time() - self.started
+
+
+class CheckpointUnreadable(RuntimeError):
+    """checkpoint.pt exists but cannot be read: damaged on disk or cut short."""
+
+
+def read_checkpoint(path: Path, device) -> dict:
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # torch raises RuntimeError, pickle's errors, EOFError, ... for a damaged file
+        if runfiles.is_environment_error(exc):
+            raise
+        raise CheckpointUnreadable(runfiles.unreadable_message(path, str(exc) or type(exc).__name__)) from None
+    if not isinstance(ckpt, dict) or not {"step", "state", "rng", "metrics_bytes"} <= set(ckpt):
+        raise CheckpointUnreadable(runfiles.unreadable_message(path, "not a kexue-run checkpoint"))
+    return ckpt
 
 
 def final_metrics(ctx: RunContext, returned: dict | None) -> dict:
@@ -365,6 +409,8 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
         status, error = "diverged", str(exc)
     except KeyboardInterrupt as exc:
         status, error = "interrupted", "SIGTERM" if isinstance(exc, Terminated) else "KeyboardInterrupt (Ctrl-C)"
+    except CheckpointUnreadable as exc:  # one line with the way forward, not torch's traceback
+        status, error = "failed", str(exc)
     except Exception as exc:  # a failed run still leaves its summary; the sweep goes on
         status, error = "failed", traceback.format_exc()
         if runfiles.is_environment_error(exc):
@@ -400,6 +446,8 @@ def execute(cfg: DictConfig, run_dir: Path | None, overrides: list[str], in_swee
         summary["claim_rows"] = ctx.claim_rows
     if ctx.details:
         summary["details"] = runfiles.to_jsonable(ctx.details)
+    if ctx.warnings:
+        summary["warnings"] = ctx.warnings
     from ..claims.report import run_checks, write_run_figures, write_run_report  # matplotlib only when a run ends
     from ..claims.verdicts import build_report, print_verdicts
 

@@ -270,6 +270,10 @@ def report_main(args: list[str]) -> int:
         from ..claims.report import write_run_figures, write_run_report
 
         summary = runfiles.read_summary(target)
+        if not isinstance(summary, dict):
+            console.print(f"[bold red]error:[/] {target / runfiles.SUMMARY} is not valid JSON (cut short?); write it "
+                          f"again by resuming the run: kexue-run resume={target}", highlight=False, soft_wrap=True)
+            return 2
         cfg = summary.get("config") or OmegaConf.to_container(OmegaConf.load(target / ".hydra" / "config.yaml"))
         spec = experiment_spec([summary])
         write_run_figures(target)

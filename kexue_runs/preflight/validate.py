@@ -28,7 +28,7 @@ MAX_CELLS = 2000
 SPEC = ("meta", "claim", "reported", "checks", "figure", "paper_table", "hydra", "schema")
 
 
-# -- the schema: every value's type and range, declared in kexue_runs/schema.yaml -----------------------
+# -- the schema: every value's type and range, declared in kexue_runs/preflight/schema.yaml -----------------------
 def schema() -> dict:
     """The shared rules. A key declared twice would silently keep the later rule (one experiment's range
     imposed on another's value), so a repeated key is an error: give such a key an experiment-local rule."""
@@ -113,7 +113,7 @@ def problem(value, rule: dict) -> str | None:
 
 
 def rules_for(cfg: DictConfig) -> dict:
-    """kexue_runs/schema.yaml, with the experiment's own `schema:` block (rules for its own keys) on top."""
+    """kexue_runs/preflight/schema.yaml, with the experiment's own `schema:` block (rules for its own keys) on top."""
     own = cfg.get("schema") if isinstance(cfg, DictConfig) else None
     return schema() | (OmegaConf.to_container(own) if own else {})
 
@@ -149,6 +149,11 @@ def expand(overrides: list[str]) -> list[list[str]]:
     parsed = []
     for item in overrides:
         hint = "write key=value, lists as key=[a,b], sweeps (with -m) as key=a,b"
+        if item.startswith("~"):
+            check_deletion(item)
+            if "=" not in item:  # ~group: Hydra's grammar, kept as given
+                parsed.append(item)
+                continue
         if "=" not in item or item.split("=", 1)[0].lstrip("+~") == "":
             raise ConfigError(f"cannot parse override '{short_text(item)}' (no key=value); {hint}")
         try:
@@ -159,6 +164,9 @@ def expand(overrides: list[str]) -> list[list[str]]:
             raise ConfigError(f"cannot parse override '{short_text(item)}' ({reason}); {hint}") from None
     lists = []
     for override in parsed:
+        if isinstance(override, str):
+            lists.append([override])
+            continue
         key = override.get_key_element()
         if override.is_sweep_override():
             if not override.is_discrete_sweep():
@@ -167,6 +175,20 @@ def expand(overrides: list[str]) -> list[list[str]]:
         else:
             lists.append([f"{key}={override.get_value_element_as_str()}"])
     return [list(cell) for cell in itertools.product(*lists)]
+
+
+def check_deletion(item: str) -> None:
+    """Hydra's ~key deletes a key, ~group an entry of the defaults list. Deleting a value leaves the experiment
+    reading a key that is gone (a failed run, not a default); only the optional groups may be dropped."""
+    key = item[1:].partition("=")[0]
+    droppable = ("logger", "sweep")
+    if key in droppable:
+        return
+    groups = top_groups()
+    what = f"the {key} group" if key in groups else f"the key {key}"
+    instead = f"choose another option: {key}=<option>" if key in groups else f"set a value instead: {key}=<value>"
+    raise ConfigError(f"{short_text(item)}: deleting {what} is not supported (every experiment reads its keys and "
+                      f"groups); {instead}; ~ drops only {', '.join('~' + g for g in droppable)}")
 
 
 def short_text(text: str, limit: int = 80) -> str:
@@ -209,6 +231,8 @@ def explain(exc: Exception, base: DictConfig | None) -> str:
             groups = ", ".join(sorted(g for g in top_groups() if g not in ("sizing", "hydra", "local")))
             return f"unknown key or group '{key}'; groups: {groups}; keys: {known}"
         return f"unknown key '{key}'; keys under {parent}: {known}"
+    if message.startswith("Error merging override") and exc.__cause__ is not None:  # the reason is the cause
+        return f"{first_line(message)}: {short_text(first_line(str(exc.__cause__)), 160)}"
     return first_line(message)
 
 
@@ -224,8 +248,17 @@ def check_types(cfg: DictConfig, default: DictConfig, cell: list[str]) -> None:
         if key.startswith(("+", "~", "hydra.")):
             continue
         old, new = OmegaConf.select(default, key), OmegaConf.select(cfg, key)
-        if old is None or new is None or isinstance(old, DictConfig):
+        if old is None or new is None:
             continue
+        if isinstance(old, DictConfig):
+            if isinstance(new, DictConfig):
+                continue
+            # a whole mapping replaced by one value: neither this check nor the schema (rules are per leaf) saw it
+            names = [str(k) for k in old.keys()]
+            raise ConfigError(f"{key}={short(OmegaConf.to_container(new) if OmegaConf.is_config(new) else new)}: "
+                              f"{key} is a group of settings, not one value; set one of them, e.g. "
+                              f"{key}.{names[0] if names else '<name>'}=...; keys under {key}: "
+                              f"{', '.join(names)}")
         old_py = OmegaConf.to_container(old) if OmegaConf.is_config(old) else old
         new_py = OmegaConf.to_container(new) if OmegaConf.is_config(new) else new
         # strings name options (their own rules say what is allowed); an int may stand for a float
@@ -234,6 +267,92 @@ def check_types(cfg: DictConfig, default: DictConfig, cell: list[str]) -> None:
         if not same:
             raise ConfigError(f"{key}={new_py!r} has the wrong type: expected {type_name(old_py)} "
                               f"(default {old_py!r})")
+
+
+def check_interpolations(cfg: DictConfig) -> None:
+    """${...} in a value must resolve: to a key of the config, or an environment variable that is set."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "a value"
+        reason = first_line(getattr(exc, "msg", None) or str(exc))
+        raise ConfigError(f"{key}: {short_text(reason, 120)}; an interpolation ${{...}} must name a key of the "
+                          f"config (${{trainer.steps}}) or a set environment variable (${{oc.env:NAME}})") from None
+
+
+def check_added_keys(cfg: DictConfig, default: DictConfig, cell: list[str], groups: set[str]) -> None:
+    """+key=value adds a key the config does not have: Hydra accepts any, and a typo (+trainer.stpes=5) would run
+    with the key ignored. Allowed only for keys the experiment declares (a rule in schema.yaml or its schema:
+    block) and does not set."""
+    rules = None
+    for item in cell:
+        key = item.partition("=")[0]
+        if not key.startswith("+"):
+            continue
+        key = key.lstrip("+")
+        if key.startswith("hydra.") or key == "hydra" or "/" in key or key in groups or "@" in key:
+            continue  # Hydra's own settings and config groups: Hydra checks those
+        if OmegaConf.select(default, key, default=None) is not None:
+            continue  # ++key on a key that exists: an ordinary override
+        rules = rules if rules is not None else rules_for(cfg)
+        if rule_for(key, rules) is not None:
+            continue
+        parent = key.rpartition(".")[0]
+        node = OmegaConf.select(default, parent, default=None) if parent else default
+        known = [str(k) for k in node.keys() if not (not parent and str(k) in SPEC)] \
+            if isinstance(node, DictConfig) else []
+        import difflib
+
+        leaf = key.rpartition(".")[2]
+        near = difflib.get_close_matches(leaf, known, n=1, cutoff=0.6)
+        hint = f"did you mean {parent + '.' if parent else ''}{near[0]}? " if near else ""
+        where = f"keys under {parent}: {', '.join(known)}" if parent and known else \
+            f"keys: {', '.join(known)}" if known else "see --cfg job"
+        raise ConfigError(f"+{key}: unknown key ({hint}+ adds only keys the experiment declares in its schema); "
+                          f"{where}")
+
+
+def check_targets(cfg: DictConfig) -> None:
+    """Every `_target_` names something that imports, checked now rather than when the run instantiates it."""
+    for key, value in targets(OmegaConf.to_container(cfg, resolve=False)):
+        if not isinstance(value, str) or "${" in value:
+            continue
+        reason = unimportable(value)
+        if reason:
+            raise ConfigError(f"{key}={short(value)} does not import ({reason}); give a dotted path to a class "
+                              f"or function (module.Name)")
+
+
+def targets(node, prefix: str = ""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if not prefix and key in SPEC:
+                continue
+            if key == "_target_":
+                yield name, value
+            else:
+                yield from targets(value, name + ".")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from targets(value, f"{prefix.rstrip('.')}[{i}].")
+
+
+@functools.lru_cache(maxsize=256)
+def unimportable(path: str) -> str | None:
+    """Why a dotted path does not import, or None."""
+    module_name, _, attribute = path.rpartition(".")
+    if not module_name or not attribute:
+        return "not a dotted path"
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        return f"no module {exc.name or module_name}" if exc.name else first_line(str(exc))
+    except Exception as exc:  # a module that fails while importing
+        return first_line(f"{type(exc).__name__}: {exc}")
+    if not hasattr(module, attribute):
+        return f"{module_name} has no {attribute}"
+    return None
 
 
 def check_values(cfg: DictConfig) -> None:
@@ -254,6 +373,10 @@ def check_values(cfg: DictConfig) -> None:
     from ..lifecycle.trackers import check_available as trackers_available
 
     trackers_available(cfg.get("logger"))
+    reason = unimportable(f"{cfg.task}.__name__") if isinstance(cfg.task, str) else "not a module path"
+    if reason:
+        raise ConfigError(f"task={short(cfg.task)} does not import ({reason}); the experiment file sets it: choose "
+                          f"experiment=<name> instead; allowed: {some_of(experiments())}")
     module = importlib.import_module(cfg.task)
     check_world_size(cfg, module)
     if hasattr(module, "validate"):
@@ -323,8 +446,10 @@ def compose_job(overrides: list[str]) -> DictConfig:
         GlobalHydra.instance().clear()
 
 
-def preflight(overrides: list[str], multirun: bool) -> Plan:
-    """Validate every cell of the command line before anything runs or is written."""
+def preflight(overrides: list[str], multirun: bool, composed: dict | None = None) -> Plan:
+    """Validate every cell of the command line before anything runs or is written. composed: a cache of group
+    choices -> composed config, for a caller that checks many command lines on unchanged configs (the fuzz
+    tests)."""
     from ..lifecycle.distributed import from_env
 
     if multirun and from_env().enabled:
@@ -333,7 +458,7 @@ def preflight(overrides: list[str], multirun: bool) -> Plan:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="kexue-run"):
-            return plan_and_check(overrides, multirun)
+            return plan_and_check(overrides, multirun, composed)
     finally:
         GlobalHydra.instance().clear()
 
@@ -344,14 +469,56 @@ def check_group_options(overrides: list[str]) -> None:
     for item in overrides:
         key, _, value = item.partition("=")
         key = key.lstrip("+~")
-        if key in groups and key not in ("sizing", "hydra") and value and "," not in value and value != "null":
-            options = group_options(key)
-            if value not in options:
-                raise ConfigError(f"unknown {key} '{short_text(value)}'; allowed: {some_of(options, near=value)}")
+        if key not in groups or key in ("sizing", "hydra") or not value or value == "null":
+            continue
+        options = group_options(key)
+        if value.startswith("[") and value.endswith("]"):  # several options of one group: logger=[a,b]
+            chosen = [v.strip().strip("'\"") for v in value[1:-1].split(",") if v.strip()]
+        elif "," in value:
+            continue  # a sweep's values: each cell is checked on its own
+        else:
+            chosen = [value]
+        for option in chosen:
+            if option not in options:
+                raise ConfigError(f"unknown {key} '{short_text(option)}'; allowed: {some_of(options, near=option)}")
 
 
-def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
+# Launchers that come from Hydra plugins: their module, and how to install it.
+LAUNCHER_PLUGINS = {
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "make install-launchers (pip install hydra-joblib-launcher)"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "make install-launchers (pip install "
+                                                                "hydra-submitit-launcher)"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "make install-launchers (pip install "
+                                                                "hydra-submitit-launcher)"),
+    "slurm": ("hydra_plugins.hydra_submitit_launcher", "make install-launchers (pip install hydra-submitit-launcher)"),
+    "ray": ("hydra_plugins.hydra_ray_launcher", "pip install hydra-ray-launcher (see README, Scaling out)"),
+    "ray_cluster": ("hydra_plugins.hydra_ray_launcher", "pip install hydra-ray-launcher (see README, Scaling out)"),
+}
+
+
+def check_launcher(items: list[str]) -> None:
+    """hydra/launcher=<name>: a launcher whose Hydra plugin is not installed is missing, not unknown."""
+    import importlib.util
+
+    from ..common.errors import EnvironmentFailure
+
+    for item in items:
+        key, _, value = item.partition("=")
+        if key.lstrip("+") != "hydra/launcher" or value not in LAUNCHER_PLUGINS:
+            continue
+        module, install = LAUNCHER_PLUGINS[value]
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # no hydra_plugins namespace at all
+            found = False
+        if not found:
+            raise EnvironmentFailure(f"hydra/launcher={value} needs a Hydra launcher plugin that is not installed; "
+                                     f"{install}, or drop hydra/launcher= to run the jobs one after another")
+
+
+def plan_and_check(overrides: list[str], multirun: bool, composed: dict | None = None) -> Plan:
     cells = expand(overrides)
+    check_launcher([c for cell in cells for c in cell])
     check_group_options([c for cell in cells for c in cell])
     if not multirun:
         if len(cells) > 1:
@@ -376,7 +543,8 @@ def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
         raise ConfigError(f"the sweep has {len(cells)} jobs; at most {MAX_CELLS} are allowed in one call")
     plan.cells = cells
     groups_here = top_groups()
-    defaults: dict[tuple, DictConfig] = {}  # per group choices: the config the given values are typed against
+    # per group choices: the config the given values are typed against
+    defaults: dict[tuple, DictConfig] = composed if composed is not None else {}
     for cell in cells:
         choices = tuple(c for c in cell if c.split("=", 1)[0] in groups_here)
         try:
@@ -385,10 +553,17 @@ def plan_and_check(overrides: list[str], multirun: bool) -> Plan:
             cfg = with_values(defaults[choices], cell, choices)
         except (HydraException, OmegaConfBaseException, yaml.YAMLError) as exc:
             raise ConfigError(explain(exc, safe_base())) from None
+        except (ValueError, TypeError, KeyError, IndexError) as exc:  # OmegaConf's own, on odd keys (a.list._=0)
+            values = " ".join(c for c in cell if c not in choices)
+            raise ConfigError(f"cannot apply {short_text(values)}: {short_text(first_line(str(exc)))}; "
+                              f"see the keys and their types with --cfg job") from None
+        check_interpolations(cfg)
         if cfg.get("name") is None or cfg.get("task") is None:
             raise ConfigError("no experiment chosen: kexue-run experiment=<name>; allowed: "
                               f"{some_of(experiments())}")
         check_types(cfg, defaults[choices], cell)
+        check_added_keys(cfg, defaults[choices], cell, groups_here)
+        check_targets(cfg)
         check_values(cfg)
     return plan
 
@@ -408,8 +583,8 @@ def with_values(defaults: DictConfig, cell: list[str], choices: tuple) -> DictCo
             for override in OverridesParser.create().parse_overrides(values):
                 OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
             return cfg
-        except (HydraException, OmegaConfBaseException):
-            pass
+        except (HydraException, OmegaConfBaseException, ValueError, TypeError, KeyError, IndexError):
+            pass  # Hydra's composition below gives the error its own words
     return compose_cell(cell)
 
 
