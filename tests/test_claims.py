@@ -509,3 +509,14 @@ def test_a_held_out_half_that_does_not_decide_makes_a_verdict_unstable():
     (r,) = evaluate_checks([check], table)
     assert r["verdict"] == INCONCLUSIVE and r["reason"] == "unstable" and r["leans"] == PASS
     assert "PASS on units" in r["stability"] and "INCONCLUSIVE on the held-out" in r["stability"]
+
+
+def test_a_half_whose_units_agree_exactly_is_too_small_to_re_check_not_unstable():
+    """Six units, each of the three in a half equal: the half falls back to a sign test, which cannot decide at
+    n = 3 (p >= 0.25): that says nothing about stability."""
+    table = rows([("a", 1, s, 0.001) for s in range(6)])
+    check = {"id": "c", "metric": "m", "basis": "precondition", "source": "t", "kind": "threshold", "op": "<",
+             "value": 0.01, "unit": "model", "value_from": "ours: test"}
+    table[0]["m"] = 0.002  # the full cell has spread: a t test decides PASS
+    (r,) = evaluate_checks([check], table)
+    assert r["verdict"] == PASS and r["stability"].startswith("halves too small")

@@ -221,6 +221,7 @@ class Stat:
     alpha_pass: float = 0.05
     alpha_fail: float = 0.05
     units: str = "replicates"
+    p_floor: float = 0.0  # the smallest p the test can give at this n (a sign test over 3 units: 0.25)
 
     def __post_init__(self):
         if math.isnan(self.lo_fail) and math.isnan(self.hi_fail):
@@ -331,7 +332,7 @@ def sign_stat(diffs: list[float], check: dict, what: str) -> Stat:
     effect = sum(diffs) / len(diffs) if diffs else math.nan
     test = f"sign test, n={len(diffs)}: {wins} for, {losses} against, {ties} tied ({what})"
     return Stat(effect, math.nan, math.nan, test, len(diffs), p=sign_p(wins, losses), alpha_pass=a_pass,
-                alpha_fail=a_fail)
+                alpha_fail=a_fail, p_floor=sign_p(len(diffs), 0))
 
 
 def separation_stat(a: Cell, b: Cell, sign: float, check: dict) -> Stat:
@@ -340,7 +341,7 @@ def separation_stat(a: Cell, b: Cell, sign: float, check: dict) -> Stat:
     effect = sign * (a.mean - b.mean)
     p = 1.0 if effect == 0 else min(1.0, 2 / math.comb(a.n + b.n, a.n))
     return Stat(effect, math.nan, math.nan, f"rank-sum, n={a.n}+{b.n}, no spread in either arm", min(a.n, b.n),
-                p=p, alpha_pass=a_pass, alpha_fail=a_fail)
+                p=p, alpha_pass=a_pass, alpha_fail=a_fail, p_floor=min(1.0, 2 / math.comb(a.n + b.n, a.n)))
 
 
 def interval(effect: float, se: float, df: float, test: str, n: int, check: dict, units: str) -> Stat:
@@ -473,6 +474,7 @@ class Outcome:
     leans: str = ""
     needs: str = ""
     reason: str = ""
+    decidable: bool = True  # False: a test here cannot reach its level at this n (a sign test over 3 units)
 
 
 def finish(verdicts: list[str], stats: list[Stat], missing: list, key: str | None, observed: str, note: str,
@@ -510,7 +512,8 @@ def finish(verdicts: list[str], stats: list[Stat], missing: list, key: str | Non
         leans = undecided[0] if undecided and len(set(undecided)) == 1 and undecided[0] != "neither way" else ""
     if verdict == INCONCLUSIVE and not reason:
         reason = "underpowered"
-    return Outcome(verdict, observed, note, stat_text, leans, "; ".join(needs), reason)
+    decidable = not any(s.short or (s.p is not None and s.p_floor >= min(s.alpha_pass, s.alpha_fail)) for s in stats)
+    return Outcome(verdict, observed, note, stat_text, leans, "; ".join(needs), reason, decidable)
 
 
 def check_threshold(rows, check) -> Outcome:
@@ -723,7 +726,7 @@ def evaluate_check(check: dict, rows: list[dict]) -> dict:
              and r.get(check.get("metric")) is not None}
     return base | {"verdict": out.verdict, "observed": out.observed, "note": out.note, "stat": out.stat,
                    "leans": out.leans, "needs": out.needs, "n": len(jobs), "units": len(units),
-                   "reason": out.reason}
+                   "reason": out.reason, "decidable": out.decidable}
 
 
 def evaluate_checks(checks: list[dict], rows: list[dict], stability: bool = True) -> list[dict]:
@@ -892,7 +895,11 @@ def check_stability(check: dict, rows: list[dict], verdict: str) -> str:
     seen = []
     for part in halves:
         subset = [r for r in rows if unit_id(r, check) in part or r.get(check.get("metric")) is None]
-        seen.append(evaluate_check(check, subset)["verdict"])
+        half = evaluate_check(check, subset)
+        if half["verdict"] == INCONCLUSIVE and not half.get("decidable", True):
+            return (f"halves too small to re-check: {len(halves[0])} + {len(halves[1])} units, where the test "
+                    f"({half['stat'].split(',')[0]}) cannot reach its level")
+        seen.append(half["verdict"])
     described = f"{seen[0]} on units {describe_units(ids[:cut])}, {seen[1]} on the held-out {describe_units(ids[cut:])}"
     if seen[0] != verdict or seen[1] != verdict:
         return f"unstable: {described}"
