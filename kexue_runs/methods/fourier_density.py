@@ -8,7 +8,8 @@ is non-negative (the Toeplitz matrix of an autocorrelation is positive semi-defi
     Φ(x) = (x + 1)/2 + Re Σ_{n=1}^{N} (c_n / c_0) (e^{iπnx} - (-1)^n) / (iπn)
 (the scraped post prints (x² - 1)/2 for the first term: a typo; `scraped_cdf` keeps it for the test that
 shows it is wrong). The smoothness penalty ∫|f'|² = 2π² Σ_{-N}^{N} n² |c_n|². On ℝ: x = tanh((y - μ)/σ),
-with Jacobian sech²((y - μ)/σ)/σ.
+with Jacobian sech²((y - μ)/σ)/σ. Every function takes a leading batch of coefficient vectors (independent
+fits trained together); x then carries the same batch dimensions.
 """
 
 from __future__ import annotations
@@ -34,14 +35,14 @@ def density_unit(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """p(x) on [-1, 1]. Re[r e^{iπnx}] = Re r cos(πnx) - Im r sin(πnx): real arithmetic, a matrix product."""
     ratio, n = _ratios(a)
     phase = math.pi * x[..., None] * n
-    return 0.5 + torch.cos(phase) @ ratio.real - torch.sin(phase) @ ratio.imag
+    return 0.5 + (torch.cos(phase) @ ratio.real[..., None] - torch.sin(phase) @ ratio.imag[..., None]).squeeze(-1)
 
 
 def cdf_unit(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """Φ(x) = ∫_{-1}^{x} p: the corrected form."""
     ratio, n = _ratios(a)
     waves = (torch.exp(1j * math.pi * x[..., None] * n) - (-1.0) ** n) / (1j * math.pi * n)
-    return (x + 1) / 2 + (ratio * waves).real.sum(-1)
+    return (x + 1) / 2 + (ratio[..., None, :] * waves).real.sum(-1)
 
 
 def scraped_cdf(x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -56,6 +57,12 @@ def smoothness_penalty(a: torch.Tensor) -> torch.Tensor:
     c = autocorrelation(a)
     n = torch.arange(c.shape[-1], dtype=a.real.dtype)
     return 2 * math.pi ** 2 * 2 * (n ** 2 * c.abs() ** 2).sum(-1)  # n and -n contribute equally
+
+
+def density_roughness(a: torch.Tensor) -> torch.Tensor:
+    """The post's penalty ∫|f'|² on the normalised density: p = f / 2c_0, so ∫|p'|² = ∫|f'|² / 4c_0².
+    (On f itself the penalty would shrink every a_k without changing p.)"""
+    return smoothness_penalty(a) / (2 * autocorrelation(a)[..., 0].real) ** 2
 
 
 def sample_unit(a: torch.Tensor, count: int, generator: torch.Generator, iterations: int = 60) -> torch.Tensor:
@@ -75,20 +82,22 @@ def log_sech2(z: torch.Tensor) -> torch.Tensor:
 
 
 class FourierDensity(torch.nn.Module):
-    """The FBDM density on ℝ: N + 1 complex coefficients, and μ, σ of the tanh squashing (trainable)."""
+    """The FBDM density on ℝ: N + 1 complex coefficients, and μ, σ of the tanh squashing (trainable).
+    μ and σ may be tensors: one independent density per entry (log_prob then takes y of shape (*batch, n))."""
 
-    def __init__(self, terms: int, mu: float = 0.0, sigma: float = 1.0, generator: torch.Generator | None = None):
+    def __init__(self, terms: int, mu=0.0, sigma=1.0, generator: torch.Generator | None = None):
         super().__init__()
-        init = 0.01 * torch.randn(terms + 1, 2, generator=generator, dtype=torch.float64)
-        init[0, 0] = 1.0  # a_0 = 1: the uniform density on [-1, 1]
+        mu, sigma = torch.as_tensor(mu, dtype=torch.float64), torch.as_tensor(sigma, dtype=torch.float64)
+        init = 0.01 * torch.randn(*mu.shape, terms + 1, 2, generator=generator, dtype=torch.float64)
+        init[..., 0, 0] = 1.0  # a_0 = 1: the uniform density on [-1, 1]
         self.a = torch.nn.Parameter(init)
-        self.mu = torch.nn.Parameter(torch.tensor(float(mu), dtype=torch.float64))
-        self.log_sigma = torch.nn.Parameter(torch.tensor(math.log(sigma), dtype=torch.float64))
+        self.mu = torch.nn.Parameter(mu.clone())
+        self.log_sigma = torch.nn.Parameter(sigma.log())
 
     def coefficients(self) -> torch.Tensor:
-        return torch.complex(self.a[:, 0], self.a[:, 1])
+        return torch.complex(self.a[..., 0], self.a[..., 1])
 
     def log_prob(self, y: torch.Tensor) -> torch.Tensor:
-        z = (y - self.mu) / self.log_sigma.exp()
+        z = (y - self.mu[..., None]) / self.log_sigma.exp()[..., None]
         p = density_unit(torch.tanh(z), self.coefficients())
-        return torch.log(p.clamp_min(1e-300)) + log_sech2(z) - self.log_sigma
+        return torch.log(p.clamp_min(1e-300)) + log_sech2(z) - self.log_sigma[..., None]
