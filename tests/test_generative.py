@@ -510,11 +510,24 @@ IMAGE_GOLDEN = {  # (value, tolerance): the FIDs' tolerance is a third of their 
     'wgan_gp_saved_kib_per_iteration': (1742.65625, 1e-6),
     'qp_l2_saved_kib_per_iteration': (1284.40625, 1e-6),
 }
-IMAGE_VERDICTS = ('INCONCLUSIVE', VERDICTS['gan_qp'][1] | {
-    'qp_l2_beats_wgan_gp': 'N/A', 'qp_l1_beats_wgan_gp': 'N/A', 'lambda_only_a_scale': 'N/A',
-    'qp_l2_beats_sgan': 'N/A', 'qp_l2_beats_wgan_gp_on_images': 'INCONCLUSIVE',
-    'qp_l1_beats_wgan_gp_on_images': 'INCONCLUSIVE', 'lambda_only_a_scale_on_images': 'PASS',
-    'qp_l2_beats_sgan_on_images': 'INCONCLUSIVE'})
+IMAGE_VERDICTS = ('NOT REACHED', {
+    'js_dual_is_log2': 'INCONCLUSIVE',
+    'js_dual_has_no_gradient': 'PASS',
+    'wgan_dual_is_distance': 'INCONCLUSIVE',
+    'qp_dual_is_half_lambda_d': 'INCONCLUSIVE',
+    'wgan_gp_trains': 'N/A',
+    'qp_l2_beats_wgan_gp': 'N/A',
+    'qp_l1_beats_wgan_gp': 'N/A',
+    'wgan_gp_slower': 'N/A',
+    'lambda_only_a_scale': 'N/A',
+    'wgan_gp_keeps_more_for_backward': 'PASS',
+    'qp_l2_beats_sgan': 'N/A',
+    'wgan_gp_trains_on_images': 'INCONCLUSIVE',
+    'qp_l2_beats_wgan_gp_on_images': 'NOT REACHED',
+    'qp_l1_beats_wgan_gp_on_images': 'NOT REACHED',
+    'lambda_only_a_scale_on_images': 'NOT REACHED',
+    'qp_l2_beats_sgan_on_images': 'INCONCLUSIVE',
+})
 
 
 def test_gan_qp_on_images_pinned(tmp_path):
@@ -537,10 +550,23 @@ WGAN_GN_IMAGE_GOLDEN = {  # the same image scale for the gradient-normalised cri
     'gn_iccv_saved_kib_per_iteration': (2011.40625, 1e-6),
     'direction_saved_kib_per_iteration': (2248.90625, 1e-6),
 }
-WGAN_GN_IMAGE_VERDICTS = ('INCONCLUSIVE', VERDICTS['wgan_gn'][1] | {
-    'direction_variant_very_bad': 'N/A', 'gp_beats_gn_iccv': 'N/A', 'gp_beats_gn_wacv': 'N/A',
-    'direction_variant_very_bad_on_images': 'INCONCLUSIVE', 'gp_beats_gn_iccv_on_images': 'INCONCLUSIVE',
-    'gp_beats_gn_wacv_on_images': 'INCONCLUSIVE'})
+WGAN_GN_IMAGE_VERDICTS = ('NOT REACHED', {
+    'iccv_gradient_bounded': 'PASS',
+    'wacv_gradient_bounded': 'PASS',
+    'iccv_norm_formula': 'PASS',
+    'plain_form_discontinuous': 'PASS',
+    'wgan_gp_trains': 'N/A',
+    'direction_variant_very_bad': 'N/A',
+    'gp_beats_gn_iccv': 'N/A',
+    'gp_beats_gn_wacv': 'N/A',
+    'gn_slower': 'N/A',
+    'gn_more_memory': 'PASS',
+    'iccv_form_discontinuous': 'PASS',
+    'wgan_gp_trains_on_images': 'INCONCLUSIVE',
+    'direction_variant_very_bad_on_images': 'NOT REACHED',
+    'gp_beats_gn_iccv_on_images': 'NOT REACHED',
+    'gp_beats_gn_wacv_on_images': 'NOT REACHED',
+})
 
 
 def test_wgan_gn_on_images_pinned(tmp_path):
@@ -568,10 +594,20 @@ IGN_IMAGE_GOLDEN = {  # f as a DCGAN autoencoder, the GAN as the DCGAN pair of t
     'ign_params': (6521.0, 1e-6),
     'gan_params': (6066.0, 1e-6),
 }
-IGN_IMAGE_VERDICTS = ('FAIL', VERDICTS['ign'][1] | {
-    'gan_closer_than_ign': 'N/A', 'ign_prone_to_collapse': 'N/A', 'idempotence_only_approximate': 'N/A',
-    'gan_closer_than_ign_on_images': 'INCONCLUSIVE', 'ign_prone_to_collapse_on_images': 'INCONCLUSIVE',
-    'idempotence_only_approximate_on_images': 'FAIL'})
+IGN_IMAGE_VERDICTS = ('NOT REACHED', {
+    'frozen_copy_loss_is_alternating': 'PASS',
+    'stop_gradient_loss_is_alternating': 'PASS',
+    'ign_is_a_gan': 'PASS',
+    'gan_baseline_trains': 'N/A',
+    'ign_reaches_the_data': 'N/A',
+    'gan_closer_than_ign': 'N/A',
+    'ign_prone_to_collapse': 'N/A',
+    'idempotence_only_approximate': 'N/A',
+    'gan_baseline_trains_on_images': 'INCONCLUSIVE',
+    'gan_closer_than_ign_on_images': 'NOT REACHED',
+    'ign_prone_to_collapse_on_images': 'NOT REACHED',
+    'idempotence_only_approximate_on_images': 'FAIL',
+})
 
 
 def test_ign_on_images_pinned(tmp_path):
@@ -594,12 +630,23 @@ MONOFLOW_IMAGE_GOLDEN = {  # particles are 8x8 digits, the generators the DCGAN 
     'minus_d_k5_fid': (4.670306423823548, 0.463),
     'matching_k5_fid': (8.612676107907498, 0.117),
 }
-MONOFLOW_IMAGE_VERDICTS = ('INCONCLUSIVE', VERDICTS['monoflow'][1] | {
-    'particle_flow_converges': 'N/A', 'increasing_h_all_work': 'N/A', 'matching_loss_stable_at_many_steps': 'N/A',
-    'minus_d_degrades_with_k': 'N/A', 'decreasing_h_fails': 'N/A',
-    'particle_flow_converges_on_images': 'INCONCLUSIVE', 'increasing_h_all_work_on_images': 'PASS',
-    'matching_loss_stable_at_many_steps_on_images': 'INCONCLUSIVE', 'minus_d_degrades_with_k_on_images': 'INCONCLUSIVE',
-    'decreasing_h_fails_on_images': 'INCONCLUSIVE'})
+MONOFLOW_IMAGE_VERDICTS = ('INCONCLUSIVE', {
+    'matching_gradient_is_2eps_minus_d': 'PASS',
+    'particle_flow_converges': 'N/A',
+    'standard_gan_trains': 'N/A',
+    'minus_d_trains_at_one_step': 'N/A',
+    'increasing_h_all_work': 'N/A',
+    'matching_loss_stable_at_many_steps': 'N/A',
+    'minus_d_degrades_with_k': 'N/A',
+    'decreasing_h_fails': 'N/A',
+    'particle_flow_converges_on_images': 'INCONCLUSIVE',
+    'standard_gan_trains_on_images': 'INCONCLUSIVE',
+    'minus_d_trains_at_one_step_on_images': 'INCONCLUSIVE',
+    'increasing_h_all_work_on_images': 'NOT REACHED',
+    'matching_loss_stable_at_many_steps_on_images': 'NOT REACHED',
+    'minus_d_degrades_with_k_on_images': 'NOT REACHED',
+    'decreasing_h_fails_on_images': 'NOT REACHED',
+})
 
 
 def test_monoflow_on_images_pinned(tmp_path):
@@ -627,11 +674,19 @@ NEXT_PATCH_IMAGE_GOLDEN = {  # the bottom half of an 8x8 digit given its top hal
     'next_step_gradient_noise_ratio': (0.25538113216559094, 0.0165),
 }
 NEXT_PATCH_IMAGE_VERDICTS = ('PASS', {
-    'capacity_is_2_384': 'PASS', 'mse_predicts_between_the_modes': 'N/A', 'diffusion_head_lands_on_modes': 'N/A',
-    'diffusion_head_keeps_both_modes': 'N/A', 'x0_lower_gradient_noise': 'N/A', 'x0_more_efficient': 'N/A',
-    'mse_varies_less_than_the_data_on_images': 'PASS', 'diffusion_head_keeps_the_spread_on_images': 'PASS',
-    'diffusion_head_beats_mse_on_images': 'PASS', 'x0_lower_gradient_noise_on_images': 'PASS',
-    'x0_more_efficient_on_images': 'PASS'})
+    'capacity_is_2_384': 'PASS',
+    'mse_predicts_between_the_modes': 'N/A',
+    'diffusion_head_lands_on_modes': 'N/A',
+    'diffusion_head_keeps_both_modes': 'N/A',
+    'diffusion_harness_trains': 'N/A',
+    'x0_lower_gradient_noise': 'N/A',
+    'x0_more_efficient': 'N/A',
+    'mse_varies_less_than_the_data_on_images': 'PASS',
+    'diffusion_head_keeps_the_spread_on_images': 'PASS',
+    'diffusion_head_beats_mse_on_images': 'PASS',
+    'x0_lower_gradient_noise_on_images': 'PASS',
+    'x0_more_efficient_on_images': 'PASS',
+})
 
 
 def test_next_patch_on_images_pinned(tmp_path):

@@ -64,7 +64,7 @@ def next_command(experiment: str, scale: str | None, results: list[dict], overri
              and not (r.get("note") or "").startswith("precondition not met")  # more runs do not mend a setup
              and r.get("reason") != "unstable"
              and any(w in (r.get("needs") or "") + (r.get("note") or "")
-                     for w in ("not run", "replicates", "needs at least", "has 1"))]
+                     for w in ("not run", "replicates", "needs at least", "has 1", "needs >= "))]
     if not short:
         return None
     scale_arg = f" scale={scale}" if scale and scale != "cpu" else ""
