@@ -77,6 +77,25 @@ def test_tailr_limits():
     assert float(tailr.tailr_loss(logits, target, 1 - 1e-7)) == pytest.approx(float((1 - p).mean()), abs=1e-5)
 
 
+@pytest.mark.parametrize("gamma, floor", [(1e-7, 0.2), (0.1, 0.3), (0.8, 0.2)])
+def test_tailr_floor_gradient_is_the_papers(gamma, floor):
+    """The paper's weighted form: gradient -max(b, p / (γ + (1-γ) p)) ∇log p, the floor b binding where
+    p is small (the noisy targets) and TaiLr's own weight elsewhere."""
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(64, 7, generator=g, dtype=torch.float64, requires_grad=True) * 3
+    target = torch.randint(0, 7, (64,), generator=g)
+    (grad,) = torch.autograd.grad(tailr.tailr_weighted_loss(logits, target, gamma, floor), logits)
+    log_p = torch.log_softmax(logits, -1).gather(-1, target[:, None]).squeeze(-1)
+    (dlogp,) = torch.autograd.grad(log_p.sum(), logits)
+    p = log_p.exp().detach()
+    weight = torch.maximum(torch.full_like(p, floor), p / (gamma + (1 - gamma) * p))
+    torch.testing.assert_close(grad, -weight[:, None] * dlogp / 64, rtol=1e-10, atol=1e-12)
+    if gamma > 0.01:
+        assert (p / (gamma + (1 - gamma) * p) < floor).any()  # the floor binds on some rows of this draw
+    else:  # near γ = 0 TaiLr's weight is ~1 > b: the floor never binds, the arm is cross-entropy
+        assert (p / (gamma + (1 - gamma) * p) > floor).all()
+
+
 # -- momentum_accum (8634) ----------------------------------------------------------------------------
 
 def test_chi_sgdm_is_explicit_accumulation():
@@ -374,6 +393,16 @@ GOLDEN = {
         'gamma0.8_accuracy': (0.750629723072052, 0.00588),
         'gamma0.8_ece': (0.18300631892438654, 0.00851),
         'gamma0.8_confidence': (0.633339544137319, 0.00947),
+        # the paper's weight floor b at its scripts' (γ, b) pairs, arms since #28
+        'gamma1e-07_floor0.2_accuracy': (0.8748950560887655, 0.00239),
+        'gamma1e-07_floor0.2_ece': (0.5001154112846805, 0.00104),
+        'gamma1e-07_floor0.2_confidence': (0.3747796316941579, 0.00138),
+        'gamma0.1_floor0.3_accuracy': (0.8732157945632935, 0.00148),
+        'gamma0.1_floor0.3_ece': (0.3980783393196919, 0.0018),
+        'gamma0.1_floor0.3_confidence': (0.4770941237608592, 0.00321),
+        'gamma0.8_floor0.2_accuracy': (0.8043660918871561, 0.00389),
+        'gamma0.8_floor0.2_ece': (0.3012609580293288, 0.00365),
+        'gamma0.8_floor0.2_confidence': (0.5043037434418997, 0.00391),
     },
 }
 VERDICTS = {
@@ -412,14 +441,18 @@ VERDICTS = {
         'small_batch_is_the_bottleneck': 'FAIL',
         'fewer_updates_better_accuracy': 'FAIL',
     }),
-    'tailr': ('FAIL', {
+    'tailr': ('NOT REACHED', {  # cross-entropy is under-confident on the clean test set (premise not met)
         'gradient_identity': 'PASS',
         'gamma0_is_cross_entropy': 'PASS',
         'gamma1_is_smooth_accuracy': 'PASS',
+        'toy_mle_reaches_its_optimum': 'PASS',
         'toy_less_pulled_by_the_outlier': 'PASS',
-        'less_confident_than_ce': 'FAIL',
-        'better_calibrated_than_ce': 'PASS',
-        'more_accurate_than_ce': 'FAIL',
+        'ce_over_confident': 'FAIL',
+        'less_confident_than_ce': 'NOT REACHED',
+        'better_calibrated_than_ce': 'NOT REACHED',
+        'more_accurate_than_ce': 'INCONCLUSIVE',
+        'floor_less_confident_than_ce': 'NOT REACHED',
+        'floor_better_calibrated_than_ce': 'NOT REACHED',
     }),
 }
 
