@@ -46,6 +46,25 @@ def test_whitening_gives_identity_covariance_and_handles_n_below_d():
     np.testing.assert_allclose(np.linalg.eigvalsh(np.cov(z, rowvar=False, bias=True))[-4:], 1.0, atol=1e-8)
 
 
+def test_analytic_logreg_splits_resampled_small_sets_keep_n_above_d_and_gd_runs_its_steps():
+    from types import SimpleNamespace
+
+    from kexue_runs.experiments.analytic_logreg import gd_epochs, small_per_class, split
+
+    y = np.repeat(np.arange(3), [50, 40, 30])
+    splits = [split(y, 0.2, seed) for seed in range(3)]
+    for train, valid in splits:
+        assert not set(train) & set(valid) and len(train) + len(valid) == len(y)
+        assert list(np.bincount(y[valid])) == [10, 8, 6]  # stratified
+    assert len({tuple(v) for _, v in splits}) == 3  # each seed its own split
+    cfg = SimpleNamespace(small_per_class=10, small_min_n_over_d=1.3)
+    assert small_per_class(cfg, classes=2, features=30) == 20  # breast_cancer: 40 samples > 30 features
+    assert small_per_class(cfg, classes=10, features=64) == 10  # digits: 100 > 64 already
+    gd = SimpleNamespace(gd_steps=3800, gd_batch=32)
+    assert gd_epochs(12133, gd) == 10  # the post's IFLYTEK: 10 epochs of 380 steps
+    assert gd_epochs(142, gd) == 760 and gd_epochs(10**6, gd) == 1
+
+
 def test_su_code_variant_is_nearest_class_mean_with_log_prior():
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(90, 4)), np.repeat([0, 1, 2], 30)
