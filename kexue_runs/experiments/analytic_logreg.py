@@ -143,7 +143,7 @@ def gradient_descent(x: np.ndarray, y: np.ndarray, classes: int, seed: int, cfg)
         with torch.no_grad():
             return layer(torch.from_numpy((z - mean) / std)).argmax(1).numpy()
 
-    predict.half_train_acc = half_train_acc
+    predict.half_train_acc, predict.epochs = half_train_acc, epochs
     return predict
 
 
