@@ -8,7 +8,8 @@ Post: 缓解交叉熵过度自信的一个简明方案 https://kexue.fm/archives
      (maximum likelihood) and by TaiLr;
   3. label noise: an MLP on scikit-learn's digits with 30% of the training labels replaced at random,
      cross-entropy against TaiLr at several γ: clean test accuracy, expected calibration error, mean
-     max-probability, over replicate seeds.
+     max-probability, over replicate seeds; beside the post's loss (b = 0), the paper's own arms: the
+     weighted form with its weight floor b at the (γ, b) pairs of the official scripts (sim.floor_arms).
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def expected_calibration_error(probs: torch.Tensor, y: torch.Tensor, bins: int =
     return ece
 
 
-def train_classifier(gamma: float, seed: int, sim) -> dict:
+def train_classifier(gamma: float, seed: int, sim, floor: float = 0.0) -> dict:
+    """floor = 0: the post's loss; floor b > 0: the paper's -sg[max(b, p / (γ + (1-γ) p))] log p."""
     x, y, x_test, y_test = noisy_digits(float(sim.label_noise), seed)
     model = mlp(64, int(sim.hidden), 10, seed)
     opt = torch.optim.Adam(model.parameters(), lr=float(sim.lr))
@@ -100,7 +102,8 @@ def train_classifier(gamma: float, seed: int, sim) -> dict:
         order = torch.randperm(len(y), generator=gen)
         for i in range(0, len(y), int(sim.batch)):
             idx = order[i:i + int(sim.batch)]
-            loss = tailr_loss(model(x[idx]), y[idx], gamma)
+            logits = model(x[idx])
+            loss = tailr_weighted_loss(logits, y[idx], gamma, floor) if floor > 0 else tailr_loss(logits, y[idx], gamma)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -124,37 +127,42 @@ def run(cfg, ctx) -> dict:
         mu, sigma = outlier_toy(g, sim)
         results[f"toy_mean_gamma{g:g}"], results[f"toy_std_gamma{g:g}"] = mu, sigma
         ctx.claim_rows.append({"toy_gamma": g, "toy_mean_shift_vs_ce": abs(mu) - abs(mu_ce)})
-    runs = [(g, r) for r in range(int(sim.replicates)) for g in [0.0] + gammas]
+    floor_arms = [(float(g), float(b)) for g, b in sim.floor_arms]
+    arms = [(g, 0.0) for g in [0.0] + gammas] + floor_arms
+    runs = [(g, b, r) for r in range(int(sim.replicates)) for g, b in arms]
     per = {}
-    for g, r in ctx.track(runs, "label-noise classifiers", total=len(runs)):
-        per[(g, r)] = train_classifier(g, 1000 * int(cfg.seed) + r, sim)
-        ctx.log(r, f"gamma{g:g}", **per[(g, r)])
+    for g, b, r in ctx.track(runs, "label-noise classifiers", total=len(runs)):
+        per[(g, b, r)] = train_classifier(g, 1000 * int(cfg.seed) + r, sim, floor=b)
+        ctx.log(r, f"gamma{g:g}" + (f"_floor{b:g}" if b else ""), **per[(g, b, r)])
     for r in range(int(sim.replicates)):
-        ce = per[(0.0, r)]
+        ce = per[(0.0, 0.0, r)]
         # the post's premise, measured: cross-entropy's mean confidence above its clean accuracy
         overconfidence = ce["confidence"] - ce["accuracy"]
-        ctx.claim_rows.append({"gamma": 0.0, "replicate": r} | ce | {"overconfidence": overconfidence})
-        for g in gammas:
-            m = per[(g, r)]
-            ctx.claim_rows.append({"gamma": g, "replicate": r} | m | {f"{k}_minus_ce": m[k] - ce[k] for k in m})
-    for g in [0.0] + gammas:
+        ctx.claim_rows.append({"gamma": 0.0, "floor": 0.0, "replicate": r} | ce | {"overconfidence": overconfidence})
+        for g, b in arms[1:]:
+            m = per[(g, b, r)]
+            ctx.claim_rows.append({"gamma": g, "floor": b, "replicate": r} | m
+                                  | {f"{k}_minus_ce": m[k] - ce[k] for k in m})
+    for g, b in arms:
         for k in ("accuracy", "ece", "confidence"):
-            results[f"gamma{g:g}_{k}"] = float(np.mean([per[(g, r)][k] for r in range(int(sim.replicates))]))
-    plot(ctx, per, [0.0] + gammas, int(sim.replicates), results, sim)
+            name = f"gamma{g:g}" + (f"_floor{b:g}" if b else "")
+            results[f"{name}_{k}"] = float(np.mean([per[(g, b, r)][k] for r in range(int(sim.replicates))]))
+    plot(ctx, per, arms, int(sim.replicates), results, sim)
     return results
 
 
-def plot(ctx, per, gammas, replicates, results, sim) -> None:
+def plot(ctx, per, arms, replicates, results, sim) -> None:
     from ..claims.report import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for k, colour in (("accuracy", "C0"), ("confidence", "C1"), ("ece", "C2")):
-        values = np.array([[per[(g, r)][k] for r in range(replicates)] for g in gammas])
-        xs = np.arange(len(gammas))
+        values = np.array([[per[(g, b, r)][k] for r in range(replicates)] for g, b in arms])
+        xs = np.arange(len(arms))
         axes[0].errorbar(xs, values.mean(1), yerr=values.std(1, ddof=1) if replicates > 1 else None, marker="o",
                          capsize=3, color=colour, label=f"{k} (mean ± std, {replicates} seeds)")
-    axes[0].set_xticks(np.arange(len(gammas)), ["CE"] + [f"γ={g:g}" for g in gammas[1:]])
+    axes[0].set_xticks(np.arange(len(arms)), ["CE"] + [f"γ={g:g}" + (f"\nb={b:g}" if b else "") for g, b in arms[1:]],
+                       fontsize=7)
     axes[0].set(ylabel="clean test set", title=f"digits, {float(sim.label_noise):.0%} symmetric label noise")
     axes[0].legend(fontsize=7)
     edges = np.linspace(-6, 10, int(sim.toy_bins) + 1)

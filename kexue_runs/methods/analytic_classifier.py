@@ -4,8 +4,14 @@ https://kexue.fm/archives/8578
 If every class is Gaussian with a shared covariance Σ, the posterior is softmax(W x + b) with
     w_i = Σ^-1 μ_i,   b_i = ln p_i - ½ μ_i^T Σ^-1 μ_i.
 The post whitens first (total covariance = I, mean 0), where Σ = I - Σ_i p_i μ_i μ_i^T (the within-class
-covariance); Su's code (bojone/analytical-classification) whitens and then takes Σ = I: a nearest-class-
-mean classifier, w_i = μ_i, b_i = ln p_i - ½ |μ_i|^2. Both are closed forms: no gradient step.
+covariance); Su's code (bojone/analytical-classification) implements that Σ since 2021-07-29, and only
+its first week took Σ = I: a nearest-class-mean classifier, w_i = μ_i, b_i = ln p_i - ½ |μ_i|^2, kept
+here as a variant. Both are closed forms: no gradient step.
+
+Covariance convention: the whitening divides by n (ddof 0, as scikit-learn's LDA does), so the total
+covariance is exactly I and Σ = I - Σ p_i μ_i μ_i^T is exactly the within-class covariance (also over n).
+Su's code whitens with np.cov (ddof 1): his whitened features have total covariance (n-1)/n I, so his
+I - Σ p_i μ_i μ_i^T is the within-class covariance plus I/n, a ridge of 1/n (its effect is not measured here).
 
 n < d (or any rank-deficient covariance): the whitening keeps the directions whose eigenvalue exceeds
 1e-6 of the largest (a pseudo-inverse square root) and Σ is inverted the same way, as np.linalg.pinv does.
@@ -81,6 +87,7 @@ def analytic_post(x_white: np.ndarray, y: np.ndarray, classes: int) -> LinearCla
 
 
 def analytic_su_code(x_white: np.ndarray, y: np.ndarray, classes: int) -> LinearClassifier:
-    """Su's code: Σ = I after whitening, i.e. the nearest class mean with a log-prior."""
+    """Σ = I after whitening (Su's code in its first week, before 2021-07-29): the nearest class mean with a
+    log-prior."""
     p, mu = class_stats(x_white, y, classes)
     return LinearClassifier(mu.copy(), log_prior(p) - 0.5 * (mu ** 2).sum(axis=1))
