@@ -45,7 +45,7 @@ def default_config(experiment: str) -> dict:
 
 def keys_of(experiment: str) -> tuple[list[tuple[str, object]], list[str]]:
     """(leaf key, default value) pairs and the keys of mappings, less the claim apparatus and Hydra's own."""
-    from kexue_runs.preflight.validate import SPEC, leaves
+    from kexue_runs.preflight.schema_rules import SPEC, leaves
 
     cfg = default_config(experiment)
     leaf = [(k, v) for k, v in leaves(cfg) if k.split(".")[0] not in SPEC]
