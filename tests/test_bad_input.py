@@ -115,8 +115,8 @@ def test_every_config_key_has_a_rule_and_every_experiment_passes_its_rules():
     from hydra import compose, initialize_config_dir
 
     from kexue_runs import config_dir
+    from kexue_runs.preflight.overrides import experiments, group_options
     from kexue_runs.preflight.schema_rules import ConfigError, check_schema, uncovered_keys
-    from kexue_runs.preflight.validate import experiments, group_options
 
     missing, rejected = set(), []
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):

@@ -112,7 +112,7 @@ any_value = st.one_of(
 
 @st.composite
 def command_line(draw, experiments: list[str] | None = None) -> list[str]:
-    from kexue_runs.preflight.validate import experiments as all_experiments
+    from kexue_runs.preflight.overrides import experiments as all_experiments
 
     experiment = draw(st.sampled_from(experiments or all_experiments()))
     leaf, mappings = keys_of(experiment)
