@@ -173,7 +173,7 @@ def print_version() -> int:
 
 def print_help() -> int:
     """The user-facing config groups and their options (Hydra's own help: --hydra-help)."""
-    from .preflight.validate import group_options
+    from .preflight.overrides import group_options
 
     lines = ["kexue-run: reproduce a claim from a Scientific Spaces (kexue.fm) post by running it.", "",
              "  kexue-run list                                   the catalog: experiments, posts, last verdicts",
@@ -385,7 +385,7 @@ def expand_resume(argv: list[str]) -> list[str] | None:
         check_checkpoints(sorted(folder.glob(f"*/{runfiles.CHECKPOINT}")))
         return rest + [f"hydra.sweep.dir={hydra_quoted(target)}"]
     from .common import runfiles
-    from .preflight.validate import resume_overrides
+    from .preflight.overrides import resume_overrides
 
     saved = resume_overrides(target)
     summary = runfiles.read_summary(Path(target))

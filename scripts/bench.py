@@ -393,7 +393,7 @@ def main() -> None:
                   f"{ratio}")
     startup = []
     if not args.only or args.only == "startup":
-        from kexue_runs.preflight.validate import experiments
+        from kexue_runs.preflight.overrides import experiments
 
         print(f"\nStart-up, fresh process, 1 thread (target: under {STARTUP_TARGET_S} s outside the experiment's "
               f"own work; torch's import counted):")

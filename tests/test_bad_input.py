@@ -115,7 +115,8 @@ def test_every_config_key_has_a_rule_and_every_experiment_passes_its_rules():
     from hydra import compose, initialize_config_dir
 
     from kexue_runs import config_dir
-    from kexue_runs.preflight.validate import ConfigError, check_schema, experiments, group_options, uncovered_keys
+    from kexue_runs.preflight.overrides import experiments, group_options
+    from kexue_runs.preflight.schema_rules import ConfigError, check_schema, uncovered_keys
 
     missing, rejected = set(), []
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
@@ -137,15 +138,15 @@ def test_every_config_key_has_a_rule_and_every_experiment_passes_its_rules():
 
 
 def test_a_key_declared_twice_in_the_shared_schema_is_an_error(tmp_path):
-    from kexue_runs.preflight import validate
+    from kexue_runs.preflight import schema_rules
 
     (tmp_path / "schema.yaml").write_text("sim.n: {type: int}\nsim.n: {type: list}\n")
     with pytest.raises(ValueError, match="more than once"):
-        validate.load_rules(str(tmp_path / "schema.yaml"))
+        schema_rules.load_rules(str(tmp_path / "schema.yaml"))
 
 
 def test_schema_rules_flag_what_they_should():
-    from kexue_runs.preflight.validate import problem
+    from kexue_runs.preflight.schema_rules import problem
 
     assert problem(3, {"type": "int", "min": 1}) is None
     assert problem(True, {"type": "int"}) == "must be an integer"

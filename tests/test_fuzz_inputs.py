@@ -45,7 +45,7 @@ def default_config(experiment: str) -> dict:
 
 def keys_of(experiment: str) -> tuple[list[tuple[str, object]], list[str]]:
     """(leaf key, default value) pairs and the keys of mappings, less the claim apparatus and Hydra's own."""
-    from kexue_runs.preflight.validate import SPEC, leaves
+    from kexue_runs.preflight.schema_rules import SPEC, leaves
 
     cfg = default_config(experiment)
     leaf = [(k, v) for k, v in leaves(cfg) if k.split(".")[0] not in SPEC]
@@ -112,7 +112,7 @@ any_value = st.one_of(
 
 @st.composite
 def command_line(draw, experiments: list[str] | None = None) -> list[str]:
-    from kexue_runs.preflight.validate import experiments as all_experiments
+    from kexue_runs.preflight.overrides import experiments as all_experiments
 
     experiment = draw(st.sampled_from(experiments or all_experiments()))
     leaf, mappings = keys_of(experiment)

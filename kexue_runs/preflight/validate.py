@@ -2,14 +2,15 @@
 
 Each problem becomes one ConfigError line naming what is wrong and what is allowed: an unknown
 experiment or group option, an unknown key, a value of the wrong type, an impossible value.
+Here: the plan (the cells of a sweep, composed once per set of group choices), the order of the checks,
+and the checks that need the machine or the experiment (device, bf16, sizes, world size, its validate()).
+The checks by concern: overrides.py (the command line as Hydra parses it), typecheck.py (each value against
+the defaults), schema_rules.py (the rules of schema.yaml).
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
-import itertools
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,336 +24,20 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .. import config_dir
 from ..common.errors import ConfigError, some_of
+from .overrides import (
+    check_group_options,
+    check_launcher,
+    expand,
+    experiments,
+    explain,
+    first_line,
+    short_text,
+    top_groups,
+)
+from .schema_rules import check_schema, short
+from .typecheck import check_added_keys, check_interpolations, check_targets, check_types, unimportable
 
 MAX_CELLS = 2000
-SPEC = ("meta", "claim", "reported", "checks", "figure", "paper_table", "hydra", "schema")
-
-
-# -- the schema: every value's type and range, declared in kexue_runs/preflight/schema.yaml -----------------------
-def schema() -> dict:
-    """The shared rules. A key declared twice would silently keep the later rule (one experiment's range
-    imposed on another's value), so a repeated key is an error: give such a key an experiment-local rule."""
-    return load_rules(str(Path(__file__).parent / "schema.yaml"))
-
-
-@functools.lru_cache(maxsize=4)
-def load_rules(path: str) -> dict:
-
-    class Strict(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml where PyYAML has it: 0.03 s to 0.004
-        pass
-
-    def mapping(loader, node):
-        keys = [loader.construct_object(k) for k, _ in node.value]
-        twice = sorted({k for k in keys if keys.count(k) > 1})
-        if twice:
-            raise ValueError(f"schema.yaml declares {twice} more than once; move one to its experiment's schema: block")
-        return loader.construct_mapping(node)
-
-    Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-    return yaml.load(Path(path).read_text(), Loader=Strict)
-
-
-def leaves(node, prefix: str = ""):
-    for key, value in node.items():
-        name = f"{prefix}{key}"
-        if not prefix and key in SPEC:
-            continue
-        if isinstance(value, dict) and value:
-            yield from leaves(value, name + ".")
-        else:
-            yield name, value
-
-
-def rule_for(key: str, rules: dict) -> dict | None:
-    from fnmatch import fnmatchcase
-
-    if key in rules:
-        return rules[key]
-    return next((rule for pattern, rule in rules.items() if "*" in pattern and fnmatchcase(key, pattern)), None)
-
-
-def short(value) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def problem(value, rule: dict) -> str | None:
-    """What is wrong with value under rule, or None."""
-    kind = rule.get("type", "any")
-    if value is None:
-        return None if rule.get("nullable") or kind == "any" else "must be set (not null)"
-    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-    expected = {"int": isinstance(value, int) and not isinstance(value, bool), "float": numeric, "number": numeric,
-                "bool": isinstance(value, bool), "str": isinstance(value, str), "list": isinstance(value, list),
-                "dict": isinstance(value, dict), "any": True}[kind]
-    if not expected:
-        article = {"int": "an integer", "float": "a number", "number": "a number", "bool": "true or false",
-                   "str": "a string", "list": "a list [a,b,...]", "dict": "a mapping"}[kind]
-        return f"must be {article}"
-    if numeric:
-        import math
-
-        if rule.get("finite", True) and not math.isfinite(value):
-            return "must be finite"
-        for field, test, words in (("min", lambda v, b: v >= b, ">="), ("max", lambda v, b: v <= b, "<="),
-                                   ("gt", lambda v, b: v > b, ">"), ("lt", lambda v, b: v < b, "<")):
-            if field in rule and not test(value, rule[field]):
-                return f"must be {words} {rule[field]}"
-    if "choices" in rule and value not in rule["choices"]:
-        return f"allowed: {', '.join(map(str, rule['choices']))}"
-    if isinstance(value, list):
-        if "length" in rule and len(value) != rule["length"]:
-            return f"must have {rule['length']} entries"
-        if len(value) < rule.get("min_length", 0):
-            return f"must have at least {rule['min_length']} entr{'y' if rule['min_length'] == 1 else 'ies'}"
-        for item in value:
-            bad = problem(item, rule["items"]) if "items" in rule else None
-            if bad:
-                return f"every entry {bad} ({short(item)} is not)"
-    return None
-
-
-def rules_for(cfg: DictConfig) -> dict:
-    """kexue_runs/preflight/schema.yaml, with the experiment's own `schema:` block (rules for its own keys) on top."""
-    own = cfg.get("schema") if isinstance(cfg, DictConfig) else None
-    return schema() | (OmegaConf.to_container(own) if own else {})
-
-
-def check_schema(cfg: DictConfig, rules: dict | None = None) -> None:
-    rules = rules if rules is not None else rules_for(cfg)
-    values = OmegaConf.to_container(cfg, resolve=True)
-    for key, value in leaves(values):
-        rule = rule_for(key, rules)
-        if rule is None:
-            continue  # tests/test_bad_input.py fails on any key without a rule
-        bad = problem(value, rule)
-        if bad:
-            raise ConfigError(f"{key}={short(value)}: {bad}")
-
-
-def uncovered_keys(cfg: DictConfig, rules: dict | None = None) -> list[str]:
-    rules = rules if rules is not None else rules_for(cfg)
-    return [key for key, _ in leaves(OmegaConf.to_container(cfg, resolve=False)) if rule_for(key, rules) is None]
-
-
-def group_options(group: str) -> list[str]:
-    root = config_dir() / group
-    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
-
-
-def experiments() -> list[str]:
-    return group_options("experiment")
-
-
-def expand(overrides: list[str]) -> list[list[str]]:
-    """The cartesian cells of a command line's sweep overrides (Hydra's basic sweeper semantics)."""
-    parsed = []
-    for item in overrides:
-        hint = "write key=value, lists as key=[a,b], sweeps (with -m) as key=a,b"
-        if item.startswith("~"):
-            check_deletion(item)
-            if "=" not in item:  # ~group: Hydra's grammar, kept as given
-                parsed.append(item)
-                continue
-        if "=" not in item or item.split("=", 1)[0].lstrip("+~") == "":
-            raise ConfigError(f"cannot parse override '{short_text(item)}' (no key=value); {hint}")
-        try:
-            parsed += OverridesParser.create().parse_overrides([item])
-        except (HydraException, ValueError) as exc:
-            reason = "; ".join(line.strip() for line in str(exc).splitlines()[1:2] if line.strip()) or \
-                short_text(first_line(str(exc)))
-            raise ConfigError(f"cannot parse override '{short_text(item)}' ({reason}); {hint}") from None
-    lists = []
-    for override in parsed:
-        if isinstance(override, str):
-            lists.append([override])
-            continue
-        key = override.get_key_element()
-        if override.is_sweep_override():
-            if not override.is_discrete_sweep():
-                raise ConfigError(f"{key}: range and interval sweeps are not supported; list the values: a,b,c")
-            lists.append([f"{key}={value}" for value in override.sweep_string_iterator()])
-        else:
-            lists.append([f"{key}={override.get_value_element_as_str()}"])
-    return [list(cell) for cell in itertools.product(*lists)]
-
-
-def check_deletion(item: str) -> None:
-    """Hydra's ~key deletes a key, ~group an entry of the defaults list. Deleting a value leaves the experiment
-    reading a key that is gone (a failed run, not a default); only the optional groups may be dropped."""
-    key = item[1:].partition("=")[0]
-    droppable = ("logger", "sweep")
-    if key in droppable:
-        return
-    groups = top_groups()
-    what = f"the {key} group" if key in groups else f"the key {key}"
-    instead = f"choose another option: {key}=<option>" if key in groups else f"set a value instead: {key}=<value>"
-    raise ConfigError(f"{short_text(item)}: deleting {what} is not supported (every experiment reads its keys and "
-                      f"groups); {instead}; ~ drops only {', '.join('~' + g for g in droppable)}")
-
-
-def short_text(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def first_line(message: str) -> str:
-    return next((line.strip() for line in message.splitlines() if line.strip()), message)
-
-
-def yaml_problem(exc) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    where = f"{mark.name}, line {mark.line + 1}" if mark else "a config file"
-    problem = getattr(exc, "problem", None) or first_line(str(exc))
-    return f"malformed YAML in {where}: {problem}; fix or remove that file"
-
-
-def explain(exc: Exception, base: DictConfig | None) -> str:
-    """Turn Hydra/OmegaConf's multi-line messages into one line with what is allowed."""
-    import yaml
-
-    if isinstance(exc, yaml.YAMLError):
-        return yaml_problem(exc)
-    message = str(exc)
-    missing = re.search(r"Could not find '([^']+)'", message)
-    if missing:
-        group, _, option = missing.group(1).rpartition("/")
-        if group.startswith("sizing") or not group:
-            return first_line(message)
-        return f"unknown {group} '{option}'; allowed: {', '.join(group_options(group))}"
-    bad_key = re.search(r"Could not override '([^']+)'", message) or re.search(r"Key '([^']+)' is not in struct",
-                                                                                message)
-    if bad_key:
-        key = bad_key.group(1)
-        parent = key.rpartition(".")[0]
-        node = OmegaConf.select(base, parent) if (base is not None and parent) else base
-        known = ", ".join(str(k) for k in node.keys() if str(k) not in SPEC) if isinstance(node, DictConfig) \
-            else "see --cfg job"
-        if not parent:
-            groups = ", ".join(sorted(g for g in top_groups() if g not in ("sizing", "hydra", "local")))
-            return f"unknown key or group '{key}'; groups: {groups}; keys: {known}"
-        return f"unknown key '{key}'; keys under {parent}: {known}"
-    if message.startswith("Error merging override") and exc.__cause__ is not None:  # the reason is the cause
-        return f"{first_line(message)}: {short_text(first_line(str(exc.__cause__)), 160)}"
-    return first_line(message)
-
-
-def type_name(value) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list"}.get(
-        type(value), type(value).__name__)
-
-
-def check_types(cfg: DictConfig, default: DictConfig, cell: list[str]) -> None:
-    """A value override must keep the type of the value it replaces (an int may stand for a float)."""
-    for item in cell:
-        key, _, _ = item.partition("=")
-        if key.startswith(("+", "~", "hydra.")):
-            continue
-        old, new = OmegaConf.select(default, key), OmegaConf.select(cfg, key)
-        if old is None or new is None:
-            continue
-        if isinstance(old, DictConfig):
-            if isinstance(new, DictConfig):
-                continue
-            # a whole mapping replaced by one value: neither this check nor the schema (rules are per leaf) saw it
-            names = [str(k) for k in old.keys()]
-            raise ConfigError(f"{key}={short(OmegaConf.to_container(new) if OmegaConf.is_config(new) else new)}: "
-                              f"{key} is a group of settings, not one value; set one of them, e.g. "
-                              f"{key}.{names[0] if names else '<name>'}=...; keys under {key}: "
-                              f"{', '.join(names)}")
-        old_py = OmegaConf.to_container(old) if OmegaConf.is_config(old) else old
-        new_py = OmegaConf.to_container(new) if OmegaConf.is_config(new) else new
-        # strings name options (their own rules say what is allowed); an int may stand for a float
-        same = (type(old_py) is type(new_py) or (isinstance(old_py, float) and type(new_py) is int)
-                or (isinstance(old_py, str) and not isinstance(new_py, dict)))
-        if not same:
-            raise ConfigError(f"{key}={new_py!r} has the wrong type: expected {type_name(old_py)} "
-                              f"(default {old_py!r})")
-
-
-def check_interpolations(cfg: DictConfig) -> None:
-    """${...} in a value must resolve: to a key of the config, or an environment variable that is set."""
-    try:
-        OmegaConf.to_container(cfg, resolve=True)
-    except OmegaConfBaseException as exc:
-        key = getattr(exc, "full_key", None) or "a value"
-        reason = first_line(getattr(exc, "msg", None) or str(exc))
-        raise ConfigError(f"{key}: {short_text(reason, 120)}; an interpolation ${{...}} must name a key of the "
-                          f"config (${{trainer.steps}}) or a set environment variable (${{oc.env:NAME}})") from None
-
-
-def check_added_keys(cfg: DictConfig, default: DictConfig, cell: list[str], groups: set[str]) -> None:
-    """+key=value adds a key the config does not have: Hydra accepts any, and a typo (+trainer.stpes=5) would run
-    with the key ignored. Allowed only for keys the experiment declares (a rule in schema.yaml or its schema:
-    block) and does not set."""
-    rules = None
-    for item in cell:
-        key = item.partition("=")[0]
-        if not key.startswith("+"):
-            continue
-        key = key.lstrip("+")
-        if key.startswith("hydra.") or key == "hydra" or "/" in key or key in groups or "@" in key:
-            continue  # Hydra's own settings and config groups: Hydra checks those
-        if OmegaConf.select(default, key, default=None) is not None:
-            continue  # ++key on a key that exists: an ordinary override
-        rules = rules if rules is not None else rules_for(cfg)
-        if rule_for(key, rules) is not None:
-            continue
-        parent = key.rpartition(".")[0]
-        node = OmegaConf.select(default, parent, default=None) if parent else default
-        known = [str(k) for k in node.keys() if not (not parent and str(k) in SPEC)] \
-            if isinstance(node, DictConfig) else []
-        import difflib
-
-        leaf = key.rpartition(".")[2]
-        near = difflib.get_close_matches(leaf, known, n=1, cutoff=0.6)
-        hint = f"did you mean {parent + '.' if parent else ''}{near[0]}? " if near else ""
-        where = f"keys under {parent}: {', '.join(known)}" if parent and known else \
-            f"keys: {', '.join(known)}" if known else "see --cfg job"
-        raise ConfigError(f"+{key}: unknown key ({hint}+ adds only keys the experiment declares in its schema); "
-                          f"{where}")
-
-
-def check_targets(cfg: DictConfig) -> None:
-    """Every `_target_` names something that imports, checked now rather than when the run instantiates it."""
-    for key, value in targets(OmegaConf.to_container(cfg, resolve=False)):
-        if not isinstance(value, str) or "${" in value:
-            continue
-        reason = unimportable(value)
-        if reason:
-            raise ConfigError(f"{key}={short(value)} does not import ({reason}); give a dotted path to a class "
-                              f"or function (module.Name)")
-
-
-def targets(node, prefix: str = ""):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            name = f"{prefix}{key}"
-            if not prefix and key in SPEC:
-                continue
-            if key == "_target_":
-                yield name, value
-            else:
-                yield from targets(value, name + ".")
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            yield from targets(value, f"{prefix.rstrip('.')}[{i}].")
-
-
-@functools.lru_cache(maxsize=256)
-def unimportable(path: str) -> str | None:
-    """Why a dotted path does not import, or None."""
-    module_name, _, attribute = path.rpartition(".")
-    if not module_name or not attribute:
-        return "not a dotted path"
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        return f"no module {exc.name or module_name}" if exc.name else first_line(str(exc))
-    except Exception as exc:  # a module that fails while importing
-        return first_line(f"{type(exc).__name__}: {exc}")
-    if not hasattr(module, attribute):
-        return f"{module_name} has no {attribute}"
-    return None
 
 
 def check_values(cfg: DictConfig) -> None:
@@ -463,59 +148,6 @@ def preflight(overrides: list[str], multirun: bool, composed: dict | None = None
         GlobalHydra.instance().clear()
 
 
-def check_group_options(overrides: list[str]) -> None:
-    """group=option for every config group, the optional ones (sweep, local) too, which Hydra would skip."""
-    groups = top_groups()
-    for item in overrides:
-        key, _, value = item.partition("=")
-        key = key.lstrip("+~")
-        if key not in groups or key in ("sizing", "hydra") or not value or value == "null":
-            continue
-        options = group_options(key)
-        if value.startswith("[") and value.endswith("]"):  # several options of one group: logger=[a,b]
-            chosen = [v.strip().strip("'\"") for v in value[1:-1].split(",") if v.strip()]
-        elif "," in value:
-            continue  # a sweep's values: each cell is checked on its own
-        else:
-            chosen = [value]
-        for option in chosen:
-            if option not in options:
-                raise ConfigError(f"unknown {key} '{short_text(option)}'; allowed: {some_of(options, near=option)}")
-
-
-# Launchers that come from Hydra plugins: their module, and how to install it.
-LAUNCHER_PLUGINS = {
-    "joblib": ("hydra_plugins.hydra_joblib_launcher", "make install-launchers (pip install hydra-joblib-launcher)"),
-    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "make install-launchers (pip install "
-                                                                "hydra-submitit-launcher)"),
-    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "make install-launchers (pip install "
-                                                                "hydra-submitit-launcher)"),
-    "slurm": ("hydra_plugins.hydra_submitit_launcher", "make install-launchers (pip install hydra-submitit-launcher)"),
-    "ray": ("hydra_plugins.hydra_ray_launcher", "pip install hydra-ray-launcher (see README, Scaling out)"),
-    "ray_cluster": ("hydra_plugins.hydra_ray_launcher", "pip install hydra-ray-launcher (see README, Scaling out)"),
-}
-
-
-def check_launcher(items: list[str]) -> None:
-    """hydra/launcher=<name>: a launcher whose Hydra plugin is not installed is missing, not unknown."""
-    import importlib.util
-
-    from ..common.errors import EnvironmentFailure
-
-    for item in items:
-        key, _, value = item.partition("=")
-        if key.lstrip("+") != "hydra/launcher" or value not in LAUNCHER_PLUGINS:
-            continue
-        module, install = LAUNCHER_PLUGINS[value]
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:  # no hydra_plugins namespace at all
-            found = False
-        if not found:
-            raise EnvironmentFailure(f"hydra/launcher={value} needs a Hydra launcher plugin that is not installed; "
-                                     f"{install}, or drop hydra/launcher= to run the jobs one after another")
-
-
 def plan_and_check(overrides: list[str], multirun: bool, composed: dict | None = None) -> Plan:
     cells = expand(overrides)
     check_launcher([c for cell in cells for c in cell])
@@ -588,10 +220,6 @@ def with_values(defaults: DictConfig, cell: list[str], choices: tuple) -> DictCo
     return compose_cell(cell)
 
 
-def top_groups() -> set[str]:
-    return {p.name for p in config_dir().iterdir() if p.is_dir()}
-
-
 def safe_base() -> DictConfig | None:
     try:
         return compose(config_name="config", overrides=[])
@@ -599,17 +227,3 @@ def safe_base() -> DictConfig | None:
         return None
 
 
-def resume_overrides(run_dir: str) -> list[str]:
-    """`resume=<run dir>`: the killed run's own overrides, pointed back at its folder."""
-    from ..common.runfiles import saved_overrides
-
-    path = Path(run_dir)
-    if not (path / ".hydra" / "overrides.yaml").is_file():
-        raise ConfigError(f"resume={run_dir}: not a run folder (no .hydra/overrides.yaml); "
-                          f"give a folder under outputs/runs/<experiment>/")
-    try:
-        saved = saved_overrides(path)
-    except ValueError as exc:
-        raise ConfigError(f"resume={run_dir}: {exc}") from None
-    kept = [o for o in saved if not o.startswith(("resume=", "hydra.run.dir="))]
-    return kept + [f"resume={path}", f"hydra.run.dir={path}"]
