@@ -39,8 +39,9 @@ class BatchedMLP(nn.Module):
         for layers in zip(*models, strict=True):
             first = layers[0]
             if isinstance(first, nn.Linear) and all(type(x) is nn.Linear for x in layers):
-                # (R, out, in): the lone weight's layout, so each slice multiplies as the lone layer does
-                weight = torch.stack([x.weight.detach() for x in layers]).clone()
+                # (R, in, out): h @ W without a transpose, so the weight's gradient comes out in the weight's own
+                # layout (a transposed one made autograd copy it into place every step, the slowest op of all)
+                weight = torch.stack([x.weight.detach().t() for x in layers]).contiguous()
                 bias = torch.stack([x.bias.detach() for x in layers]).clone()
                 self.plan.append(len(self.stacked) // 2)
                 self.stacked.extend([nn.Parameter(weight), nn.Parameter(bias)])
@@ -56,7 +57,7 @@ class BatchedMLP(nn.Module):
         for step in self.plan:
             if isinstance(step, int):
                 weight, bias = self.stacked[2 * step], self.stacked[2 * step + 1]
-                h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+                h = torch.baddbmm(bias.unsqueeze(1), h, weight)
             else:
                 h = step(h)
         return h.reshape(-1, h.shape[-1]) if folded else h
@@ -75,7 +76,7 @@ class BatchedMLP(nn.Module):
         for r, model in enumerate(models):
             linears = [m for m in model if isinstance(m, nn.Linear)]
             for i, layer in enumerate(linears):
-                layer.weight.copy_(self.stacked[2 * i][r])
+                layer.weight.copy_(self.stacked[2 * i][r].t())
                 layer.bias.copy_(self.stacked[2 * i + 1][r])
 
 
