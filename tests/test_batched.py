@@ -133,6 +133,24 @@ def test_toy_replicates_equal_lone_runs(experiment, arm, activation):
     assert np.abs(batched[1]["samples"] - batched[0]["samples"]).max() > 100 * GAN_ATOL
 
 
+def test_ign_gan_arm_batched_equals_lone():
+    """ign's GAN arm (its own nets through toy2d.train_adversarial_replicates): each seed's trained generator."""
+    from kexue_runs.experiments import ign
+    from kexue_runs.models import dcgan
+
+    sim = OmegaConf.create({"hidden": 16, "layers": 2, "beta1": 0.5, "gan_lr": 2e-4, "batch": 32, "iterations": 20})
+    a = dcgan.Arena(toy2d.target("ring8"))
+    z = torch.randn(200, 2, generator=torch.Generator().manual_seed(5))
+    batched = ign.train_gans_batched(SEEDS[:2], sim, a)
+    lone = [ign.train_gan(seed, sim, a) for seed in SEEDS[:2]]
+    with torch.no_grad():
+        outs = [b["model"](z) for b in batched]
+        for got, b, want in zip(outs, batched, lone):
+            assert b["params"] == want["params"]
+            torch.testing.assert_close(got, want["model"](z), rtol=0, atol=GAN_ATOL)
+    assert float((outs[1] - outs[0]).abs().max()) > 100 * GAN_ATOL
+
+
 def test_batched_toys_same_seed_same_bytes():
     sim = OmegaConf.create(TOY | {"iterations": 6})
     d_loss, g_loss = gan_qp.losses("wgan_gp", 10.0)

@@ -229,6 +229,23 @@ def train_adversarial_batched(generator: BatchedMLP, critic: BatchedMLP, d_loss,
     return traces
 
 
+def train_adversarial_replicates(build, d_loss, g_loss, t, sim, seeds: list[int]) -> list[tuple]:
+    """train_adversarial for every seed as one batched computation, with networks of the caller's: build() makes a
+    lone run's (generator, critic) and is called under torch.manual_seed(seed), as the lone run calls it. Returns
+    each seed's (generator, critic), its trained weights copied back in."""
+    nets, streams = [], []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        nets.append(build())
+        streams.append(continue_global_stream())
+    generators, critics = [g for g, _ in nets], [c for _, c in nets]
+    generator, critic = BatchedMLP(generators), BatchedMLP(critics, streams)
+    train_adversarial_batched(generator, critic, d_loss, g_loss, t, sim, seeds)
+    generator.copy_into(generators)
+    critic.copy_into(critics)
+    return nets
+
+
 def train_gan_batched(d_loss, g_loss, t: Target, sim, seeds: list[int], critic_activation: str = "relu") -> list[dict]:
     """train_gan for every seed as one batched computation: [train_gan(..., seed) for seed in seeds] up to float
     rounding. Each replicate's networks are built as its lone run builds them (torch.manual_seed(seed)), and the
