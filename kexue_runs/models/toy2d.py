@@ -199,13 +199,12 @@ def train_adversarial_batched(generator: BatchedMLP, critic: BatchedMLP, d_loss,
     opt_g = torch.optim.Adam(generator.parameters(), lr=float(sim.lr), betas=betas)
     batch, z_dim = int(sim.batch), int(sim.z_dim)
 
-    def draw(with_real: bool = True):
+    def draw():
         real, z = [], []
         for g in gens:  # per replicate: its target draw, then its noise, as the lone loop draws them
-            if with_real:
-                real.append(t.sample(batch, g))
+            real.append(t.sample(batch, g))
             z.append(torch.randn(batch, z_dim, generator=g))
-        return torch.cat(real) if with_real else None, torch.cat(z)
+        return torch.cat(real), torch.cat(z)
 
     traces = [[] for _ in seeds]
     for it in range(1, int(sim.iterations) + 1):
