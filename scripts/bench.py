@@ -5,10 +5,11 @@ for FSQ/VQ, diffusers for the DDIM step; fused attention for ReRoPE); each GAN l
 2-D toys and on 8x8 images, with the cost ratios the GAN posts claim (WGAN-GP over GAN-QP, GN over the
 gradient penalty). ReRoPE against RoPE at 512, 2048 and 8192 tokens: time and peak memory, each case in a
 fresh process. Start-up: `--help`, `list` and every experiment's smoke run in a fresh process, the time
-outside each experiment's own work against #19's 1.5 s. Speed targets live here, never in timed tests.
+outside each experiment's own work against #19's 1.5 s. Replicates (#31): each batching harness at R = 1, 4, 16
+seeds, one batched run against R lone runs, 1 thread. Speed targets live here, never in timed tests.
 Results land in outputs/bench/<stamp>.json, so two commits can be compared.
 
-    python scripts/bench.py [--seconds 3] [--only fsq_vs_vq|startup|...] [--threads 1,2]
+    python scripts/bench.py [--seconds 3] [--only fsq_vs_vq|startup|replicates|...] [--threads 1,2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -249,6 +250,59 @@ LOOPS = {"fsq_vs_vq": fsq_vs_vq_loops, "rerope_extrapolation": rerope_extrapolat
          "wgan_gn": lambda: gan_loops("wgan_gn")}
 
 
+# #31: R replicates trained as one batched computation (models/batched.py) against R lone runs, 1 thread.
+REPLICATE_TARGETS = {"digits MLP": (16, 2.0), "2-D toys": (4, 1.8)}  # harness: (R, at most this many times one)
+
+
+def replicate_cases(repeats: int = 3, counts=(1, 4, 16)) -> list[dict]:
+    """Each batching harness's training at R = counts replicates, batched and as R lone runs, on 1 thread: the
+    best of `repeats` timings each, in the process's CPU seconds (on one thread its wall time on a quiet machine;
+    on a loaded one the wall time mostly measures the other processes) and, for the record, in wall seconds. A
+    lone run is timed once per repetition and R lone runs cost R times it (they run one after another)."""
+    from kexue_runs.experiments import gan_qp, momentum_accum
+    from kexue_runs.models import toy2d
+
+    torch.set_num_threads(1)
+    digits = OmegaConf.merge(experiment_config("experiment=momentum_accum").sim, {"epochs": 1})
+    toys = OmegaConf.merge(experiment_config("experiment=gan_qp").sim,
+                           {"iterations": 40, "evaluations": 1, "eval_samples": 64})
+    ring = toy2d.target(str(toys.target))
+    harnesses = {  # name: (what one run trains, lone(seed), batched(seeds))
+        "digits MLP": (f"Adam every step, batch {int(digits.batch)}, hidden {int(digits.hidden)}, one epoch",
+                       lambda seed: momentum_accum.train_arm("every_step", seed, digits),
+                       lambda seeds: momentum_accum.train_arm_replicates("every_step", seeds, digits)),
+    }
+    for arm in ("sgan", "wgan_gp"):
+        losses = gan_qp.losses(arm, float(toys.lam))
+        harnesses[f"2-D toys {arm}"] = (
+            f"{arm}, batch {int(toys.batch)}, {int(toys.hidden)}x{int(toys.layers)} MLPs, "
+            f"{int(toys.iterations)} iterations",
+            lambda seed, losses=losses: toy2d.train_gan(*losses, ring, toys, seed),
+            lambda seeds, losses=losses: toy2d.train_gan_batched(*losses, ring, toys, seeds))
+    rows = []
+    for name, (what, lone, batched) in harnesses.items():
+        lone(0)  # warm-up: imports, first-call allocations
+        lone_cpu, lone_wall = _best(lone, 0, repeats)
+        for r in counts:
+            batched_cpu, batched_wall = _best(batched, list(range(r)), repeats)
+            rows.append({"harness": name, "what": what, "replicates": r, "lone_s": lone_cpu,
+                         "sequential_s": r * lone_cpu, "batched_s": batched_cpu,
+                         "batched_over_one": batched_cpu / lone_cpu, "speedup": r * lone_cpu / batched_cpu,
+                         "lone_wall_s": lone_wall, "batched_wall_s": batched_wall})
+    return rows
+
+
+def _best(fn, arg, repeats: int) -> tuple[float, float]:
+    """(least CPU seconds, least wall seconds) of fn(arg) over `repeats` calls."""
+    cpu, wall = [], []
+    for _ in range(repeats):
+        start_cpu, start_wall = time.process_time(), time.perf_counter()
+        fn(arg)
+        cpu.append(time.process_time() - start_cpu)
+        wall.append(time.perf_counter() - start_wall)
+    return min(cpu), min(wall)
+
+
 def bf16_native() -> bool:
     """AVX-512 BF16 or AMX on this CPU (without them bf16 matmuls run ~250x slower than float32)."""
     try:
@@ -338,6 +392,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--only", default=None)
     parser.add_argument("--threads", default="1,2", help="thread counts to measure, comma-separated")
+    parser.add_argument("--repeats", type=int, default=5, help="replicates bench: timings per case, the best kept")
     args = parser.parse_args()
     thread_counts = [int(t) for t in args.threads.split(",")]
     precisions = ["32"] + (["bf16-mixed"] if bf16_native() else [])
@@ -412,13 +467,28 @@ def main() -> None:
             print(f"  smoke runs: {sum(r['outside_s'] < STARTUP_TARGET_S for r in runs)} of {len(runs)} under the "
                   f"target; median outside {sorted(r['outside_s'] for r in runs)[len(runs) // 2]:.2f} s, worst "
                   f"{worst['outside_s']:.2f} s ({worst['command']})")
+    replicates = []
+    if not args.only or args.only == "replicates":
+        print(f"\nReplicates as one batch (#31), 1 thread, best of {args.repeats}, CPU seconds (wall in the json): R "
+              f"lone runs (R x one) against one batched run of R")
+        print(f"  {'harness':<20}{'R':>3}{'sequential':>12}{'batched':>10}{'speed-up':>10}{'x one':>8}  target")
+        replicates = replicate_cases(args.repeats)
+        for r in replicates:
+            kind = "2-D toys" if r["harness"].startswith("2-D toys") else r["harness"]
+            count, most = REPLICATE_TARGETS[kind]
+            flag = "" if r["replicates"] != count else (
+                f"<= {most}x one: {'ok' if r['batched_over_one'] <= most else 'MISSED'}")
+            print(f"  {r['harness']:<20}{r['replicates']:>3}{r['sequential_s']:>11.2f}s{r['batched_s']:>9.2f}s"
+                  f"{r['speedup']:>9.2f}x{r['batched_over_one']:>7.2f}x  {flag}", flush=True)
+        for name in dict.fromkeys(r["harness"] for r in replicates):
+            print(f"    {name}: {next(r['what'] for r in replicates if r['harness'] == name)}")
     out = REPO / "outputs" / "bench" / f"{datetime.now():%Y%m%d-%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     git = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
     out.write_text(json.dumps({"git_sha": git.strip(), "torch": torch.__version__, "bf16_native": bf16_native(),
                                "matmul_peak_gflops": {str(k): v / 1e9 for k, v in peaks.items()}, "loops": rows,
                                "gan_cost_ratios": ratios, "attention": attention,
-                               "startup": startup}, indent=1) + "\n")
+                               "startup": startup, "replicates": replicates}, indent=1) + "\n")
     print(f"\nwritten: {out}")
 
 

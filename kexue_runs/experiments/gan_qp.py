@@ -21,7 +21,7 @@ import torch
 
 from ..common.progress import say
 from ..methods.gan_qp import point_mass_duals, qp_critic_loss, qp_generator_loss
-from ..models.dcgan import Arena, arena, sample_panel, train_in, validate_arena
+from ..models.dcgan import Arena, arena, batches, sample_panel, train_in, train_in_batched, validate_arena
 from ..models.toy2d import gradient_penalty
 
 
@@ -71,8 +71,13 @@ def run(cfg, ctx) -> dict:
     arms += [("qp_l2", float(x)) for x in sim.qp_lambdas if float(x) != float(sim.lam)]
     jobs = [(a, lam, r) for r in range(int(sim.replicates)) for a, lam in arms]
     runs = {}
-    for arm, lam, r in ctx.track(jobs, f"{len(arms)} arms x {int(sim.replicates)} seeds on {t.name}", total=len(jobs)):
-        out = train_arm(arm, lam, 1000 * int(cfg.seed) + r, sim, a)
+    if batches(a, sim):  # each arm's seeds as one batched computation; rows below in the plain loop's order
+        seeds = [1000 * int(cfg.seed) + r for r in range(int(sim.replicates))]
+        for arm, lam in ctx.track(arms, f"{len(arms)} arms x {len(seeds)} seeds batched on {t.name}", total=len(arms)):
+            runs |= {(arm, lam, r): out for r, out in enumerate(train_in_batched(a, *losses(arm, lam), sim, seeds))}
+    title = f"{len(arms)} arms x {int(sim.replicates)} seeds on {t.name}"
+    for arm, lam, r in (jobs if runs else ctx.track(jobs, title, total=len(jobs))):
+        out = runs.get((arm, lam, r)) or train_arm(arm, lam, 1000 * int(cfg.seed) + r, sim, a)
         runs[(arm, lam, r)] = out
         name = arm if lam == float(sim.lam) else f"{arm}_lambda{lam:g}"
         ctx.log(r, name, **{k: v for k, v in out["final"].items() if k != "iteration"}, **out["cost"])

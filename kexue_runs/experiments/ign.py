@@ -25,7 +25,7 @@ from ..common.progress import say
 from ..methods.ign import frozen, gan_single_loss, gan_stop_gradient_loss, ign_loss, reconstruction_error
 from ..models import dcgan
 from ..models.feature_net import classes_covered, classifier_fid
-from ..models.toy2d import mlp, sample_metrics, train_adversarial
+from ..models.toy2d import mlp, sample_metrics, train_adversarial, train_adversarial_replicates
 
 
 def gradients(loss, params) -> list[torch.Tensor]:
@@ -111,6 +111,18 @@ def train_gan(seed: int, sim, a: dcgan.Arena) -> dict:
             + sum(p.numel() for p in critic.parameters())}
 
 
+def train_gans_batched(seeds: list[int], sim, a: dcgan.Arena) -> list[dict]:
+    """train_gan for every seed at once on a 2-D target (toy2d.train_adversarial_replicates)."""
+    width, softplus = round(int(sim.hidden) / math.sqrt(2)), torch.nn.functional.softplus
+    gan_sim = {"beta1": float(sim.beta1), "lr": float(sim.gan_lr), "batch": int(sim.batch), "z_dim": 2,
+               "d_steps": 1, "iterations": int(sim.iterations)}
+    nets = train_adversarial_replicates(lambda: (mlp(2, 2, width, int(sim.layers)), mlp(2, 1, width, int(sim.layers))),
+                                        lambda d, r, f: softplus(-d(r)).mean() + softplus(d(f)).mean(),
+                                        lambda d, r, f: softplus(-d(f)).mean(), a.target, _Cfg(gan_sim), seeds)
+    return [{"model": g, "params": sum(p.numel() for p in g.parameters()) + sum(p.numel() for p in c.parameters())}
+            for g, c in nets]
+
+
 class _Cfg(dict):
     """Attribute access and .get on a plain dict, for the harness's loop."""
     __getattr__ = dict.__getitem__
@@ -166,9 +178,11 @@ def run(cfg, ctx) -> dict:
         results |= {k: a.extra[k] for k in ("classifier_acc", "fid_floor")}
     jobs = [(a, r) for r in range(int(sim.replicates)) for a in ("ign", "gan")]
     samples = {}
+    seeds = [1000 * int(cfg.seed) + r for r in range(int(sim.replicates))]
+    gans = train_gans_batched(seeds, sim, a) if dcgan.batches(a, sim) else None  # the GAN arm's seeds at once
     for arm, r in ctx.track(jobs, f"IGN and a GAN x {int(sim.replicates)} seeds on {t.name}", total=len(jobs)):
-        seed = 1000 * int(cfg.seed) + r
-        trained = (train_ign if arm == "ign" else train_gan)(seed, sim, a)
+        seed = seeds[r]
+        trained = gans[r] if arm == "gan" and gans else (train_ign if arm == "ign" else train_gan)(seed, sim, a)
         m = evaluate(arm, trained["model"], seed, sim, a) | {"params": trained["params"]}
         ctx.log(r, arm, **m)
         ctx.claim_rows.append({"arm": arm, "replicate": r, "domain": domain} | m)

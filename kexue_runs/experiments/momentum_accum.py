@@ -21,6 +21,7 @@ import torch
 from ..common.progress import say
 from ..data.tabular import digits_split
 from ..methods.momentum_accumulation import AccumulatingAdam, AccumulatingSGDM, PeriodicAdam, adjusted_beta
+from ..models.batched import train_classifier_replicates
 from ..models.mlp import mlp
 
 ARMS = {  # name: (description, micro-batch multiple, update period in micro-steps, betas adjusted)
@@ -120,24 +121,33 @@ def derivations(seed: int, sim) -> dict:
     return out
 
 
+def optimizer_of(arm: str, params, sim) -> torch.optim.Optimizer:
+    k = int(sim.k)
+    betas = (float(sim.beta1), float(sim.beta2))
+    tilde = tuple(adjusted_beta(b, k) for b in betas)
+    lr = float(sim.lr)
+    return {
+        "every_step": lambda: PeriodicAdam(params, lr=lr, betas=betas),
+        "every_k": lambda: PeriodicAdam(params, lr=lr, betas=betas, k=k),
+        "every_k_adjusted": lambda: PeriodicAdam(params, lr=lr, betas=tilde, k=k),
+        "true_accumulation": lambda: PeriodicAdam(params, lr=lr, betas=betas),
+        "chi_adam": lambda: AccumulatingAdam(params, lr=lr, betas=betas, k=k),
+        "adjusted_only": lambda: PeriodicAdam(params, lr=lr, betas=tilde),
+    }[arm]()
+
+
+def micro_batch(arm: str, sim) -> int:
+    """(d) trains on each k consecutive micro-batches as one batch; every other arm on micro-batches."""
+    return int(sim.batch) * int(sim.k) if arm == "true_accumulation" else int(sim.batch)
+
+
 def train_arm(arm: str, seed: int, sim) -> dict:
     """One arm of the post's experiment. Every arm sees the same samples in the same order (per seed) and
     starts from the same weights; (d) groups each k consecutive micro-batches into one batch."""
     x, y, x_test, y_test = digits_split()
     k, batch = int(sim.k), int(sim.batch)
-    betas = (float(sim.beta1), float(sim.beta2))
-    tilde = tuple(adjusted_beta(b, k) for b in betas)
     model = mlp(64, int(sim.hidden), 10, seed)
-    params, lr = model.parameters(), float(sim.lr)
-    opt, micro = {
-        "every_step": (lambda: PeriodicAdam(params, lr=lr, betas=betas), batch),
-        "every_k": (lambda: PeriodicAdam(params, lr=lr, betas=betas, k=k), batch),
-        "every_k_adjusted": (lambda: PeriodicAdam(params, lr=lr, betas=tilde, k=k), batch),
-        "true_accumulation": (lambda: PeriodicAdam(params, lr=lr, betas=betas), batch * k),
-        "chi_adam": (lambda: AccumulatingAdam(params, lr=lr, betas=betas, k=k), batch),
-        "adjusted_only": (lambda: PeriodicAdam(params, lr=lr, betas=tilde), batch),
-    }[arm]
-    opt = opt()
+    opt, micro = optimizer_of(arm, model.parameters(), sim), micro_batch(arm, sim)
     gen = torch.Generator().manual_seed(seed)
     usable = len(y) // (batch * k) * (batch * k)  # whole accumulation windows only, the same samples for every arm
     epoch_losses = []  # the test loss after every epoch: is the arm compared past its best? (no random draw)
@@ -151,13 +161,40 @@ def train_arm(arm: str, seed: int, sim) -> dict:
             opt.step()
         with torch.no_grad():
             epoch_losses.append(float(torch.nn.functional.cross_entropy(model(x_test), y_test)))
+    out = evaluate(model, (x, y, x_test, y_test))
+    return out | {"val_loss_above_best": out["val_loss"] - min(epoch_losses)}
+
+
+def train_arm_replicates(arm: str, seeds: list[int], sim) -> list[dict]:
+    """train_arm for every seed at once (models/batched.py): the same inits, sample orders and optimizer
+    states per seed, one batched computation."""
+    data = x, y, x_test, y_test = digits_split()
+    k, batch = int(sim.k), int(sim.batch)
+    models = [mlp(64, int(sim.hidden), 10, seed) for seed in seeds]
+    usable = len(y) // (batch * k) * (batch * k)
+    epoch_losses = []  # per epoch, each replicate's test loss (as train_arm records it)
+
+    def after_epoch(batched) -> None:
+        with torch.no_grad():
+            logits = batched(x_test.expand(len(seeds), -1, -1))
+            per_row = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y_test.repeat(len(seeds)),
+                                                        reduction="none")
+            epoch_losses.append(per_row.view(len(seeds), -1).mean(1).tolist())
+
+    train_classifier_replicates(models, lambda params: optimizer_of(arm, params, sim), x, y, seeds,
+                                int(sim.epochs), usable, micro_batch(arm, sim), after_epoch=after_epoch)
+    outs = [evaluate(model, data) for model in models]
+    return [out | {"val_loss_above_best": out["val_loss"] - min(e[i] for e in epoch_losses)}
+            for i, out in enumerate(outs)]
+
+
+def evaluate(model, data) -> dict:
+    x, y, x_test, y_test = data
     with torch.no_grad():
         logits = model(x_test)
         train_loss = float(torch.nn.functional.cross_entropy(model(x), y))
-    val_loss = float(torch.nn.functional.cross_entropy(logits, y_test))
-    return {"val_loss": val_loss,
-            "val_accuracy": float((logits.argmax(1) == y_test).float().mean()), "train_loss": train_loss,
-            "val_loss_above_best": val_loss - min(epoch_losses)}
+    return {"val_loss": float(torch.nn.functional.cross_entropy(logits, y_test)),
+            "val_accuracy": float((logits.argmax(1) == y_test).float().mean()), "train_loss": train_loss}
 
 
 def run(cfg, ctx) -> dict:
@@ -174,9 +211,16 @@ def run(cfg, ctx) -> dict:
     jobs = [(arm, r) for r in range(len(seeds)) for arm in ARMS]
     per = {}
     title = f"{len(ARMS)} arms x {len(seeds)} seeds, batch {int(sim.batch)}, k = {k}"
-    for arm, r in ctx.track(jobs, title, total=len(jobs)):
-        per[(arm, r)] = train_arm(arm, seeds[r], sim)
-        ctx.log(r, arm, **per[(arm, r)])
+    if sim.batched:  # one batched computation per arm (models/batched.py), logged in the plain loop's order
+        for arm in ctx.track(list(ARMS), f"{title}, seeds batched", total=len(ARMS)):
+            per |= {(arm, r): m for r, m in enumerate(train_arm_replicates(arm, seeds, sim))}
+        for arm, r in jobs:
+            ctx.log(r, arm, **per[(arm, r)])
+    else:
+        for arm, r in ctx.track(jobs, title, total=len(jobs)):
+            per[(arm, r)] = train_arm(arm, seeds[r], sim)
+            ctx.log(r, arm, **per[(arm, r)])
+    per = {job: per[job] for job in jobs}  # the claim rows in the plain loop's order
     for (arm, r), m in per.items():
         ctx.claim_rows.append({"arm": arm, "replicate": r} | m)
     for arm in ARMS:

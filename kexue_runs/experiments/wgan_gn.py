@@ -19,7 +19,7 @@ import torch
 
 from ..common.progress import say
 from ..methods.gradient_normalization import input_gradient_norm, normalized_critic
-from ..models.dcgan import Arena, arena, sample_panel, train_in, validate_arena
+from ..models.dcgan import Arena, arena, batches, sample_panel, train_in, train_in_batched, validate_arena
 from ..models.toy2d import gradient_penalty, mlp
 
 
@@ -87,8 +87,14 @@ def run(cfg, ctx) -> dict:
     arms = list(sim.arms)
     jobs = [(a, r) for r in range(int(sim.replicates)) for a in arms]
     runs = {}
-    for arm, r in ctx.track(jobs, f"{len(arms)} critics x {int(sim.replicates)} seeds on {t.name}", total=len(jobs)):
-        out = train_arm(arm, 1000 * int(cfg.seed) + r, sim, a)
+    if batches(a, sim):  # each arm's seeds as one batched computation; rows below in the plain loop's order
+        seeds = [1000 * int(cfg.seed) + r for r in range(int(sim.replicates))]
+        for arm in ctx.track(arms, f"{len(arms)} critics x {len(seeds)} seeds batched on {t.name}", total=len(arms)):
+            outs = train_in_batched(a, *losses(arm, float(sim.eps)), sim, seeds, critic_activation="leaky_relu")
+            runs |= {(arm, r): out for r, out in enumerate(outs)}
+    for arm, r in (jobs if runs else
+                   ctx.track(jobs, f"{len(arms)} critics x {int(sim.replicates)} seeds on {t.name}", total=len(jobs))):
+        out = runs.get((arm, r)) or train_arm(arm, 1000 * int(cfg.seed) + r, sim, a)
         runs[(arm, r)] = out
         ctx.log(r, arm, **{k: v for k, v in out["final"].items() if k != "iteration"}, **out["cost"])
         ctx.claim_rows.append({"arm": arm, "replicate": r, "domain": domain} | out["final"] | out["cost"])

@@ -30,10 +30,11 @@ class AccumulatingSGDM(torch.optim.Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                m = self.state[p].setdefault("m", torch.zeros_like(p))
+                m = moment(self.state[p], "m", p)
                 m.mul_((beta - 1) * chi_prev + 1).add_(p.grad, alpha=(1 - beta) / k)
                 if self.t % k == 0:
-                    p.sub_(lr * m)
+                    step, _ = scratch(self.state[p], p)
+                    p.sub_(torch.mul(m, lr, out=step))  # lr * m
 
 
 class AccumulatingAdam(torch.optim.Optimizer):
@@ -53,14 +54,36 @@ class AccumulatingAdam(torch.optim.Optimizer):
                 if p.grad is None:
                     continue
                 state = self.state[p]
-                m = state.setdefault("m", torch.zeros_like(p))
-                v = state.setdefault("v", torch.zeros_like(p))
+                m, v = moment(state, "m", p), moment(state, "v", p)
+                step, denom = scratch(state, p)
                 m.mul_((b1 - 1) * chi_prev + 1).add_(p.grad, alpha=(1 - b1) / k)
-                v.mul_((b2 - 1) * chi_prev + 1).add_(p.grad ** 2, alpha=(1 - b2) / k)
+                v.mul_((b2 - 1) * chi_prev + 1).add_(torch.pow(p.grad, 2, out=step), alpha=(1 - b2) / k)
                 if self.t % k == 0:
                     updates = self.t // k  # bias correction with β^(t/k)
-                    m_hat, v_hat = m / (1 - b1 ** updates), v / (1 - b2 ** updates)
-                    p.sub_(lr * m_hat / (v_hat.sqrt() + eps))
+                    adam_update(p, m, v, 1 - b1 ** updates, 1 - b2 ** updates, lr, eps, step, denom)
+
+
+def moment(state: dict, name: str, p: torch.Tensor) -> torch.Tensor:
+    """The moment `name` in p's state, zeros at first (not setdefault: it would build the zeros every step)."""
+    if name not in state:
+        state[name] = torch.zeros_like(p)
+    return state[name]
+
+
+def scratch(state: dict, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two buffers of p's shape kept in its state: the update's temporaries are written into them rather than
+    into fresh tensors (on stacked replicates' parameters, allocating them each step cost more than the math)."""
+    if "scratch" not in state:
+        state["scratch"] = (torch.empty_like(p), torch.empty_like(p))
+    return state["scratch"]
+
+
+def adam_update(p, m, v, correction1: float, correction2: float, lr: float, eps: float, step, denom) -> None:
+    """p -= lr m̂ / (√v̂ + ε) with m̂ = m / correction1, v̂ = v / correction2, in that order of operations,
+    computed in the buffers step and denom."""
+    torch.div(m, correction1, out=step).mul_(lr)
+    torch.div(v, correction2, out=denom).sqrt_().add_(eps)
+    p.sub_(step.div_(denom))
 
 
 def adjusted_beta(beta: float, k: int) -> float:
@@ -86,10 +109,9 @@ class PeriodicAdam(torch.optim.Optimizer):
                 if p.grad is None:
                     continue
                 state = self.state[p]
-                m = state.setdefault("m", torch.zeros_like(p))
-                v = state.setdefault("v", torch.zeros_like(p))
+                m, v = moment(state, "m", p), moment(state, "v", p)
+                step, denom = scratch(state, p)
                 m.mul_(b1).add_(p.grad, alpha=1 - b1)
-                v.mul_(b2).add_(p.grad ** 2, alpha=1 - b2)
+                v.mul_(b2).add_(torch.pow(p.grad, 2, out=step), alpha=1 - b2)
                 if self.t % k == 0:
-                    m_hat, v_hat = m / (1 - b1 ** self.t), v / (1 - b2 ** self.t)
-                    p.sub_(lr * m_hat / (v_hat.sqrt() + eps))
+                    adam_update(p, m, v, 1 - b1 ** self.t, 1 - b2 ** self.t, lr, eps, step, denom)

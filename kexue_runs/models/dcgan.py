@@ -22,7 +22,7 @@ from ..common.errors import ConfigError
 from ..common.progress import say
 from ..methods.diffusion import frechet_distance
 from .feature_net import FeatureNet, classes_covered, classifier_fid, train_feature_net
-from .toy2d import mlp, sample_metrics, scatter_panel, target, train_adversarial, train_gan
+from .toy2d import mlp, sample_metrics, scatter_panel, target, train_adversarial, train_gan, train_gan_batched
 
 GRAY_LEVELS = {"digits": 17}  # intensity levels of a data set's pixels (scikit-learn's digits: 0..16); else 8 bit
 
@@ -208,6 +208,17 @@ def train_in(a: Arena, d_loss, g_loss, sim, seed: int, critic_activation: str = 
     if a.scorer is None:
         return train_gan(d_loss, g_loss, a.target, sim, seed, critic_activation)
     return train_image_gan(d_loss, g_loss, a.target, sim, seed, *a.scorer)
+
+
+def batches(a: Arena, sim) -> bool:
+    """Whether an arm's seeds train as one batched computation: sim.batched on a 2-D target. The DCGAN nets on
+    images keep the plain loop (convolutions and BatchNorm, not stacked MLPs)."""
+    return bool(sim.get("batched", False)) and a.scorer is None
+
+
+def train_in_batched(a: Arena, d_loss, g_loss, sim, seeds: list[int], critic_activation: str = "relu") -> list[dict]:
+    """train_in for every seed at once on a 2-D target (toy2d.train_gan_batched): one result per seed."""
+    return train_gan_batched(d_loss, g_loss, a.target, sim, seeds, critic_activation)
 
 
 def sample_panel(ax, out: dict, a: Arena, label: str) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..common.costs import CostMeter  # noqa: F401  (re-exported: the GAN experiments time their iterations)
+from .batched import BatchedMLP, continue_global_stream
 
 TARGETS = ("ring8", "grid25", "moons")
 
@@ -114,7 +115,9 @@ def sample_metrics(x: torch.Tensor, t: Target, generator: torch.Generator, bandw
 
 def gradient_penalty(critic, real, fake, weight: float = 10.0) -> torch.Tensor:
     """WGAN-GP's weight (|∇D(x̂)| - 1)² at random interpolates x̂ (Gulrajani et al. 2017)."""
-    mix = torch.rand((len(real),) + (1,) * (real.dim() - 1)).to(real.device)  # one mix per sample (points or images)
+    shape = (len(real),) + (1,) * (real.dim() - 1)  # one mix per sample (points or images)
+    per_replicate = getattr(critic, "rand_rows", None)  # a BatchedMLP: each replicate's rows from its own stream
+    mix = (per_replicate(shape) if per_replicate is not None else torch.rand(shape)).to(real.device)
     x = (mix * real + (1 - mix) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
     return weight * (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
@@ -176,6 +179,101 @@ def train_gan(d_loss, g_loss, t: Target, sim, seed: int, critic_activation: str 
     with torch.no_grad():
         samples = generator(torch.randn(1000, int(sim.z_dim), generator=torch.Generator().manual_seed(seed)))
     return {"final": trace[-1], "trace": trace, "cost": meter.summary(), "samples": samples.numpy()}
+
+
+# -- the same, R seeds as one batched computation ------------------------------------------------------------
+
+def train_adversarial_batched(generator: BatchedMLP, critic: BatchedMLP, d_loss, g_loss, t, sim, seeds: list[int],
+                              meter: CostMeter | None = None, evaluate_every: int | None = None,
+                              on_eval=None) -> list[list[dict]]:
+    """train_adversarial for len(seeds) replicates at once, on CPU: generator and critic are BatchedMLPs and see
+    rows folded as (R * batch, features); replicate r draws its batches from Generator(seeds[r]) in the lone
+    loop's order. The losses must be means over rows of per-row terms (every GAN loss here is): R times such a
+    mean is the sum of the replicates' own means, so each replicate's gradient is its lone gradient, and Adam's
+    state on the stacked tensors is elementwise, so each replicate's too. on_eval(it) returns one dict per
+    replicate; the result is one evaluation trace per replicate."""
+    replicates = len(seeds)
+    gens = [torch.Generator().manual_seed(seed) for seed in seeds]
+    betas = (float(sim.beta1), float(sim.get("beta2", 0.999)))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=float(sim.lr), betas=betas)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=float(sim.lr), betas=betas)
+    batch, z_dim = int(sim.batch), int(sim.z_dim)
+
+    def draw():
+        real, z = [], []
+        for g in gens:  # per replicate: its target draw, then its noise, as the lone loop draws them
+            real.append(t.sample(batch, g))
+            z.append(torch.randn(batch, z_dim, generator=g))
+        return torch.cat(real), torch.cat(z)
+
+    traces = [[] for _ in seeds]
+    for it in range(1, int(sim.iterations) + 1):
+        with (meter if meter is not None else _null()):
+            for _ in range(int(sim.d_steps)):
+                real, z = draw()
+                with torch.no_grad():
+                    fake = generator(z)
+                loss = replicates * d_loss(critic, real, fake)
+                opt_d.zero_grad(set_to_none=True)
+                loss.backward()
+                opt_d.step()
+            real, z = draw()
+            loss = replicates * g_loss(critic, real, generator(z))
+            opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_g.step()
+        if evaluate_every and (it % evaluate_every == 0 or it == int(sim.iterations)):
+            for trace, m in zip(traces, on_eval(it) if on_eval else [{}] * replicates):
+                trace.append({"iteration": it} | m)
+    return traces
+
+
+def train_adversarial_replicates(build, d_loss, g_loss, t, sim, seeds: list[int]) -> list[tuple]:
+    """train_adversarial for every seed as one batched computation, with networks of the caller's: build() makes a
+    lone run's (generator, critic) and is called under torch.manual_seed(seed), as the lone run calls it. Returns
+    each seed's (generator, critic), its trained weights copied back in."""
+    nets, streams = [], []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        nets.append(build())
+        streams.append(continue_global_stream())
+    generators, critics = [g for g, _ in nets], [c for _, c in nets]
+    generator, critic = BatchedMLP(generators), BatchedMLP(critics, streams)
+    train_adversarial_batched(generator, critic, d_loss, g_loss, t, sim, seeds)
+    generator.copy_into(generators)
+    critic.copy_into(critics)
+    return nets
+
+
+def train_gan_batched(d_loss, g_loss, t: Target, sim, seeds: list[int], critic_activation: str = "relu") -> list[dict]:
+    """train_gan for every seed as one batched computation: [train_gan(..., seed) for seed in seeds] up to float
+    rounding. Each replicate's networks are built as its lone run builds them (torch.manual_seed(seed)), and the
+    global stream a lone run goes on to draw from (the gradient penalty's mixing weights) is kept per replicate.
+    The cost is the batched iteration's share per replicate (its time and saved bytes over R)."""
+    generators, critics, streams = [], [], []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        generators.append(mlp(int(sim.z_dim), 2, int(sim.hidden), int(sim.layers)))
+        critics.append(mlp(2, 1, int(sim.hidden), int(sim.layers), critic_activation))
+        streams.append(continue_global_stream())
+    generator, critic = BatchedMLP(generators), BatchedMLP(critics, streams)
+    meter = CostMeter()
+    eval_gens = [torch.Generator().manual_seed(10_000 + seed) for seed in seeds]
+    z_dim, n = int(sim.z_dim), int(sim.eval_samples)
+
+    def evaluate(_it):
+        with torch.no_grad():
+            x = generator(torch.stack([torch.randn(n, z_dim, generator=g) for g in eval_gens]))
+        return [sample_metrics(x[r], t, g, float(sim.bandwidth)) for r, g in enumerate(eval_gens)]
+
+    traces = train_adversarial_batched(generator, critic, d_loss, g_loss, t, sim, seeds, meter,
+                                       evaluate_every=int(sim.iterations) // int(sim.evaluations), on_eval=evaluate)
+    with torch.no_grad():
+        samples = generator(torch.stack([torch.randn(1000, z_dim, generator=torch.Generator().manual_seed(seed))
+                                         for seed in seeds]))
+    cost = {key: value / len(seeds) for key, value in meter.summary().items()}
+    return [{"final": trace[-1], "trace": trace, "cost": dict(cost), "samples": samples[r].numpy()}
+            for r, trace in enumerate(traces)]
 
 
 def scatter_panel(ax, samples, t: Target, title: str) -> None:
