@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..common.errors import ConfigError
 
-SPEC = ("meta", "claim", "reported", "checks", "figure", "paper_table", "hydra", "schema")
+SPEC = ("meta", "claim", "reported", "checks", "figure", "paper_table", "hydra", "schema", "threats")
 
 
 def schema() -> dict:
