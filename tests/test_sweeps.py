@@ -48,7 +48,7 @@ def test_smoke_multirun_aggregates_with_verdicts(kexue, tmp_path, monkeypatch):
     assert set(verdicts) >= {"fsq_uses_nearly_all_codes", "vq_utilization_falls", "fsq_overtakes_vq"}
     assert all(c["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE", "NOT REACHED", "N/A") for c in report["checks"])
     # the VQ arm lost a job: checks on it cannot be trusted
-    assert verdicts["vq_utilization_falls"]["verdict"] == "INCONCLUSIVE"
+    assert verdicts["vq_utilization_falls"]["verdict"] in ("INCONCLUSIVE", "NOT REACHED")  # never PASS or FAIL
     assert "failed" in verdicts["vq_utilization_falls"]["note"]
     md = (sweep / "claim_report.md").read_text()
     assert "the post's |" in md and "crossover near 1000 codes" in md
