@@ -204,8 +204,15 @@ def test_make_figures_at_smoke_leaves_the_repository_ledger_alone(tmp_path):
 
 
 def test_a_fresh_clone_lists_and_shows_the_published_verdict(tmp_path, kexue, monkeypatch):
+    import shutil
+
     from kexue_runs.claims.catalog import verdict_and_stability
 
+    # a ledger with bert_init alone (the repository's grows): amos is then unpublished
+    scratch = tmp_path / "results"
+    (scratch / "cpu").mkdir(parents=True)
+    shutil.copy(ledger.ledger_root() / "cpu" / "bert_init.json", scratch / "cpu" / "bert_init.json")
+    monkeypatch.setenv("KEXUE_RESULTS_DIR", str(scratch))
     entry = ledger.read_entry("bert_init", "cpu")
     mark = f"published, commit {entry['provenance']['commit'][:7]}, {entry['provenance']['date']}"
     assert verdict_and_stability("bert_init", tmp_path / "outputs") == (entry["shown"], mark, entry["stability"])

@@ -77,10 +77,11 @@ def test_console_script_is_installed():
     assert out.returncode == 0 and "fsq_vs_vq" in out.stdout
 
 
-def test_the_catalog_shows_the_largest_scale_run_not_the_newest_smoke_run(tmp_path):
+def test_the_catalog_shows_the_largest_scale_run_not_the_newest_smoke_run(tmp_path, monkeypatch):
     """A smoke run made after the cpu run (to try a flag) must not hide the cpu verdict."""
     import json
 
+    monkeypatch.setenv("KEXUE_RESULTS_DIR", str(tmp_path / "no-ledger"))  # local runs only, whatever is published
     from kexue_runs.claims.catalog import verdict_and_stability
 
     def run(stamp, scale, verdict):
