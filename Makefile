@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-launchers install-trackers install-bench run test lint list sweep sweep-parallel figures bench clean \
+.PHONY: help install install-launchers install-trackers install-bench run test test-durations lint list sweep sweep-parallel figures bench clean \
 	verify reproduce device-check
 
 help: ## show this list
@@ -38,7 +38,10 @@ run: install ## install if needed, then run fsq_vs_vq at the default scale (cpu,
 
 TEST_WORKERS ?= 2
 test: install ## the test suite (offline; a few minutes on 2 cores: TEST_WORKERS processes of 1 thread each)
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+test-durations: install ## re-measure each test file's time (tests/durations.json: longest files go to the workers first)
+	$(VENV)/bin/python scripts/test_durations.py $(TEST_WORKERS)
 
 lint: install ## ruff on the package, scripts and tests; the layer contracts (import-linter, ARCHITECTURE.md)
 	$(VENV)/bin/ruff check kexue_runs scripts tests

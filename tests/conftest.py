@@ -112,3 +112,19 @@ def assert_pinned_verdicts(pair: tuple, pinned: tuple) -> None:
     # a non-PASS check says why, from the fixed list
     assert all(c["reason"] in ("refuted", "slip", "not_reached", "underpowered", "unstable") for c in s["checks"]
                if c["verdict"] != "PASS")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Hand the longest test files to the workers first (tests/durations.json): with `--dist loadfile` the
+    workers take whole files in collection order, and a long file taken last leaves the other worker idle.
+    Within a file the order is kept. Deterministic: every worker sorts the same way."""
+    try:
+        seconds = json.loads((Path(__file__).parent / "durations.json").read_text())["files"]
+    except (OSError, ValueError, KeyError):
+        return
+    known = sorted(seconds.values())
+    median = known[len(known) // 2] if known else 0.0
+    first_seen = {}
+    for item in items:
+        first_seen.setdefault(item.path.name, len(first_seen))
+    items.sort(key=lambda item: (-seconds.get(item.path.name, median), first_seen[item.path.name]))
