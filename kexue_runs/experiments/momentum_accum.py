@@ -141,16 +141,56 @@ def micro_batch(arm: str, sim) -> int:
     return int(sim.batch) * int(sim.k) if arm == "true_accumulation" else int(sim.batch)
 
 
+def split(sim):
+    """digits' fixed train/test split, with the last `sim.selection` training samples held out to choose each
+    arm's epoch (#28: every step is best at epoch ~10 and overfits by 30, so a fixed last epoch measures
+    training length; each arm is compared at the epoch its own held-out loss picks)."""
+    x, y, x_test, y_test = digits_split()
+    n = len(y) - int(sim.selection)
+    return x[:n], y[:n], x[n:], y[n:], x_test, y_test
+
+
+def epoch_metrics(logits_of, data) -> list[dict]:
+    """Per replicate after an epoch: the held-out selection loss, the test loss and accuracy, the train loss.
+    logits_of(x) gives logits [replicates, n, 10]."""
+    x, y, x_sel, y_sel, x_test, y_test = data
+
+    def loss(inputs, labels):
+        logits = logits_of(inputs)
+        per_row = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels.repeat(len(logits)),
+                                                    reduction="none")
+        return per_row.view(len(logits), -1).mean(1), logits
+
+    with torch.no_grad():
+        selection, _ = loss(x_sel, y_sel)
+        test, logits = loss(x_test, y_test)
+        accuracy = (logits.argmax(-1) == y_test).float().mean(1)
+        train, _ = loss(x, y)
+    return [{"selection_loss": float(selection[i]), "val_loss": float(test[i]), "val_accuracy": float(accuracy[i]),
+             "train_loss": float(train[i])} for i in range(len(selection))]
+
+
+def at_selected_epoch(history: list[dict], epochs: int) -> dict:
+    """An arm's numbers at the epoch with the lowest held-out selection loss (the first such epoch); the last
+    epoch's test loss beside them, and how much the selection loss still fell in the last quarter of training
+    (the precondition that the budget lets every arm reach its best)."""
+    best = min(range(len(history)), key=lambda e: history[e]["selection_loss"])
+    early = min(h["selection_loss"] for h in history[:max(1, (3 * epochs) // 4)])
+    return {key: history[best][key] for key in ("val_loss", "val_accuracy", "train_loss", "selection_loss")} | {
+        "selected_epoch": best + 1, "last_epoch_val_loss": history[-1]["val_loss"],
+        "selection_gain_in_last_quarter": early - history[best]["selection_loss"]}
+
+
 def train_arm(arm: str, seed: int, sim) -> dict:
     """One arm of the post's experiment. Every arm sees the same samples in the same order (per seed) and
     starts from the same weights; (d) groups each k consecutive micro-batches into one batch."""
-    x, y, x_test, y_test = digits_split()
+    data = x, y, *_ = split(sim)
     k, batch = int(sim.k), int(sim.batch)
     model = mlp(64, int(sim.hidden), 10, seed)
     opt, micro = optimizer_of(arm, model.parameters(), sim), micro_batch(arm, sim)
     gen = torch.Generator().manual_seed(seed)
     usable = len(y) // (batch * k) * (batch * k)  # whole accumulation windows only, the same samples for every arm
-    epoch_losses = []  # the test loss after every epoch: is the arm compared past its best? (no random draw)
+    history = []
     for _ in range(int(sim.epochs)):
         order = torch.randperm(len(y), generator=gen)[:usable]
         for i in range(0, usable, micro):
@@ -159,42 +199,27 @@ def train_arm(arm: str, seed: int, sim) -> dict:
             model.zero_grad()
             loss.backward()
             opt.step()
-        with torch.no_grad():
-            epoch_losses.append(float(torch.nn.functional.cross_entropy(model(x_test), y_test)))
-    out = evaluate(model, (x, y, x_test, y_test))
-    return out | {"val_loss_above_best": out["val_loss"] - min(epoch_losses)}
+        history.append(epoch_metrics(lambda inputs: model(inputs).unsqueeze(0), data)[0])
+    return at_selected_epoch(history, int(sim.epochs))
 
 
 def train_arm_replicates(arm: str, seeds: list[int], sim) -> list[dict]:
     """train_arm for every seed at once (models/batched.py): the same inits, sample orders and optimizer
     states per seed, one batched computation."""
-    data = x, y, x_test, y_test = digits_split()
+    data = x, y, *_ = split(sim)
     k, batch = int(sim.k), int(sim.batch)
     models = [mlp(64, int(sim.hidden), 10, seed) for seed in seeds]
     usable = len(y) // (batch * k) * (batch * k)
-    epoch_losses = []  # per epoch, each replicate's test loss (as train_arm records it)
+    histories = [[] for _ in seeds]  # per replicate, per epoch (as train_arm records it)
 
     def after_epoch(batched) -> None:
-        with torch.no_grad():
-            logits = batched(x_test.expand(len(seeds), -1, -1))
-            per_row = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y_test.repeat(len(seeds)),
-                                                        reduction="none")
-            epoch_losses.append(per_row.view(len(seeds), -1).mean(1).tolist())
+        for history, metrics in zip(histories, epoch_metrics(
+                lambda inputs: batched(inputs.expand(len(seeds), -1, -1)), data)):
+            history.append(metrics)
 
     train_classifier_replicates(models, lambda params: optimizer_of(arm, params, sim), x, y, seeds,
                                 int(sim.epochs), usable, micro_batch(arm, sim), after_epoch=after_epoch)
-    outs = [evaluate(model, data) for model in models]
-    return [out | {"val_loss_above_best": out["val_loss"] - min(e[i] for e in epoch_losses)}
-            for i, out in enumerate(outs)]
-
-
-def evaluate(model, data) -> dict:
-    x, y, x_test, y_test = data
-    with torch.no_grad():
-        logits = model(x_test)
-        train_loss = float(torch.nn.functional.cross_entropy(model(x), y))
-    return {"val_loss": float(torch.nn.functional.cross_entropy(logits, y_test)),
-            "val_accuracy": float((logits.argmax(1) == y_test).float().mean()), "train_loss": train_loss}
+    return [at_selected_epoch(history, int(sim.epochs)) for history in histories]
 
 
 def run(cfg, ctx) -> dict:
@@ -224,7 +249,7 @@ def run(cfg, ctx) -> dict:
     for (arm, r), m in per.items():
         ctx.claim_rows.append({"arm": arm, "replicate": r} | m)
     for arm in ARMS:
-        for key in ("val_loss", "val_accuracy", "train_loss"):
+        for key in ("val_loss", "val_accuracy", "train_loss", "selected_epoch", "last_epoch_val_loss"):
             results[f"{arm}_{key}"] = float(np.mean([per[(arm, r)][key] for r in range(len(seeds))]))
     plot(ctx, per, len(seeds), results, sim)
     return results
@@ -249,7 +274,8 @@ def plot(ctx, per, replicates, results, sim) -> None:
         ax.set_xticks(xs, [ARMS[a] for a in names], rotation=25, ha="right", fontsize=7)
         ax.set(ylabel=label)
         ax.legend(fontsize=7)
-    fig.suptitle(f"digits MLP, batch {int(sim.batch)}, k = {int(sim.k)}, {int(sim.epochs)} epochs, "
+    fig.suptitle(f"digits MLP, batch {int(sim.batch)}, k = {int(sim.k)}, each arm at its best of {int(sim.epochs)} "
+                 f"epochs on {int(sim.selection)} held-out samples, "
                  f"Adam lr {float(sim.lr):g}",
                  fontsize=9)
     save_figure(ctx, "momentum_accum", fig)
