@@ -67,7 +67,7 @@ verify: install ## re-run a ledger entry's command at HEAD and compare: make ver
 reproduce: install ## regenerate the ledger at SCALE (results/SCALE/): runs what is not current, resumable (ONLY="a b")
 	$(VENV)/bin/kexue-run reproduce --scale $(SCALE) $(if $(ONLY),--only $(ONLY))
 
-bench: install ## hot loops at 1 and 2 threads (and bf16), against peers and the matmul peak; ReRoPE vs RoPE
+bench: install ## hot loops at 1 and 2 threads (and bf16), against peers and the matmul peak; ReRoPE vs RoPE; the thread policy beside a busy loop
 	$(PY) scripts/bench.py
 
 device-check: install ## on a GPU machine (<= 9 min): smoke runs on CUDA against the CPU pins, one gpu-scale step timed per flagship -> outputs/bench/cuda-<stamp>.json

@@ -6,10 +6,11 @@ for FSQ/VQ, diffusers for the DDIM step; fused attention for ReRoPE); each GAN l
 gradient penalty). ReRoPE against RoPE at 512, 2048 and 8192 tokens: time and peak memory, each case in a
 fresh process. Start-up: `--help`, `list` and every experiment's smoke run in a fresh process, the time
 outside each experiment's own work against #19's 1.5 s. Replicates (#31): each batching harness at R = 1, 4, 16
-seeds, one batched run against R lone runs, 1 thread. Speed targets live here, never in timed tests.
+seeds, one batched run against R lone runs, 1 thread. Thread policy (#31): the default against 1 and 2 threads,
+quiet and beside a busy loop on one core. Speed targets live here, never in timed tests.
 Results land in outputs/bench/<stamp>.json, so two commits can be compared.
 
-    python scripts/bench.py [--seconds 3] [--only fsq_vs_vq|startup|replicates|...] [--threads 1,2] [--repeats 3]
+    python scripts/bench.py [--seconds 3] [--only fsq_vs_vq|startup|replicates|threads|...] [--threads 1,2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -387,6 +388,54 @@ def startup_cases(experiments: list[str]) -> list[dict]:
     return rows
 
 
+THREAD_WORKLOAD = ["experiment=fsq_vs_vq", "scale=cpu", "trainer.steps=40", "trainer.progress=false"]
+THREAD_TARGET = 1.2  # #31: under a one-core busy loop the default is never slower than 1.2x the best fixed choice
+
+
+def thread_policy_cases(repeats: int = 2) -> list[dict]:
+    """The default thread policy next to 1 and 2 fixed threads, on the machine as it is and with a busy loop
+    on one core (another process spinning): a cpu-scale run cut to 40 steps, a fresh process each time, the
+    best wall of `repeats`. Returns one row per (condition, choice) with the threads the default picked."""
+    import tempfile
+
+    rows = []
+    for condition in ("quiet", "one core busy"):
+        spinner = None
+        if condition == "one core busy":
+            spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            time.sleep(1.0)  # let the kernel's count of runnable threads see it
+        try:
+            for choice in ("default", "1", "2"):
+                best, picked, why = None, None, ""
+                for _ in range(repeats):
+                    with tempfile.TemporaryDirectory() as tmp:
+                        extra = [] if choice == "default" else [f"trainer.threads={choice}"]
+                        env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+                        start = time.perf_counter()
+                        out = subprocess.run([sys.executable, "-m", "kexue_runs.cli", *THREAD_WORKLOAD, *extra,
+                                              f"output_root={tmp}"], cwd=REPO, env=env, capture_output=True,
+                                             text=True)
+                        wall = time.perf_counter() - start
+                        if out.returncode != 0:
+                            raise RuntimeError(out.stderr[-2000:])
+                        (summary,) = Path(tmp).glob("runs/*/*/summary.json")
+                        environment = json.loads(summary.read_text())["environment"]
+                        picked, why = environment.get("threads"), environment.get("thread_policy", "")
+                    best = wall if best is None else min(best, wall)
+                rows.append({"condition": condition, "choice": choice, "threads": picked, "why": why,
+                             "wall_s": best})
+        finally:
+            if spinner is not None:
+                spinner.kill()
+                spinner.wait()
+    for condition in ("quiet", "one core busy"):
+        fixed = min(r["wall_s"] for r in rows if r["condition"] == condition and r["choice"] != "default")
+        for r in rows:
+            if r["condition"] == condition:
+                r["over_best_fixed"] = r["wall_s"] / fixed
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -482,13 +531,25 @@ def main() -> None:
                   f"{r['speedup']:>9.2f}x{r['batched_over_one']:>7.2f}x  {flag}", flush=True)
         for name in dict.fromkeys(r["harness"] for r in replicates):
             print(f"    {name}: {next(r['what'] for r in replicates if r['harness'] == name)}")
+    threads_rows = []
+    if not args.only or args.only == "threads":
+        print(f"\nThread policy (#31): {' '.join(THREAD_WORKLOAD)}, a fresh process, best of 2 walls; the default "
+              f"against 1 and 2 fixed threads, quiet and beside a busy loop on one core (target: the default within "
+              f"{THREAD_TARGET}x of the best fixed choice under the busy loop)")
+        threads_rows = thread_policy_cases()
+        for r in threads_rows:
+            flag = "" if r["condition"] != "one core busy" or r["choice"] != "default" else (
+                "  target ok" if r["over_best_fixed"] <= THREAD_TARGET else "  MISSED target")
+            print(f"  {r['condition']:<14} {r['choice']:<8} -> {r['threads']} thr  {r['wall_s']:6.1f} s  "
+                  f"{r['over_best_fixed']:.2f}x best fixed{flag}   ({r['why']})", flush=True)
     out = REPO / "outputs" / "bench" / f"{datetime.now():%Y%m%d-%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     git = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
     out.write_text(json.dumps({"git_sha": git.strip(), "torch": torch.__version__, "bf16_native": bf16_native(),
                                "matmul_peak_gflops": {str(k): v / 1e9 for k, v in peaks.items()}, "loops": rows,
                                "gan_cost_ratios": ratios, "attention": attention,
-                               "startup": startup, "replicates": replicates}, indent=1) + "\n")
+                               "startup": startup, "replicates": replicates, "thread_policy": threads_rows},
+                              indent=1) + "\n")
     print(f"\nwritten: {out}")
 
 
