@@ -142,6 +142,9 @@ def test_building_the_package_prints_no_setuptools_warnings(tmp_path):
     (["experiment=fsq_vs_vq", "+trainer.stpes=5"], ("trainer.stpes", "steps")),
     (["experiment=fsq_vs_vq", "++trainer.stpes=5"], ("trainer.stpes",)),
     (["experiment=fsq_vs_vq", "+nonsense=5"], ("nonsense",)),
+    (["experiment=fsq_vs_vq", "+logger.foo=1"], ("logger.foo", "jsonl")),  # a logger is a mapping with a _target_
+    (["experiment=fsq_vs_vq", "logger=jsonl", "+logger.jsonl.dri=x"], ("logger.jsonl.dri",)),
+    (["experiment=fsq_vs_vq", "logger.jsonl.mode=sometimes"], ("logger.jsonl.mode",)),
     (["experiment=fsq_vs_vq", "logger.jsonl._target_=kexue_runs.lifecycle.trackers.NoSuchLogger"],
      ("logger.jsonl._target_", "NoSuchLogger")),
     (["experiment=fsq_vs_vq", "optimizer._target_=torch.optim.Adamm"], ("optimizer._target_", "Adamm")),
