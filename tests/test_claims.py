@@ -220,6 +220,12 @@ def test_overall_comes_from_derivation_and_empirical_never_from_ours():
     assert by_basis(results) == {"derivation": PASS, "empirical": PASS, "ours": FAIL}
     assert overall(results + [{"verdict": FAIL, "basis": "derivation"}]) == FAIL
     assert overall([{"verdict": NA, "basis": "empirical"}, {"verdict": PASS, "basis": "ours"}]) == INCONCLUSIVE
+    # a check undecided only because its cells were not run reads NOT REACHED in the basis line, as overall
+    unreached = [{"verdict": INCONCLUSIVE, "basis": "empirical", "reason": "not_reached"},
+                 {"verdict": NOT_REACHED, "basis": "empirical", "reason": "not_reached"}]
+    assert overall(unreached) == NOT_REACHED and by_basis(unreached) == {"empirical": NOT_REACHED}
+    underpowered = unreached + [{"verdict": INCONCLUSIVE, "basis": "empirical", "reason": "underpowered"}]
+    assert overall(underpowered) == INCONCLUSIVE and by_basis(underpowered) == {"empirical": INCONCLUSIVE}
     assert overall([{"verdict": NA, "basis": "empirical"}, {"verdict": PASS, "basis": "empirical"}]) == PASS
 
 

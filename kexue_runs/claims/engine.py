@@ -842,10 +842,12 @@ def overall_reason(results: list[dict], scale: str | None = None) -> dict:
 
 
 def by_basis(results: list[dict]) -> dict:
-    """{basis: verdict} for the bases present (ours and preconditions included, shown apart)."""
+    """{basis: verdict} for the bases present (ours and preconditions included, shown apart). A check left
+    undecided only because its cell or scale was not reached counts as NOT REACHED, as in `overall`."""
     out = {}
     for basis in BASES:
-        chosen = [r["verdict"] for r in results if r.get("basis", "empirical") == basis]
+        chosen = [NOT_REACHED if r["verdict"] == INCONCLUSIVE and reason_of(r) == "not_reached" else r["verdict"]
+                  for r in results if r.get("basis", "empirical") == basis]
         if chosen:
             v = combine(chosen)
             out[basis] = INCONCLUSIVE if v == NA and any(c != NA for c in chosen) else v
