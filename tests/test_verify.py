@@ -33,6 +33,23 @@ def test_compare_finds_verdicts_and_numbers_that_moved():
                                                       (old["key_numbers"][0]["name"], "key number")}
 
 
+def test_a_wall_clock_time_is_not_compared_as_a_number():
+    """linear_attention_cost's `seconds` doubled on a loaded machine with every verdict the same (verify --all,
+    2026-12-07): a timing is compared through its check's verdict, never as a number."""
+    old = entry("linear_attention_cost")
+    new = copy.deepcopy(old)
+    timings = [k for k in new["key_numbers"] if verify.is_timing(k["name"])]
+    assert timings and all(k["name"].startswith("seconds") for k in timings)
+    for k in new["key_numbers"]:
+        k["value"] = 2 * k["value"] + 10 * k["tolerance"] if verify.is_timing(k["name"]) else k["value"]
+    assert verify.compare(old, new) == (verify.REPRODUCED, [])
+    other = next(k for k in new["key_numbers"] if not verify.is_timing(k["name"]))
+    other["value"] += 3 * other["tolerance"]
+    assert verify.compare(old, new)[0] == verify.NUMBERS_MOVED
+    assert verify.is_timing("wgan_gp_ms_per_iteration") and verify.is_timing("ms_per_iteration [arm=gn_iccv]")
+    assert not verify.is_timing("wgan_gp_saved_kib_per_iteration") and not verify.is_timing("success_rate")
+
+
 def scratch_ledger(tmp_path, names, tamper=()):
     root = tmp_path / "results"
     for name in names:
