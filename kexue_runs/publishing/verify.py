@@ -56,7 +56,8 @@ def head() -> str:
 
 # -- comparing two entries ---------------------------------------------------------------------------------
 
-TIMING = re.compile(r"(^|_)(seconds|ms_per_iteration|wall_s)$")
+# wall-clock times, and linear_attention_cost's ratio of two of them (attention over FFN time at the longest n)
+TIMING = re.compile(r"(^|_)(seconds|ms_per_iteration|wall_s)$|^measured_ratio_at_longest$")
 
 
 def is_timing(name: str) -> bool:
