@@ -238,3 +238,14 @@ def test_local_results_that_differ_from_the_ledger_show_both(tmp_path):
     assert shown == local and source == f"cpu run; published {entry['shown']} (cpu)"
     assert ledger.differences(entry, {"checks": checks}) == [(checks[0]["id"], entry["checks"][0]["verdict"],
                                                               flipped)]
+
+
+def test_a_count_metric_is_a_key_number_not_a_label():
+    """The GAN toys' `modes` (an int, a check's metric) labelled every cell (`w1 [arm=gan, modes=6]`), so the
+    names differed between seeds and runs and verify found them missing; read as a metric it is a number."""
+    rows = [{"arm": "gan", "seed": s, "w1": 0.5 + s / 10, "modes": m} for s, m in enumerate((6, 4, 5))]
+    numbers = {k["name"]: k for k in ledger.key_numbers({}, rows, {"w1", "modes"})}
+    assert set(numbers) == {"w1 [arm=gan]", "modes [arm=gan]"}
+    assert numbers["modes [arm=gan]"]["value"] == 5.0 and numbers["modes [arm=gan]"]["n"] == 3
+    old = {k["name"] for k in ledger.key_numbers({}, rows)}  # without the checks' metrics: a label per count
+    assert "w1 [arm=gan, modes=6]" in old and len(old) == 3

@@ -240,20 +240,23 @@ def finite(x):
     return x if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
-def key_numbers(final: dict, claim_rows: list[dict]) -> list[dict]:
+def key_numbers(final: dict, claim_rows: list[dict], metrics=()) -> list[dict]:
     """The numbers behind the checks: each cell of the run's replicate rows (mean, n, spread, tolerance = the
-    half-width of its 95% interval), then the run's scalar metrics (deterministic or one measurement)."""
+    half-width of its 95% interval), then the run's scalar metrics (deterministic or one measurement). A row's
+    non-float values label its cell, except a check's metric (`metrics`): an integer count such as `modes` is a
+    number, not a label (as a label it differed from seed to seed and run to run)."""
     from ..claims.engine import REPLICATE_KEYS, t_quantile
 
     out = []
     cells: dict = defaultdict(list)
+    metrics = set(metrics)
     for row in claim_rows or []:
         label = ", ".join(f"{k}={v}" for k, v in row.items()
-                          if k not in REPLICATE_KEYS and not isinstance(v, float) and k != "job")
+                          if k not in REPLICATE_KEYS and not isinstance(v, float) and k != "job" and k not in metrics)
         for k, v in row.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in REPLICATE_KEYS \
-                    and math.isfinite(v) and isinstance(v, float):
-                cells[(label, k)].append(v)
+                    and math.isfinite(v) and (isinstance(v, float) or k in metrics):
+                cells[(label, k)].append(float(v))
     for (label, metric), values in cells.items():
         n = len(values)
         mean = sum(values) / n
@@ -397,7 +400,7 @@ def build_entry(ev, report: dict | None = None) -> dict:
         "by_basis": report.get("by_basis") or {},
         "counts": report.get("counts") or count_verdicts(checks),
         "checks": checks,
-        "key_numbers": key_numbers(final, claim_rows),
+        "key_numbers": key_numbers(final, claim_rows, {c.get("metric") for c in report.get("checks") or []}),
         "threats": [str(t) for t in spec.get("threats") or []],
         "to_decide_the_rest": report.get("command") or None,
         "figures": [],
