@@ -152,6 +152,26 @@ def test_ign_gan_arm_batched_equals_lone():
     assert float((outs[1] - outs[0]).abs().max()) > 100 * GAN_ATOL
 
 
+@pytest.mark.parametrize("loss,k", [("log_sigmoid", 1), ("matching", 3)])
+def test_monoflow_generators_batched_equal_lone(loss, k):
+    """monoflow's generator runs (a logistic discriminator, k generator steps on -h(D) or the matching loss, whose
+    frozen anchor is a copy of the BatchedMLP): each seed's W1 at start and end and its figure samples."""
+    from kexue_runs.experiments import monoflow
+    from kexue_runs.models import dcgan
+
+    sim = OmegaConf.create({"hidden": 16, "layers": 2, "z_dim": 4, "beta1": 0.5, "lr": 2e-4, "gan_lr_2d": 1e-3,
+                            "batch": 32, "eval_samples": 100, "bandwidth": 0.2, "flow_eps": 0.1})
+    a = dcgan.Arena(toy2d.target("ring8"))
+    batched = monoflow.train_generators_batched(loss, k, SEEDS[:2], sim, a, 8)
+    lone = [monoflow.train_generator(loss, k, seed, sim, a, 8) for seed in SEEDS[:2]]
+    for got, want in zip(batched, lone):
+        assert got.keys() == want.keys()
+        np.testing.assert_allclose(got["samples"], want["samples"], rtol=0, atol=GAN_ATOL)
+        for key in ("w1_start", "w1", "modes"):
+            assert got[key] == pytest.approx(want[key], abs=GAN_ATOL), (loss, key)
+    assert np.abs(batched[1]["samples"] - batched[0]["samples"]).max() > 100 * GAN_ATOL
+
+
 def test_batched_toys_same_seed_same_bytes():
     sim = OmegaConf.create(TOY | {"iterations": 6})
     d_loss, g_loss = gan_qp.losses("wgan_gp", 10.0)

@@ -103,7 +103,7 @@ def train_gan(seed: int, sim, a: dcgan.Arena) -> dict:
         critic = dcgan.critic(shape, int(sim.width)).to(device)
         z_dim = int(sim.z_dim)
     softplus = torch.nn.functional.softplus
-    gan_sim = {"beta1": float(sim.beta1), "lr": float(sim.gan_lr), "batch": int(sim.batch), "z_dim": z_dim,
+    gan_sim = {"beta1": float(sim.beta1), "lr": gan_lr(sim, a), "batch": int(sim.batch), "z_dim": z_dim,
                "d_steps": 1, "iterations": int(sim.iterations)}
     train_adversarial(generator, critic, lambda d, r, f: softplus(-d(r)).mean() + softplus(d(f)).mean(),
                       lambda d, r, f: softplus(-d(f)).mean(), t, _Cfg(gan_sim), seed, device=device)
@@ -111,10 +111,15 @@ def train_gan(seed: int, sim, a: dcgan.Arena) -> dict:
             + sum(p.numel() for p in critic.parameters())}
 
 
+def gan_lr(sim, a: dcgan.Arena) -> float:
+    """The GAN's learning rate: DCGAN's on images, the one measured to train the MLP pair on a 2-D target."""
+    return float(sim.gan_lr if a.scorer is not None else sim.get("gan_lr_2d", sim.gan_lr))
+
+
 def train_gans_batched(seeds: list[int], sim, a: dcgan.Arena) -> list[dict]:
     """train_gan for every seed at once on a 2-D target (toy2d.train_adversarial_replicates)."""
     width, softplus = round(int(sim.hidden) / math.sqrt(2)), torch.nn.functional.softplus
-    gan_sim = {"beta1": float(sim.beta1), "lr": float(sim.gan_lr), "batch": int(sim.batch), "z_dim": 2,
+    gan_sim = {"beta1": float(sim.beta1), "lr": gan_lr(sim, a), "batch": int(sim.batch), "z_dim": 2,
                "d_steps": 1, "iterations": int(sim.iterations)}
     nets = train_adversarial_replicates(lambda: (mlp(2, 2, width, int(sim.layers)), mlp(2, 1, width, int(sim.layers))),
                                         lambda d, r, f: softplus(-d(r)).mean() + softplus(d(f)).mean(),

@@ -21,6 +21,7 @@ from ..common.progress import say
 from ..methods.ign import frozen
 from ..methods.monoflow import DECREASING, INCREASING, matching_loss, particle_step
 from ..models import dcgan
+from ..models.batched import BatchedMLP
 from ..models.toy2d import mlp, scatter_panel, wasserstein
 
 
@@ -43,10 +44,11 @@ def gradient_identity(seed: int, eps: float, shape: tuple = (2,)) -> float:
     return max(float((a - 2 * eps * b).abs().max()) for a, b in zip(matching, minus_d))
 
 
-def bce_step(critic, opt, real, fake) -> None:
-    """The logistic discriminator's step: its optimum is D = log(p/q)."""
+def bce_step(critic, opt, real, fake, scale: float = 1.0) -> None:
+    """The logistic discriminator's step: its optimum is D = log(p/q). scale: R for R replicates folded into one
+    batch (R times the folded mean is the sum of their own means)."""
     softplus = torch.nn.functional.softplus
-    loss = softplus(-critic(real)).mean() + softplus(critic(fake)).mean()
+    loss = scale * (softplus(-critic(real)).mean() + softplus(critic(fake)).mean())
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -77,14 +79,20 @@ def particle_flow(seed: int, sim, a: dcgan.Arena) -> tuple[list[float], torch.Te
     return distances, x.cpu()
 
 
+def generator_lr(sim, a: dcgan.Arena) -> float:
+    """The generator runs' Adam lr (both nets): DCGAN's sim.lr on images, the one measured to train the MLP pair on
+    a 2-D target (sim.gan_lr_2d). The particle flow's critic keeps sim.lr."""
+    return float(sim.lr if a.scorer is not None else sim.get("gan_lr_2d", sim.lr))
+
+
 def train_generator(loss: str, k: int, seed: int, sim, a: dcgan.Arena, iterations: int) -> dict:
     """Logistic discriminator, one step per iteration; k generator steps on -h(D) or the matching loss. The
     arena's distance of sim.eval_samples samples at the start and at the end."""
     torch.manual_seed(seed)
     generator, critic = a.networks(sim)
     betas = (float(sim.beta1), 0.999)
-    opt_d = torch.optim.Adam(critic.parameters(), lr=float(sim.lr), betas=betas)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=float(sim.lr), betas=betas)
+    opt_d = torch.optim.Adam(critic.parameters(), lr=generator_lr(sim, a), betas=betas)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=generator_lr(sim, a), betas=betas)
     gen = torch.Generator().manual_seed(seed)
     eval_gen = torch.Generator().manual_seed(10_000 + seed)
     batch, z_dim, device, d = int(sim.batch), int(sim.z_dim), a.device, a.distance
@@ -123,6 +131,67 @@ def train_generator(loss: str, k: int, seed: int, sim, a: dcgan.Arena, iteration
     return out | ({"quality": end.get("quality", 0.0), "mmd": end["mmd"]} if d == "w1" else {})
 
 
+def train_generators_batched(loss: str, k: int, seeds: list[int], sim, a: dcgan.Arena, iterations: int) -> list[dict]:
+    """train_generator for every seed at once on a 2-D target: each seed's MLPs built as its lone run builds them,
+    stacked into BatchedMLPs (models/batched.py) that see rows folded as (R * batch, features). Each replicate
+    draws from its own generators in the lone loop's order, and every loss here is a mean over rows of per-row
+    terms, so R times the folded mean is the sum of the replicates' own losses: each replicate's gradient and
+    Adam state are its lone run's (up to float rounding)."""
+    lone = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        lone.append(a.networks(sim))
+    generator, critic = BatchedMLP([g for g, _ in lone]), BatchedMLP([c for _, c in lone])
+    replicates = len(seeds)
+    betas = (float(sim.beta1), 0.999)
+    opt_d = torch.optim.Adam(critic.parameters(), lr=generator_lr(sim, a), betas=betas)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=generator_lr(sim, a), betas=betas)
+    gens = [torch.Generator().manual_seed(seed) for seed in seeds]
+    eval_gens = [torch.Generator().manual_seed(10_000 + seed) for seed in seeds]
+    batch, z_dim, d = int(sim.batch), int(sim.z_dim), a.distance
+
+    def noise(n: int, streams) -> torch.Tensor:
+        return torch.cat([torch.randn(n, z_dim, generator=g) for g in streams])
+
+    def evaluate() -> list[dict]:
+        n = int(sim.eval_samples)
+        with torch.no_grad():
+            x = generator(noise(n, eval_gens)).view(replicates, n, -1)
+        return [a.score(x[r], g, sim) for r, g in enumerate(eval_gens)]
+
+    start = evaluate()
+    h = (INCREASING | DECREASING).get(loss)
+    for _ in range(iterations):
+        with torch.no_grad():
+            fake = generator(noise(batch, gens))
+        real = torch.cat([a.target.sample(batch, g) for g in gens])
+        bce_step(critic, opt_d, real, fake, scale=replicates)
+        anchor = frozen(generator) if loss == "matching" else None
+        for _ in range(k):
+            z = noise(batch, gens)
+            if loss == "matching":
+                g_loss = matching_loss(generator, anchor, critic, z, float(sim.flow_eps))
+            else:
+                g_loss = -h(critic(generator(z))).mean()
+            opt_g.zero_grad(set_to_none=True)
+            (replicates * g_loss).backward()
+            opt_g.step()
+    end = evaluate()
+    with torch.no_grad():  # for the figure: 1000 points from a fixed draw per seed
+        fixed = [torch.Generator().manual_seed(seed) for seed in seeds]
+        shown = generator(noise(1000, fixed)).view(replicates, 1000, -1)
+    return [{"samples": shown[r].numpy(), f"{d}_start": s0[d], d: s1[d], f"{d}_over_start": s1[d] / s0[d],
+             "modes": s1.get("modes", 0), "quality": s1.get("quality", 0.0), "mmd": s1["mmd"]}
+            for r, (s0, s1) in enumerate(zip(start, end))]
+
+
+def generator_runs(loss: str, k: int, seeds: list[int], sim, a: dcgan.Arena, iterations: int) -> list[dict]:
+    """Every seed's train_generator: batched on a 2-D target when sim.batched, one by one otherwise."""
+    if dcgan.batches(a, sim):
+        return train_generators_batched(loss, k, seeds, sim, a, iterations)
+    return [train_generator(loss, k, seed, sim, a, iterations) for seed in seeds]
+
+
 def run(cfg, ctx) -> dict:
     sim = cfg.sim
     a = dcgan.arena(sim, cfg.data, int(cfg.seed) + 7, ctx.device, ctx.track)
@@ -144,27 +213,36 @@ def run(cfg, ctx) -> dict:
     results[f"flow_{d}_end"] = float(np.mean([f[-1] for f in flows]))
     say(f"matching-loss gradient = 2ε x -D's: max error {results['matching_gradient_error']:.1e}; particle flow "
         f"{d} {results[f'flow_{d}_start']:.3f} -> {results[f'flow_{d}_end']:.3f}")
-    h_jobs = [(h, r) for r in range(len(seeds)) for h in list(INCREASING) + list(DECREASING)]
-    for h, r in ctx.track(h_jobs, "generator losses -h(D)", total=len(h_jobs)):
-        m = train_generator(h, 1, seeds[r], sim, a, int(sim.iterations))
-        samples = m.pop("samples")
-        if r == 0 and h == "identity":
-            shown["-D, k = 1"] = samples
-        ctx.log(r, f"h_{h}", **m)
-        ctx.claim_rows.append({"part": "h", "h": h, "replicate": r, "domain": domain} | m)
-        results.setdefault(f"h_{h}_{d}", []).append(m[d])
-        results.setdefault(f"h_{h}_{d}_over_start", []).append(m[f"{d}_over_start"])
-    k_jobs = [(loss, k, r) for r in range(len(seeds)) for k in sim.k_values for loss in ("identity", "matching")]
+    # each loss's seeds together (batched on a 2-D target); rows in seed-major order, as the lone loop logs them
+    h_rows = {}
+    losses = list(INCREASING) + list(DECREASING)
+    for h in ctx.track(losses, "generator losses -h(D)", total=len(losses)):
+        h_rows[h] = generator_runs(h, 1, seeds, sim, a, int(sim.iterations))
+    for r in range(len(seeds)):
+        for h, runs in h_rows.items():
+            m = dict(runs[r])
+            samples = m.pop("samples")
+            if r == 0 and h == "identity":
+                shown["-D, k = 1"] = samples
+            ctx.log(r, f"h_{h}", **m)
+            ctx.claim_rows.append({"part": "h", "h": h, "replicate": r, "domain": domain} | m)
+            results.setdefault(f"h_{h}_{d}", []).append(m[d])
+            results.setdefault(f"h_{h}_{d}_over_start", []).append(m[f"{d}_over_start"])
+    k_jobs = [(loss, k) for k in sim.k_values for loss in ("identity", "matching")]
     k_max = max(int(k) for k in sim.k_values)
-    for loss, k, r in ctx.track(k_jobs, "k generator steps per discriminator step", total=len(k_jobs)):
-        m = train_generator(loss, int(k), seeds[r], sim, a, int(sim.k_iterations))
-        samples = m.pop("samples")
-        name = "minus_d" if loss == "identity" else "matching"
-        if r == 0 and int(k) == k_max:
-            shown[f"{'-D' if loss == 'identity' else 'matching loss'}, k = {k_max}"] = samples
-        ctx.log(r, f"{name}_k{k}", **m)
-        ctx.claim_rows.append({"part": "k", "loss": name, "k": int(k), "replicate": r, "domain": domain} | m)
-        results.setdefault(f"{name}_k{k}_{d}", []).append(m[d])
+    k_rows = {}
+    for loss, k in ctx.track(k_jobs, "k generator steps per discriminator step", total=len(k_jobs)):
+        k_rows[(loss, k)] = generator_runs(loss, int(k), seeds, sim, a, int(sim.k_iterations))
+    for r in range(len(seeds)):
+        for (loss, k), runs in k_rows.items():
+            m = dict(runs[r])
+            samples = m.pop("samples")
+            name = "minus_d" if loss == "identity" else "matching"
+            if r == 0 and int(k) == k_max:
+                shown[f"{'-D' if loss == 'identity' else 'matching loss'}, k = {k_max}"] = samples
+            ctx.log(r, f"{name}_k{k}", **m)
+            ctx.claim_rows.append({"part": "k", "loss": name, "k": int(k), "replicate": r, "domain": domain} | m)
+            results.setdefault(f"{name}_k{k}_{d}", []).append(m[d])
     for key in [k for k, v in results.items() if isinstance(v, list)]:
         results[key] = float(np.mean(results[key]))
     plot(ctx, flows, shown, results, sim, a)
