@@ -49,9 +49,10 @@ CAPS = {
     "steps": 2,  # steps (iterations, epochs) of each phase; a list of step counts (eval.steps) to 2, 3, 4, ...
     "replicates": 2,  # seeds, replicates: 2, so statistics over them still have a spread
     "data": 512,  # data held (train/val sizes, streams): what 2 steps of a 256 batch need
-    "evaluated": 64,  # samples a network generates or scores for an evaluation
+    "evaluated": 16,  # samples a network generates or scores for an evaluation (ddim_cifar: 8 a shard, 2 shards)
+    "partitions": 2,  # shards that split a fixed number of samples (the samples are cut on their own)
     "draws": 4096,  # Monte Carlo draws of a computation (vectorised: cheap, and too few give empty cells)
-    "per_class": 4,  # examples per class pushed through a network for features
+    "per_class": 2,  # examples per class pushed through a network for features
 }
 STEP_NAMES = {"steps", "iterations", "epochs", "iters"}
 STEP_SUFFIX = re.compile(r".+_(steps|iterations|iters)$")
@@ -62,6 +63,7 @@ REPLICATE_NAMES = {"replicates", "seeds", "adam_seeds"}
 DATA_NAMES = {"train_size", "val_size", "markov_length", "test_bytes"}
 EVALUATED_NAMES = {"eval_samples", "val_samples", "particles", "eval_examples", "questions_per_shard", "eval_contexts"}
 DRAW_NAMES = {"samples", "trials", "runs", "bound_points", "line_points", "ks_samples", "random_draws"}
+SHARD_NAMES = {"shards"}
 CUT_SECTIONS = ("trainer", "pretrain", "finetune", "sim", "eval", "data", "control", "gmm")
 
 # -- the H100 model (stated, not measured: no GPU has been lent to this project) -------------------------------------
@@ -78,9 +80,10 @@ def is_count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def kind_of(key: str, value) -> str | None:
-    """What a config leaf counts ('steps', 'replicates', 'data', 'evaluated', 'draws', 'per_class'), or None: not cut.
-    A list is cut only when it lists step counts (eval.steps: the samplers' step counts)."""
+def kind_of(key: str, value, siblings: dict | None = None) -> str | None:
+    """What a config leaf counts ('steps', 'replicates', 'data', 'evaluated', 'draws', 'per_class', 'partitions'), or
+    None: not cut. A list is cut only when it lists step counts (eval.steps: the samplers' step counts). Shards
+    repeat the work where a sibling counts something per shard (questions_per_shard), else they split it."""
     section, last = key.split(".", 1)[0], key.rsplit(".", 1)[-1]
     if section not in CUT_SECTIONS or last in NOT_CUT:
         return None
@@ -90,6 +93,8 @@ def kind_of(key: str, value) -> str | None:
         return None
     if last in REPLICATE_NAMES:
         return "replicates"
+    if last in SHARD_NAMES:
+        return "replicates" if any(k.endswith("_per_shard") for k in (siblings or {})) else "partitions"
     if last in STEP_NAMES or STEP_SUFFIX.match(last):
         return "steps"
     if last in DATA_NAMES:
@@ -115,19 +120,40 @@ def size(value) -> int:
 
 
 def leaves(tree: dict, prefix: str = ""):
+    """(dotted key, value, the mapping that holds it) for every leaf."""
     for key, value in tree.items():
         if isinstance(value, dict):
             yield from leaves(value, f"{prefix}{key}.")
         else:
-            yield f"{prefix}{key}", value
+            yield f"{prefix}{key}", value, tree
 
 
-def cut_plan(config: dict) -> list[dict]:
+def experiment_source(task: str) -> str:
+    """The sources of the experiment's module and every package module it imports (the code hash's closure)."""
+    sys.path.insert(0, str(REPO))
+    from kexue_runs.lifecycle.codehash import imported, module_file
+
+    todo, seen = [task], {}
+    while todo:
+        name = todo.pop()
+        path = module_file(name)
+        if path is None or name in seen:
+            continue
+        seen[name] = path.read_text()
+        todo.extend(imported(name, path))
+    return "\n".join(seen.values())
+
+
+def cut_plan(config: dict, source: str | None = None) -> list[dict]:
     """Every key the cut changes: {key, kind, full, cut, doubled}; warmup_steps follows the steps (at most 1).
-    `doubled` is the value of the extra run that measures what each unit of the key costs."""
+    `doubled` is the value of the extra run that measures what each unit of the key costs. Every config has the
+    trainer group, most experiments never read it: with the experiment's source given, a trainer key is cut only
+    where that source reads it (`trainer.<name>`), so no extra run measures a key nothing uses."""
     plan = []
-    for key, value in leaves(config):
-        kind = kind_of(key, value)
+    for key, value, siblings in leaves(config):
+        if source is not None and key.startswith("trainer.") and key not in source:
+            continue
+        kind = kind_of(key, value, siblings)
         if kind is None:
             if key.endswith(".warmup_steps") and is_count(value) and value > 1:
                 plan.append({"key": key, "kind": "fixed", "full": value, "cut": 1, "doubled": 1})
@@ -241,7 +267,6 @@ class Meter:
         self.resident_bytes = 0
         self.params: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self.param_count = 0
-        self.seen_params: set[int] = set()
         self.optimizers: weakref.WeakSet = weakref.WeakSet()
         self._handles = []
 
@@ -258,10 +283,11 @@ class Meter:
             self._param(p)
 
     def _param(self, p) -> None:
-        if id(p) not in self.seen_params:
-            self.seen_params.add(id(p))
-            self.param_count += p.numel()
-        self.params[id(p)] = p
+        """A parameter in use. The count is the most parameters alive at once (models of arms that run one after
+        another are not added up); the weak mapping forgets a freed one, whose id Python may give a new one."""
+        if self.params.get(id(p)) is not p:
+            self.params[id(p)] = p
+            self.param_count = max(self.param_count, sum(q.numel() for q in list(self.params.values())))
 
     def _after_step(self, optimizer, args, kwargs):
         self.optimizer_steps += 1
@@ -391,51 +417,78 @@ def make_cifar10_standin(folder: Path, train: int, test: int) -> Path:
     return path
 
 
-def dry_run(name: str, scale: str, tmp: Path, timeout: float) -> dict:
+def run_child(spec: dict, tmp: Path, timeout: float) -> tuple[dict, dict]:
+    """The spec's variants in one child process: (their results, what the child said if it failed)."""
+    spec_path = Path(spec["out"]).with_suffix(".spec.json")
+    spec_path.write_text(json.dumps(spec))
+    env = os.environ | {"OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
+                        "MPLBACKEND": "Agg"}
+    said = {}
+    try:
+        out = subprocess.run([sys.executable, __file__, "--child", str(spec_path)], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=timeout)
+        said["child_exit"] = out.returncode
+        if out.returncode:
+            said["child_error"] = (out.stdout + out.stderr).strip().splitlines()[-3:]
+    except subprocess.TimeoutExpired:
+        said["child_exit"] = "timeout"
+    try:
+        return json.loads(Path(spec["out"]).read_text()), said
+    except (OSError, json.JSONDecodeError):
+        return {}, said
+
+
+def dry_run(name: str, scale: str, tmp: Path, timeout: float, base_only: bool = False) -> dict:
     config = composed(name, scale)
     extra, standin = [], None
     if wants_cifar10(name, scale):
         standin = make_cifar10_standin(tmp, CAPS["data"], CAPS["data"])
         extra = ["data=cifar10", f"data.root={standin}"]
         config["data"] = composed_data_cifar10()
-    plan = cut_plan(config)
-    spec = {"common": [f"experiment={name}", f"scale={scale}", "trainer.device=cpu", "trainer.threads=1",
-                       "trainer.progress=false", "seed=0", *extra],
-            "variants": variants(plan), "root": str(tmp / name), "out": str(tmp / f"{name}.json")}
-    spec_path = tmp / f"{name}.spec.json"
-    spec_path.write_text(json.dumps(spec))
-    entry = {"experiment": name, "scale": scale, "cut": plan, "standin": "cifar10 (random images, same shape)"
-             if standin else None, "variants": {n: v for n, v in spec["variants"]}}
+    source = experiment_source(config["task"])
+    plan = cut_plan(config, source)
+    common = [f"experiment={name}", f"scale={scale}", "trainer.device=cpu", "trainer.threads=1",
+              "trainer.progress=false", "seed=0", *extra]
+    entry = {"experiment": name, "scale": scale, "standin": "cifar10 (random images, same shape)" if standin else None}
     started = time.time()
-    env = os.environ | {"OMP_NUM_THREADS": "1", "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
-                        "MPLBACKEND": "Agg"}
-    try:
-        out = subprocess.run([sys.executable, __file__, "--child", str(spec_path)], cwd=REPO, env=env,
-                             capture_output=True, text=True, timeout=timeout)
-        entry["child_exit"] = out.returncode
-        if out.returncode:
-            entry["child_error"] = (out.stdout + out.stderr).strip().splitlines()[-3:]
-    except subprocess.TimeoutExpired:
-        entry["child_exit"] = "timeout"
-    entry["wall_s"] = round(time.time() - started, 1)
-    try:
-        runs = json.loads(Path(spec["out"]).read_text())
-    except (OSError, json.JSONDecodeError):
-        runs = {}
-    entry["runs"] = runs
+
+    def attempt(plan: list[dict], label: str) -> dict:
+        chosen = variants(plan)
+        spec = {"common": common, "variants": chosen[:1] if base_only else chosen, "root": str(tmp / name / label),
+                "out": str(tmp / f"{name}-{label}.json")}
+        runs, said = run_child(spec, tmp, max(10.0, timeout - (time.time() - started)))
+        entry.update(said, cut=plan, variants=dict(spec["variants"]), runs=runs)
+        return runs
+
+    runs = attempt(plan, "cut")
     base = runs.get("base")
+    if (base is None or base.get("status") != "ok") and any(c["kind"] == "draws" for c in plan) \
+            and entry.get("child_exit") != "timeout":
+        # Monte Carlo draws cut small can leave a cell empty (a 0/0) where the full count never does: the
+        # computation again with its draws at full size, and the table says so
+        entry["draws_kept"] = f"the cut run ended {(base or {}).get('status')}: {(base or {}).get('error')}; " \
+                              f"draws kept at full size"
+        plan = [c for c in plan if c["kind"] != "draws"]
+        runs = attempt(plan, "draws-kept")
+        base = runs.get("base")
+    entry["wall_s"] = round(time.time() - started, 1)
     if base is None or base.get("status") != "ok":
         entry["status"] = (base or {}).get("status") or ("timeout" if entry["child_exit"] == "timeout" else "no run")
         entry["error"] = (base or {}).get("error") or entry.get("child_error")
         return entry
     entry |= {"status": "ok", "params": base["params"], "activation_bytes": base["activation_bytes"],
               "resident_bytes": base["resident_bytes"], "peak_rss_mib": base["rss_grew_mib"]}
+    if base["ops"] == 0:
+        entry["note"] = "no torch work: a CPU computation (numpy), nothing for a GPU"
+    if base_only:
+        return entry
     try:
         bad = [n for n, r in runs.items() if r.get("status") != "ok"]
-        if bad:
-            raise KeyError(f"doubled run {bad[0]} ended {runs[bad[0]].get('status')}")
-        entry["estimate"] = estimate(extrapolate(plan, runs), base) | {
-            "replicate_factor": extrapolate(plan, runs)["replicate_factor"]}
+        if bad or len(runs) < len(entry["variants"]):
+            raise KeyError(f"doubled run {bad[0]} ended {runs[bad[0]].get('status')}" if bad
+                           else f"the doubled runs did not finish in {timeout:.0f} s")
+        full = extrapolate(plan, runs)
+        entry["estimate"] = estimate(full, base) | {"replicate_factor": full["replicate_factor"]}
     except KeyError as exc:
         entry["status"] = "ok (no estimate)"
         entry["error"] = str(exc)
@@ -460,6 +513,17 @@ def human_seconds(s: float) -> str:
     return f"{s:.1f} s" if s >= 0.1 else "< 0.1 s"
 
 
+def status_text(e: dict) -> str:
+    notes = [e["status"]]
+    if e.get("draws_kept"):
+        notes.append("draws at full size")
+    if e.get("note"):
+        notes.append("numpy only: no GPU work")
+    if e.get("error") and not e["status"] == "ok":
+        notes.append(str(e["error"])[:120])
+    return "; ".join(notes).replace("|", "/")
+
+
 def table_rows(report: dict) -> list[list[str]]:
     rows = []
     for e in report["experiments"]:
@@ -468,7 +532,7 @@ def table_rows(report: dict) -> list[list[str]]:
                      f"{e['activation_bytes'] / 2 ** 20:.1f}" if "activation_bytes" in e else "-",
                      human_bytes(est["gpu_memory_bytes"]) if est else "-",
                      human_seconds(est["gpu_seconds"]) if est else "-",
-                     "yes: " + e["standin"] if e.get("standin") else "no", e["status"]])
+                     "yes: " + e["standin"] if e.get("standin") else "no", status_text(e)])
     return rows
 
 
@@ -480,8 +544,9 @@ def markdown(report: dict) -> str:
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(r) + " |" for r in table_rows(report)]
     caps = ", ".join(f"{k} {v}" for k, v in CAPS.items())
-    note = (f"\nscale={report['scale']} on the CPU (1 thread), cut to: {caps}; estimates for one H100 at {H100_FLOPS / 1e12:.0f} "
-            f"TFLOP/s float32 sustained plus {LAUNCH_S * 1e6:.0f} us per op; memory = params + grads + optimizer "
+    note = (f"\nscale={report['scale']} on the CPU (1 thread), cut to: {caps}; estimates for one H100 at "
+            f"{H100_FLOPS / 1e12:.0f} TFLOP/s float32 sustained plus {LAUNCH_S * 1e6:.0f} us per op; memory = params "
+            f"+ grads + optimizer "
             f"state + activations + {CUDA_CONTEXT_BYTES / 2 ** 20:.0f} MiB CUDA context. `make gpu-dryrun`, "
             f"{report['elapsed_s']:.0f} s.\n")
     return "\n".join(lines) + "\n" + note
@@ -494,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the scale whose shapes run (default gpu; smoke for the tests)")
     parser.add_argument("--out", default=str(REPO / "outputs" / "bench"), help="folder for the JSON and markdown")
     parser.add_argument("--timeout", type=float, default=240, help="seconds per experiment (default 240)")
+    parser.add_argument("--base-only", action="store_true",
+                        help="only the cut run of each experiment: does it start at its gpu shapes (no estimate)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -515,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
               "experiments": []}
     with tempfile.TemporaryDirectory(prefix="gpu-dryrun-") as tmp:
         for name in names:
-            entry = dry_run(name, args.scale, Path(tmp), args.timeout)
+            entry = dry_run(name, args.scale, Path(tmp), args.timeout, args.base_only)
             report["experiments"].append(entry)
             row = table_rows({"experiments": [entry]})[0]
             print("  ".join(f"{h}={v}" for h, v in zip(HEADER, row)) + f"  ({entry['wall_s']} s)", flush=True)

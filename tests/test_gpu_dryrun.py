@@ -18,13 +18,16 @@ def test_the_cut_rule_cuts_phase_lengths_and_data_but_no_shape_or_ratio():
               "sim": {"iterations": 20000, "d_steps": 5, "classifier_steps": 5000, "replicates": 3, "width": 64,
                       "samples": 2000000, "halving_steps": [1000, 10000]},
               "eval": {"samples": 8192, "steps": [10, 20, 50, 100, 1000], "shards": 4},
-              "data": {"train_size": 50000, "patch": 32}, "model": {"steps": 7}, "seed": 3}
+              "data": {"train_size": 50000, "patch": 32}, "model": {"steps": 7}, "seed": 3,
+              "finetune": {"shards": 10, "questions_per_shard": 100}}
     cuts = {c["key"]: (c["kind"], c["cut"]) for c in gpu_dryrun.cut_plan(config)}
     assert cuts == {"trainer.steps": ("steps", 2), "trainer.warmup_steps": ("fixed", 1),
                     "sim.iterations": ("steps", 2), "sim.classifier_steps": ("steps", 2),
                     "sim.replicates": ("replicates", 2), "sim.samples": ("draws", 4096),
-                    "eval.samples": ("evaluated", 64), "eval.steps": ("steps", [2, 3, 4, 5, 6]),
-                    "data.train_size": ("data", 512)}
+                    "eval.samples": ("evaluated", 16), "eval.steps": ("steps", [2, 3, 4, 5, 6]),
+                    "eval.shards": ("partitions", 2), "data.train_size": ("data", 512),
+                    # shards that repeat the work (a count per shard beside them) are replicates, else partitions
+                    "finetune.shards": ("replicates", 2), "finetune.questions_per_shard": ("evaluated", 16)}
 
 
 def test_the_extrapolation_recovers_a_known_cost_model_exactly():
