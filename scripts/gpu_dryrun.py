@@ -64,7 +64,14 @@ DATA_NAMES = {"train_size", "val_size", "markov_length", "test_bytes"}
 EVALUATED_NAMES = {"eval_samples", "val_samples", "particles", "eval_examples", "questions_per_shard", "eval_contexts"}
 DRAW_NAMES = {"samples", "trials", "runs", "bound_points", "line_points", "ks_samples", "random_draws"}
 SHARD_NAMES = {"shards"}
-CUT_SECTIONS = ("trainer", "pretrain", "finetune", "sim", "eval", "data", "control", "gmm")
+CUT_SECTIONS = ("trainer", "pretrain", "finetune", "sim", "eval", "data", "control", "gmm", "lora")
+
+# Where a gpu shape cannot run on this machine at all, the dry run measures a smaller one and says so (the table's
+# status). The only one: linear_attention_cost times plain softmax attention on the host's CPU (by design: the
+# post's claim is about CPU-visible FLOP ratios); at n = 16384 its 12-head score matrix and softmax take
+# 2 x 12 x 16384^2 x 4 B = 24 GiB, all of this shared machine's memory (a GPU host's 128 GiB hold it).
+SMALLER = {"linear_attention_cost": (["sim.lengths=[32,128,512,1024,2048,4096,8192]"],
+                                     "lengths to 8192: n=16384 needs 24 GiB of host memory (2 x 12 x n^2 x 4 B)")}
 
 # -- the H100 model (stated, not measured: no GPU has been lent to this project) -------------------------------------
 # Runs are float32 (trainer.precision "32"; torch leaves TF32 matmuls off by default): an H100 SXM's float32 peak is
@@ -95,7 +102,7 @@ def kind_of(key: str, value, siblings: dict | None = None) -> str | None:
         return "replicates"
     if last in SHARD_NAMES:
         return "replicates" if any(k.endswith("_per_shard") for k in (siblings or {})) else "partitions"
-    if last in STEP_NAMES or STEP_SUFFIX.match(last):
+    if last in STEP_NAMES or STEP_SUFFIX.match(last) or last == "max_tries":  # a search's tries: phases too
         return "steps"
     if last in DATA_NAMES:
         return "data"
@@ -144,7 +151,28 @@ def experiment_source(task: str) -> str:
     return "\n".join(seen.values())
 
 
-def cut_plan(config: dict, source: str | None = None) -> list[dict]:
+def lowest_allowed(key: str, rules: dict | None) -> int:
+    """The smallest value the config schema allows for key (its min, or gt + 1): the cut never goes below it, or
+    preflight would refuse the dry run (sim.markov_length >= 1000)."""
+    if not rules:
+        return 0
+    sys.path.insert(0, str(REPO))
+    from kexue_runs.preflight.schema_rules import rule_for
+
+    rule = rule_for(key, rules) or {}
+    low = [int(rule["min"])] if "min" in rule else []
+    low += [int(rule["gt"]) + 1] if "gt" in rule else []
+    return max(low, default=0)
+
+
+def schema_rules(config: dict) -> dict:
+    sys.path.insert(0, str(REPO))
+    from kexue_runs.preflight.schema_rules import schema
+
+    return schema() | (config.get("schema") or {})
+
+
+def cut_plan(config: dict, source: str | None = None, rules: dict | None = None) -> list[dict]:
     """Every key the cut changes: {key, kind, full, cut, doubled}; warmup_steps follows the steps (at most 1).
     `doubled` is the value of the extra run that measures what each unit of the key costs. Every config has the
     trainer group, most experiments never read it: with the experiment's source given, a trainer key is cut only
@@ -162,13 +190,18 @@ def cut_plan(config: dict, source: str | None = None) -> list[dict]:
         if isinstance(value, list):
             cut, doubled = cut_list(value, cap), [min(v, 2 * c) for v, c in zip(value, cut_list(value, cap))]
         else:
-            cut, doubled = min(value, cap), min(value, 2 * cap)
+            cut = min(value, max(cap, lowest_allowed(key, rules)))
+            doubled = min(value, 2 * cut)
         if cut != value:
             plan.append({"key": key, "kind": kind, "full": value, "cut": cut, "doubled": doubled})
     return plan
 
 
-LINEAR = ("steps", "data", "evaluated", "draws", "per_class")  # the work grows in proportion (phases in sequence)
+# Kinds whose work is extrapolated (phases in sequence: the work grows in proportion). Data held (train/val sizes) and
+# per-class feature passes are cut but not measured twice: loading and one feature pass are a small part of a gpu
+# run (fsq_vs_vq's 10 evaluations of 10,000 images are under 1% of its 20,000 steps x 256), and each doubled run
+# of a gpu-shape experiment costs as much as the cut run itself.
+LINEAR = ("steps", "evaluated", "draws")
 
 
 def groups_of(plan: list[dict]) -> dict[tuple, list[dict]]:
@@ -438,29 +471,22 @@ def run_child(spec: dict, tmp: Path, timeout: float) -> tuple[dict, dict]:
         return {}, said
 
 
-def dry_run(name: str, scale: str, tmp: Path, timeout: float, base_only: bool = False) -> dict:
+def dry_run(name: str, scale: str, tmp: Path, timeout: float) -> dict:
+    """The cut run of one experiment: does it start and run at its gpu shapes; params, activations, optimizer state."""
     config = composed(name, scale)
     extra, standin = [], None
     if wants_cifar10(name, scale):
         standin = make_cifar10_standin(tmp, CAPS["data"], CAPS["data"])
         extra = ["data=cifar10", f"data.root={standin}"]
         config["data"] = composed_data_cifar10()
-    source = experiment_source(config["task"])
-    plan = cut_plan(config, source)
+    plan = cut_plan(config, experiment_source(config["task"]), schema_rules(config))
+    smaller, why_smaller = SMALLER.get(name, ([], None)) if scale == "gpu" else ([], None)
     common = [f"experiment={name}", f"scale={scale}", "trainer.device=cpu", "trainer.threads=1",
-              "trainer.progress=false", "seed=0", *extra]
-    entry = {"experiment": name, "scale": scale, "standin": "cifar10 (random images, same shape)" if standin else None}
+              "trainer.progress=false", "seed=0", *extra, *smaller]
+    entry = {"experiment": name, "scale": scale, "standin": "cifar10 (random images, same shape)" if standin else None,
+             "smaller": why_smaller, "common": common, "cut": plan, "runs": {}}
     started = time.time()
-
-    def attempt(plan: list[dict], label: str) -> dict:
-        chosen = variants(plan)
-        spec = {"common": common, "variants": chosen[:1] if base_only else chosen, "root": str(tmp / name / label),
-                "out": str(tmp / f"{name}-{label}.json")}
-        runs, said = run_child(spec, tmp, max(10.0, timeout - (time.time() - started)))
-        entry.update(said, cut=plan, variants=dict(spec["variants"]), runs=runs)
-        return runs
-
-    runs = attempt(plan, "cut")
+    runs = run_variants(entry, variants(plan)[:1], tmp, timeout, "cut")
     base = runs.get("base")
     if (base is None or base.get("status") != "ok") and any(c["kind"] == "draws" for c in plan) \
             and entry.get("child_exit") != "timeout":
@@ -468,31 +494,49 @@ def dry_run(name: str, scale: str, tmp: Path, timeout: float, base_only: bool = 
         # computation again with its draws at full size, and the table says so
         entry["draws_kept"] = f"the cut run ended {(base or {}).get('status')}: {(base or {}).get('error')}; " \
                               f"draws kept at full size"
-        plan = [c for c in plan if c["kind"] != "draws"]
-        runs = attempt(plan, "draws-kept")
+        entry["cut"] = [c for c in plan if c["kind"] != "draws"]
+        entry["runs"] = {}
+        runs = run_variants(entry, variants(entry["cut"])[:1], tmp, timeout - (time.time() - started), "draws-kept")
         base = runs.get("base")
     entry["wall_s"] = round(time.time() - started, 1)
     if base is None or base.get("status") != "ok":
         entry["status"] = (base or {}).get("status") or ("timeout" if entry["child_exit"] == "timeout" else "no run")
         entry["error"] = (base or {}).get("error") or entry.get("child_error")
         return entry
-    entry |= {"status": "ok", "params": base["params"], "activation_bytes": base["activation_bytes"],
+    entry |= {"status": "ok (no estimate)", "params": base["params"], "activation_bytes": base["activation_bytes"],
               "resident_bytes": base["resident_bytes"], "peak_rss_mib": base["rss_grew_mib"]}
     if base["ops"] == 0:
         entry["note"] = "no torch work: a CPU computation (numpy), nothing for a GPU"
-    if base_only:
-        return entry
-    try:
-        bad = [n for n, r in runs.items() if r.get("status") != "ok"]
-        if bad or len(runs) < len(entry["variants"]):
-            raise KeyError(f"doubled run {bad[0]} ended {runs[bad[0]].get('status')}" if bad
-                           else f"the doubled runs did not finish in {timeout:.0f} s")
-        full = extrapolate(plan, runs)
-        entry["estimate"] = estimate(full, base) | {"replicate_factor": full["replicate_factor"]}
-    except KeyError as exc:
-        entry["status"] = "ok (no estimate)"
-        entry["error"] = str(exc)
     return entry
+
+
+def run_variants(entry: dict, chosen: list, tmp: Path, timeout: float, label: str) -> dict:
+    name = entry["experiment"]
+    spec = {"common": entry["common"], "variants": chosen, "root": str(tmp / name / label),
+            "out": str(tmp / f"{name}-{label}.json")}
+    runs, said = run_child(spec, tmp, max(10.0, timeout))
+    entry.update(said)
+    entry["runs"].update(runs)
+    return runs
+
+
+def add_estimate(entry: dict, tmp: Path, timeout: float) -> None:
+    """The doubled runs, then the extrapolation to the full gpu run."""
+    started = time.time()
+    plan = entry["cut"]
+    chosen = variants(plan)[1:]
+    if chosen:
+        run_variants(entry, chosen, tmp, timeout, "doubled")
+    entry["wall_s"] = round(entry["wall_s"] + time.time() - started, 1)
+    runs = entry["runs"]
+    bad = [n for n, _ in chosen if runs.get(n, {}).get("status") != "ok"]
+    if bad:
+        entry["error"] = f"doubled run {bad[0]}: " + (f"ended {runs[bad[0]]['status']}" if bad[0] in runs
+                                                       else f"not finished in {timeout:.0f} s")
+        return
+    full = extrapolate(plan, runs)
+    entry["estimate"] = estimate(full, runs["base"]) | {"replicate_factor": full["replicate_factor"]}
+    entry["status"] = "ok"
 
 
 def composed_data_cifar10() -> dict:
@@ -517,9 +561,11 @@ def status_text(e: dict) -> str:
     notes = [e["status"]]
     if e.get("draws_kept"):
         notes.append("draws at full size")
+    if e.get("smaller"):
+        notes.append("measured smaller: " + e["smaller"])
     if e.get("note"):
         notes.append("numpy only: no GPU work")
-    if e.get("error") and not e["status"] == "ok":
+    if e.get("error") and e["status"] != "ok":
         notes.append(str(e["error"])[:120])
     return "; ".join(notes).replace("|", "/")
 
@@ -530,8 +576,8 @@ def table_rows(report: dict) -> list[list[str]]:
         est = e.get("estimate") or {}
         rows.append([e["experiment"], f"{e['params']:,}" if "params" in e else "-",
                      f"{e['activation_bytes'] / 2 ** 20:.1f}" if "activation_bytes" in e else "-",
-                     human_bytes(est["gpu_memory_bytes"]) if est else "-",
-                     human_seconds(est["gpu_seconds"]) if est else "-",
+                     "n/a (CPU)" if e.get("note") else human_bytes(est["gpu_memory_bytes"]) if est else "-",
+                     "n/a (CPU)" if e.get("note") else human_seconds(est["gpu_seconds"]) if est else "-",
                      "yes: " + e["standin"] if e.get("standin") else "no", status_text(e)])
     return rows
 
@@ -558,9 +604,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", default="gpu", choices=["gpu", "cpu", "smoke"],
                         help="the scale whose shapes run (default gpu; smoke for the tests)")
     parser.add_argument("--out", default=str(REPO / "outputs" / "bench"), help="folder for the JSON and markdown")
-    parser.add_argument("--timeout", type=float, default=240, help="seconds per experiment (default 240)")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds per experiment (default 300)")
     parser.add_argument("--base-only", action="store_true",
                         help="only the cut run of each experiment: does it start at its gpu shapes (no estimate)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds in all: the doubled runs stop when it is spent (their rows say so)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -580,14 +628,26 @@ def main(argv: list[str] | None = None) -> int:
               "caps": CAPS,
               "model": {"h100_flops": H100_FLOPS, "launch_s": LAUNCH_S, "cuda_context_bytes": CUDA_CONTEXT_BYTES},
               "experiments": []}
+    deadline = started + args.budget if args.budget else None
     with tempfile.TemporaryDirectory(prefix="gpu-dryrun-") as tmp:
+        # first every experiment's cut run (can it start at its gpu shapes?), then the doubled runs that make the
+        # estimates, quickest experiment first, while the budget lasts
         for name in names:
-            entry = dry_run(name, args.scale, Path(tmp), args.timeout, args.base_only)
+            entry = dry_run(name, args.scale, Path(tmp), args.timeout)
             report["experiments"].append(entry)
-            row = table_rows({"experiments": [entry]})[0]
-            print("  ".join(f"{h}={v}" for h, v in zip(HEADER, row)) + f"  ({entry['wall_s']} s)", flush=True)
-            if entry.get("error") and not entry["status"].startswith("ok"):
-                print(f"    {entry['error']}", flush=True)
+            print(f"{name}: cut run {entry['status']} ({entry['wall_s']} s)"
+                  + (f": {entry['error']}" if entry.get("error") else ""), flush=True)
+        if not args.base_only:
+            for entry in sorted(report["experiments"], key=lambda e: e["wall_s"]):
+                if not entry["status"].startswith("ok"):
+                    continue
+                left = args.timeout if deadline is None else min(args.timeout, deadline - time.time())
+                if left < 10:
+                    entry["error"] = "no estimate: the budget was spent"
+                    continue
+                add_estimate(entry, Path(tmp), left)
+                row = table_rows({"experiments": [entry]})[0]
+                print("  ".join(f"{h}={v}" for h, v in zip(HEADER, row)) + f"  ({entry['wall_s']} s)", flush=True)
     report["elapsed_s"] = round(time.time() - started, 1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

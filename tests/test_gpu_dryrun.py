@@ -93,11 +93,15 @@ def test_the_meter_counts_flops_params_state_and_saved_activations_of_a_known_ne
 
 def test_the_dry_run_honours_the_cap_and_its_estimate_matches_a_full_run(tmp_path):
     """fsq_vs_vq at smoke size: the cut run makes 2 optimizer steps, and the estimate made from the cut runs
-    matches the same run made in full (evaluation once, at the end, in both)."""
-    plan = gpu_dryrun.cut_plan(gpu_dryrun.composed("fsq_vs_vq", "smoke"))
-    assert {c["key"] for c in plan} >= {"trainer.steps"}
+    matches the same run made in full (evaluation once, at the end, in both; the validation set, which the dry run
+    cuts without extrapolating, at the cut size in both)."""
+    config = gpu_dryrun.composed("fsq_vs_vq", "smoke")
+    config["trainer"]["eval_every"] = 1000000
+    config["data"]["val_size"] = 512
+    plan = gpu_dryrun.cut_plan(config, gpu_dryrun.experiment_source(config["task"]))
+    assert [c["key"] for c in plan] == ["trainer.steps"]
     common = ["experiment=fsq_vs_vq", "scale=smoke", "trainer.device=cpu", "trainer.threads=1",
-              "trainer.progress=false", "seed=0", "trainer.eval_every=1000000"]
+              "trainer.progress=false", "seed=0", "trainer.eval_every=1000000", "data.val_size=512"]
     spec = {"common": common, "variants": [*gpu_dryrun.variants(plan), ("full", [])], "root": str(tmp_path / "runs"),
             "out": str(tmp_path / "out.json")}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
