@@ -70,8 +70,8 @@ bench: install ## hot loops at 1 and 2 threads (and bf16), against peers and the
 device-check: install ## on a GPU machine (<= 9 min): smoke runs on CUDA against the CPU pins, one gpu-scale step timed per flagship -> outputs/bench/cuda-<stamp>.json
 	$(PY) scripts/device_check.py
 
-gpu-dryrun: install ## every experiment at its gpu shapes on the CPU, 2 steps a phase: params, activations, est. H100 memory and time -> outputs/bench/gpu-dryrun-<stamp>.{json,md} (ONLY="a b")
-	OMP_NUM_THREADS=1 $(PY) scripts/gpu_dryrun.py $(if $(ONLY),--only $(ONLY))
+gpu-dryrun: install ## every experiment at its gpu shapes on the CPU, 2 steps a phase: params, activations, est. H100 memory and time -> outputs/bench/gpu-dryrun-<stamp>.{json,md} (ONLY="a b", BUDGET=s)
+	OMP_NUM_THREADS=1 $(PY) scripts/gpu_dryrun.py $(if $(ONLY),--only $(ONLY)) $(if $(BUDGET),--budget $(BUDGET))
 
 install-trackers: install ## add the optional trackers: logger=tensorboard, mlflow, wandb (offline)
 	$(PIP) install -c scripts/constraints-cpu.txt -c scripts/requirements-cpu.lock "tensorboard>=2.15" \
