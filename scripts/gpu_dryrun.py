@@ -71,7 +71,12 @@ CUT_SECTIONS = ("trainer", "pretrain", "finetune", "sim", "eval", "data", "contr
 # post's claim is about CPU-visible FLOP ratios); at n = 16384 its 12-head score matrix and softmax take
 # 2 x 12 x 16384^2 x 4 B = 24 GiB, all of this shared machine's memory (a GPU host's 128 GiB hold it).
 SMALLER = {"linear_attention_cost": (["sim.lengths=[32,128,512,1024,2048,4096,8192]"],
-                                     "lengths to 8192: n=16384 needs 24 GiB of host memory (2 x 12 x n^2 x 4 B)")}
+                                     "lengths to 8192: n=16384 needs 24 GiB of host memory (2 x 12 x n^2 x 4 B)", 1)}
+# Where the gpu batch makes even the cut run too long for one core, these run at a batch cut by the
+# factor given, and their FLOPs and activations are scaled up by it (an upper bound: evaluation does not grow with
+# the training batch). ladder_side_tuning: 24 arm x task x seed jobs, each step a batch of 64 x 128 bytes through a
+# 19M-parameter LM (about 0.9 TFLOP): 300 s were not enough at batch 64.
+SMALLER_BATCH = {"ladder_side_tuning": (["sim.batch=8"], "batch 8 of 64, FLOPs and activations x 8", 8)}
 
 # -- the H100 model (stated, not measured: no GPU has been lent to this project) -------------------------------------
 # Runs are float32 (trainer.precision "32"; torch leaves TF32 matmuls off by default): an H100 SXM's float32 peak is
@@ -257,9 +262,10 @@ def extrapolate(plan: list[dict], runs: dict[str, dict]) -> dict:
     return {m: v * factor for m, v in full.items()} | {"replicate_factor": factor}
 
 
-def estimate(full: dict, base: dict) -> dict:
+def estimate(full: dict, base: dict, batch_factor: float = 1) -> dict:
+    full = full | {"flops": full["flops"] * batch_factor}
     seconds = full["flops"] / H100_FLOPS + full["ops"] * LAUNCH_S
-    memory = base["resident_bytes"] + base["activation_bytes"] + CUDA_CONTEXT_BYTES
+    memory = base["resident_bytes"] + base["activation_bytes"] * batch_factor + CUDA_CONTEXT_BYTES
     return {"gpu_seconds": seconds, "gpu_memory_bytes": memory, "flops": full["flops"], "ops": full["ops"],
             "optimizer_steps": full["optimizer_steps"]}
 
@@ -471,7 +477,7 @@ def run_child(spec: dict, tmp: Path, timeout: float) -> tuple[dict, dict]:
         return {}, said
 
 
-def dry_run(name: str, scale: str, tmp: Path, timeout: float) -> dict:
+def dry_run(name: str, scale: str, tmp: Path, timeout: float, smaller_batch: bool = True) -> dict:
     """The cut run of one experiment: does it start and run at its gpu shapes; params, activations, optimizer state."""
     config = composed(name, scale)
     extra, standin = [], None
@@ -480,11 +486,13 @@ def dry_run(name: str, scale: str, tmp: Path, timeout: float) -> dict:
         extra = ["data=cifar10", f"data.root={standin}"]
         config["data"] = composed_data_cifar10()
     plan = cut_plan(config, experiment_source(config["task"]), schema_rules(config))
-    smaller, why_smaller = SMALLER.get(name, ([], None)) if scale == "gpu" else ([], None)
+    smaller, why_smaller, factor = SMALLER.get(name, ([], None, 1)) if scale == "gpu" else ([], None, 1)
+    if smaller_batch and scale == "gpu" and name in SMALLER_BATCH:
+        smaller, why_smaller, factor = SMALLER_BATCH[name]
     common = [f"experiment={name}", f"scale={scale}", "trainer.device=cpu", "trainer.threads=1",
               "trainer.progress=false", "seed=0", *extra, *smaller]
     entry = {"experiment": name, "scale": scale, "standin": "cifar10 (random images, same shape)" if standin else None,
-             "smaller": why_smaller, "common": common, "cut": plan, "runs": {}}
+             "smaller": why_smaller, "batch_factor": factor, "common": common, "cut": plan, "runs": {}}
     started = time.time()
     runs = run_variants(entry, variants(plan)[:1], tmp, timeout, "cut")
     base = runs.get("base")
@@ -503,7 +511,8 @@ def dry_run(name: str, scale: str, tmp: Path, timeout: float) -> dict:
         entry["status"] = (base or {}).get("status") or ("timeout" if entry["child_exit"] == "timeout" else "no run")
         entry["error"] = (base or {}).get("error") or entry.get("child_error")
         return entry
-    entry |= {"status": "ok (no estimate)", "params": base["params"], "activation_bytes": base["activation_bytes"],
+    entry |= {"status": "ok (no estimate)", "params": base["params"],
+              "activation_bytes": base["activation_bytes"] * entry["batch_factor"],
               "resident_bytes": base["resident_bytes"], "peak_rss_mib": base["rss_grew_mib"]}
     if base["ops"] == 0:
         entry["note"] = "no torch work: a CPU computation (numpy), nothing for a GPU"
@@ -535,7 +544,8 @@ def add_estimate(entry: dict, tmp: Path, timeout: float) -> None:
                                                        else f"not finished in {timeout:.0f} s")
         return
     full = extrapolate(plan, runs)
-    entry["estimate"] = estimate(full, runs["base"]) | {"replicate_factor": full["replicate_factor"]}
+    entry["estimate"] = estimate(full, runs["base"], entry.get("batch_factor", 1)) | {
+        "replicate_factor": full["replicate_factor"]}
     entry["status"] = "ok"
 
 
