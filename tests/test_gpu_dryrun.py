@@ -129,3 +129,15 @@ def test_an_unknown_experiment_is_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "nonesuch" in done.stderr and "fsq_vs_vq" in done.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_monoflow_with_fewer_flow_steps_than_checkpoints_ends_with_its_figure(kexue, tmp_path):
+    """Found by the dry run (flow_steps cut to 2, 5 checkpoints): np.linspace(0, 2, 5) rounds to 3 distinct steps, the
+    flow measures the particles at those 3, and the figure drew them against 5 steps: a ValueError after the whole
+    run. The figure now uses the steps the flow measured."""
+    code, out = kexue("experiment=monoflow", "scale=smoke", "sim.flow_steps=2", "sim.checkpoints=5",
+                      "sim.iterations=4", "sim.k_iterations=2", "trainer.progress=false")
+    (run,) = (tmp_path / "outputs" / "runs" / "monoflow").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert code == 0 and summary["status"] == "ok", summary.get("error")
+    assert (run / "figures" / "monoflow.png").exists()
