@@ -14,7 +14,7 @@ export MPLBACKEND := Agg
 
 .DEFAULT_GOAL := help
 .PHONY: help install install-launchers install-trackers install-bench run test test-durations lint list sweep sweep-parallel figures bench clean \
-	verify reproduce device-check
+	verify reproduce device-check gpu-dryrun
 
 help: ## show this list
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -72,6 +72,9 @@ bench: install ## hot loops at 1 and 2 threads (and bf16), against peers and the
 
 device-check: install ## on a GPU machine (<= 9 min): smoke runs on CUDA against the CPU pins, one gpu-scale step timed per flagship -> outputs/bench/cuda-<stamp>.json
 	$(PY) scripts/device_check.py
+
+gpu-dryrun: install ## every experiment at its gpu shapes on the CPU, 2 steps a phase: params, activations, est. H100 memory and time -> outputs/bench/gpu-dryrun-<stamp>.{json,md} (ONLY="a b", BUDGET=s)
+	OMP_NUM_THREADS=1 $(PY) scripts/gpu_dryrun.py $(if $(ONLY),--only $(ONLY)) $(if $(BUDGET),--budget $(BUDGET))
 
 install-trackers: install ## add the optional trackers: logger=tensorboard, mlflow, wandb (offline)
 	$(PIP) install -c scripts/constraints-cpu.txt -c scripts/requirements-cpu.lock "tensorboard>=2.15" \

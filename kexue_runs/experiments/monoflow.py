@@ -54,6 +54,11 @@ def bce_step(critic, opt, real, fake, scale: float = 1.0) -> None:
     opt.step()
 
 
+def flow_checkpoints(sim) -> list[int]:
+    """sim.checkpoints evenly spaced flow steps, rounded down: distinct, so fewer where flow_steps is short."""
+    return sorted(set(np.linspace(0, int(sim.flow_steps), int(sim.checkpoints)).astype(int).tolist()))
+
+
 def particle_flow(seed: int, sim, a: dcgan.Arena) -> tuple[list[float], torch.Tensor]:
     """Particles from N(0, I) in the data's space, moved by ε∇D with a warm-started logistic discriminator; the
     arena's distance to held-out data at sim.checkpoints evenly spaced steps, and the particles at the end."""
@@ -64,7 +69,7 @@ def particle_flow(seed: int, sim, a: dcgan.Arena) -> tuple[list[float], torch.Te
     critic = a.critic(sim)
     opt = torch.optim.Adam(critic.parameters(), lr=float(sim.lr), betas=(float(sim.beta1), 0.999))
     held_out = a.target.sample(n, gen) if a.scorer is None else None  # images: the scorer's held-out features
-    checkpoints = set(np.linspace(0, int(sim.flow_steps), int(sim.checkpoints)).astype(int).tolist())
+    checkpoints = set(flow_checkpoints(sim))
     distances = []
     for step in range(int(sim.flow_steps) + 1):
         if step in checkpoints:
@@ -259,7 +264,7 @@ def plot(ctx, flows, shown, results, sim, a: dcgan.Arena) -> None:
     name = "W1" if d == "w1" else a.extra["metric"]
     fig, axes = plt.subplots(2, 4, figsize=(13, 6.6))
     fig.subplots_adjust(hspace=0.45, wspace=0.35, left=0.06, right=0.98, top=0.93, bottom=0.06)
-    steps = np.linspace(0, int(sim.flow_steps), int(sim.checkpoints))
+    steps = flow_checkpoints(sim)  # the steps the flow measured (fewer than sim.checkpoints when they round together)
     for values in flows:
         axes[0][0].plot(steps, values, color="C0", alpha=0.6)
     axes[0][0].set(xlabel="flow step", ylabel=f"{name} to held-out data", yscale="log",
