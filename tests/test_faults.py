@@ -14,8 +14,8 @@ from conftest import REPO, SMOKE, run_dirs, subprocess_cli, summary
 
 from kexue_runs import config_dir
 
-FSQ = [*SMOKE, "quantizer=vq_rotation", "trainer.steps=60", "trainer.checkpoint_every=10", "trainer.eval_every=20",
-       "trainer.threads=1"]
+FSQ = [*SMOKE, "quantizer=vq_rotation", "trainer.steps=40", "trainer.checkpoint_every=10", "trainer.eval_every=20",
+       "trainer.threads=1"]  # 4 checkpoints, 2 evaluations: every phase a kill can land in, at the least cost
 
 
 def metrics(run_dir):
@@ -55,9 +55,10 @@ def test_killed_anywhere_resumes_to_the_uninterrupted_run(straight, tmp_path, fa
     assert metrics(run) == metrics(straight)
     assert summary(run)["final"] == summary(straight)["final"] and summary(run)["status"] == "ok"
     assert (run / "report.md").exists()
-    again = subprocess_cli(f"resume={run}", cwd=REPO)  # a finished run: nothing to do, nothing changes
-    before = (run / "summary.json").read_text()
-    assert again.returncode == 0 and (run / "summary.json").read_text() == before
+    if fault == "kill@report":  # once is enough: a finished run resumed has nothing to do and changes nothing
+        before = (run / "summary.json").read_text()
+        again = subprocess_cli(f"resume={run}", cwd=REPO)
+        assert again.returncode == 0 and (run / "summary.json").read_text() == before
 
 
 def test_an_experiment_without_checkpoints_resumes_without_duplicate_rows(tmp_path):

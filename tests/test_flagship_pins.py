@@ -6,7 +6,7 @@ relative where every seed gives the same number; the verdicts of a single smoke 
 import sys
 
 import pytest
-from conftest import summary
+from conftest import REPO, metrics_rows, subprocess_cli, summary
 
 from kexue_runs import cli
 
@@ -150,7 +150,8 @@ PINNED = {
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def flagship_runs(tmp_path_factory):
+    """name -> (run folder, summary) of each flagship's smoke run, in this process."""
     root = tmp_path_factory.mktemp("flagships")
     out = {}
     for name, (args, *_rest) in PINNED.items():
@@ -163,8 +164,28 @@ def runs(tmp_path_factory):
             sys.argv = old
         assert code == 0, name
         (run,) = (root / name / "runs").glob("*/*")
-        out[name] = summary(run)
+        out[name] = run, summary(run)
     return out
+
+
+@pytest.fixture(scope="module")
+def runs(flagship_runs):
+    return {name: s for name, (_, s) in flagship_runs.items()}
+
+
+@pytest.mark.parametrize("name", ["fsq", "ddim", "rerope", "lora"])
+def test_same_seed_same_bytes_in_a_fresh_process(flagship_runs, tmp_path, name):
+    """The same command in a fresh process gives the same metrics.jsonl (apart from wall times), final numbers and
+    claim rows as the pinned run made in this one (one training experiment per harness: the conv autoencoder,
+    the U-Net, the byte LM, LoRA on a pretrained LM)."""
+    run, first = flagship_runs[name]
+    out = subprocess_cli(*PINNED[name][0], "scale=smoke", "trainer.progress=false", "trainer.threads=1", "seed=0",
+                         f"output_root={tmp_path}", cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (again,) = (tmp_path / "runs").glob("*/*")
+    assert metrics_rows(run) == metrics_rows(again) and metrics_rows(run)
+    second = summary(again)
+    assert first["final"] == second["final"] and first.get("claim_rows") == second.get("claim_rows")
 
 
 @pytest.mark.parametrize("name", list(PINNED))

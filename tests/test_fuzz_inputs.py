@@ -3,7 +3,7 @@ types, out-of-range values, strings, nesting, unicode, +key, ~key, whole mapping
 contract: refused with one line (exit 2, nothing written), or a valid run.
 
 Seeded (derandomize) and bounded: KEXUE_FUZZ_EXAMPLES sets how many command lines the preflight property tries
-(default 100: about 15 s of CPU, most of it composing each experiment once), KEXUE_FUZZ_RUNS how many go through
+(default 60: about 10 s of CPU, most of it composing each experiment once), KEXUE_FUZZ_RUNS how many go through
 whole smoke runs (default 6). A longer campaign (1,500 lines: 161 accepted, 1,339 refused with one line):
 KEXUE_FUZZ_EXAMPLES=3000 KEXUE_FUZZ_REPORT=outputs/fuzz.json pytest -n 0 tests/test_fuzz_inputs.py
 """
@@ -22,7 +22,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-EXAMPLES = int(os.environ.get("KEXUE_FUZZ_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("KEXUE_FUZZ_EXAMPLES", "60"))
 RUNS = int(os.environ.get("KEXUE_FUZZ_RUNS", "6"))
 BASE = ["scale=smoke", "trainer.progress=false", "trainer.threads=1"]
 FUZZ = settings(derandomize=True, database=None, deadline=None, print_blob=True,
