@@ -14,8 +14,8 @@ from conftest import REPO, SMOKE, run_dirs, subprocess_cli, summary
 
 from kexue_runs import config_dir
 
-FSQ = [*SMOKE, "quantizer=vq_rotation", "trainer.steps=40", "trainer.checkpoint_every=10", "trainer.eval_every=20",
-       "trainer.threads=1"]  # 4 checkpoints, 2 evaluations: every phase a kill can land in, at the least cost
+FSQ = [*SMOKE, "quantizer=vq_rotation", "trainer.steps=20", "trainer.checkpoint_every=5", "trainer.eval_every=10",
+       "data.val_size=256", "trainer.threads=1"]  # 4 checkpoints, 2 evaluations: every phase a kill can land in
 
 
 def metrics(run_dir):
@@ -41,8 +41,8 @@ def killed_run(tmp_path, fault: str, args=FSQ, experiment="fsq_vs_vq"):
 
 
 @pytest.mark.parametrize("fault", [
-    "kill@step:5",              # before the first checkpoint (every 10 steps)
-    "kill@step:37",             # between checkpoints
+    "kill@step:3",              # before the first checkpoint (every 5 steps)
+    "kill@step:17",             # between checkpoints
     "kill@checkpoint_write:3",  # the third checkpoint's temp file written, not yet in place
     "kill@eval:2",              # inside the second evaluation
     "kill@report",              # summary written, figures and report.md not yet
@@ -74,7 +74,7 @@ def test_an_experiment_without_checkpoints_resumes_without_duplicate_rows(tmp_pa
 
 
 def test_a_second_writer_is_refused_with_the_holders_pid(kexue, straight, tmp_path):
-    run = killed_run(tmp_path, "kill@step:25")
+    run = killed_run(tmp_path, "kill@step:12")
     holder = subprocess.Popen([sys.executable, "-c", "import sys; from kexue_runs.common.runfiles import lock_run_dir; "
                                f"lock_run_dir({str(run)!r}); print('locked', flush=True); sys.stdin.read()"],
                               cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -100,7 +100,7 @@ def test_disk_full_during_a_checkpoint_keeps_the_earlier_one_and_writes_the_summ
     assert not list(run.glob(".checkpoint.*.tmp"))  # the partial file is gone
     import torch
 
-    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 10  # the first checkpoint, intact
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 5  # the first checkpoint, intact
 
 
 def test_a_read_only_outputs_folder_is_one_line_and_exit_3(tmp_path):
@@ -137,7 +137,7 @@ def test_malformed_saved_overrides_are_one_line(kexue, tmp_path):
 
 
 def test_resume_refuses_overrides_that_change_the_result_and_keeps_the_others(kexue, straight, tmp_path):
-    run = killed_run(tmp_path, "kill@step:25")
+    run = killed_run(tmp_path, "kill@step:12")
     before = sorted(p.name for p in run.iterdir())
     for bad in ("experiment=sgd_bound", "optimizer.lr=0.1", "seed=3"):
         code, out = kexue(f"resume={run}", bad)
@@ -149,7 +149,7 @@ def test_resume_refuses_overrides_that_change_the_result_and_keeps_the_others(ke
 
 
 def test_sigterm_marks_the_run_interrupted_exits_143_and_resumes(straight, tmp_path):
-    out = subprocess_cli(*FSQ, f"output_root={tmp_path}", cwd=REPO, env={"KEXUE_FAULT": "sigterm@step:33"})
+    out = subprocess_cli(*FSQ, f"output_root={tmp_path}", cwd=REPO, env={"KEXUE_FAULT": "sigterm@step:13"})
     assert out.returncode == 143, out.stderr[-2000:]
     (run,) = run_dirs(tmp_path)
     s = summary(run)
@@ -165,7 +165,7 @@ def test_ctrl_c_exits_130(tmp_path):
     ignoring = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
                 "os.execv(sys.executable, [sys.executable, '-m', 'kexue_runs.cli', *sys.argv[1:]])")
     out = subprocess.run([sys.executable, "-c", ignoring, *FSQ, f"output_root={tmp_path}"], cwd=REPO,
-                         env=os.environ | {"KEXUE_FAULT": "sigint@step:12"}, capture_output=True, text=True,
+                         env=os.environ | {"KEXUE_FAULT": "sigint@step:8"}, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 130, out.stderr[-2000:]
     (run,) = run_dirs(tmp_path)
