@@ -10,7 +10,7 @@ seeds, one batched run against R lone runs, 1 thread. Thread policy (#31): the d
 quiet and beside a busy loop on one core. Speed targets live here, never in timed tests.
 Results land in outputs/bench/<stamp>.json, so two commits can be compared.
 
-    python scripts/bench.py [--seconds 3] [--only fsq_vs_vq|startup|replicates|threads|...] [--threads 1,2] [--repeats 3]
+    python scripts/bench.py [--seconds 3] [--only fsq_vs_vq|startup|replicates|threads|...] [--threads 1,2]
 """
 
 from __future__ import annotations
