@@ -25,6 +25,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from .durations import clock
+
 log = logging.getLogger("kexue_runs")
 PLAIN_KWARGS = ("sep", "end", "style", "justify", "overflow", "no_wrap", "markup", "highlight", "soft_wrap")
 
@@ -109,11 +111,6 @@ class PlainProgress:
             self.out.print(f"{t['description']} {t['completed']}/{total} ({fraction:.0%}) {metrics} "
                            f"elapsed {clock(elapsed)} eta {clock(eta)}".replace("  ", " "), markup=False,
                            highlight=False, soft_wrap=True)
-
-
-def clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def make_progress(enabled: bool = True):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from ..common.durations import clock
+
 _marks: dict[str, float] = {}
 
 
@@ -63,6 +65,3 @@ def job_done(status: str) -> None:
         sweep["statuses"][status] = sweep["statuses"].get(status, 0) + 1
 
 
-def clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"

@@ -9,18 +9,11 @@ import html
 from pathlib import Path
 
 from ..claims.catalog import experiment_files, load_experiment
+from ..common.durations import span
 from .ledger import is_repository_ledger, ledger_root, publish, read_entries, repo_root
 
 TABLE_START = "<!-- results-table:{scale}:start (generated from results/{scale}/ by `make figures`; do not edit) -->"
 TABLE_END = "<!-- results-table:{scale}:end -->"
-
-
-def seconds(wall: float) -> str:
-    if wall < 90:
-        return f"{wall:.0f} s"
-    if wall < 5400:
-        return f"{wall / 60:.0f} min"
-    return f"{wall / 3600:.1f} h"
 
 
 def post_links(posts: list[dict]) -> str:
@@ -51,7 +44,7 @@ def readme_table(scale: str = "cpu", root: Path | None = None) -> str:
         why = entry["reason"].split(": ", 1)[1] if ": " in entry["reason"] else entry["reason"]
         stability = f" ({entry['stability']} on held-out replicates)" if entry["stability"] != "-" else ""
         lines.append(f"| `{name}` | {post_links(entry['posts'])} | **{entry['shown']}** | {md(why)}{stability} | "
-                     f"{seconds(prov['wall_s'])} | [{prov['commit'][:7]}, {prov['date']}]"
+                     f"{span(prov['wall_s'], minute_decimals=0)} | [{prov['commit'][:7]}, {prov['date']}]"
                      f"(docs/results/{name}.html) |")
     lines += ["", TABLE_END.format(scale=scale)]
     return "\n".join(lines)

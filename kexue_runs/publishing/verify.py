@@ -27,19 +27,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from ..common.durations import span
 from ..common.errors import ConfigError
 from .ledger import SCALES, build_entry, read_entries, read_entry, repo_root
 
 STARTUP_S = 5.0  # a kexue-run process's start-up before the run's own wall time (torch import, composing)
 REPRODUCED, NUMBERS_MOVED, VERDICT_CHANGED, FAILED = "reproduced", "numbers moved", "verdict changed", "failed"
-
-
-def fmt_s(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def estimate(entry: dict | None) -> float | None:
@@ -182,7 +175,7 @@ def summary_line(result: dict) -> str:
               VERDICT_CHANGED: f"{changed} verdict{'s' * (changed != 1)} changed",
               FAILED: "the run failed"}[result["status"]]
     return (f"{result['experiment']} ({result['scale']}): {result['status']} at {result['head']} "
-            f"(published at {result['published_commit'][:7]}): {detail}; {fmt_s(result['wall_s'])}")
+            f"(published at {result['published_commit'][:7]}): {detail}; {span(result['wall_s'])}")
 
 
 # -- the commands -----------------------------------------------------------------------------------------
@@ -221,7 +214,7 @@ def verify_main(argv: list[str]) -> int:
             raise ConfigError(f"verify: no ledger entry for '{args.name}'" + (f" at scale={args.scale}"
                               if args.scale else "") + f"; published: {', '.join(published) or 'none'}")
         console.print(f"verify {args.name} ({entry['scale']}): {entry['provenance']['command']}  "
-                      f"(est {fmt_s(estimate(entry))})", highlight=False, soft_wrap=True)
+                      f"(est {span(estimate(entry))})", highlight=False, soft_wrap=True)
         result = verify_one(entry, args.outputs)
         if result["diff"]:
             print_diff(result["diff"], console)
@@ -251,9 +244,9 @@ def verify_all(scale: str, outputs: Path, fresh: bool, console) -> int:
             todo.append((e, key))
     total = sum(estimate(e) for e, _ in todo)
     console.print(f"plan: verify {len(todo)} of {len(entries)} ledger entries at scale={scale} at HEAD {head()}, "
-                  f"~{fmt_s(total)} (the ledger's wall times + start-up)", highlight=False)
+                  f"~{span(total)} (the ledger's wall times + start-up)", highlight=False)
     for e, _ in todo:
-        console.print(f"  {e['experiment']:<24} est {fmt_s(estimate(e)):>8}   {e['provenance']['command']}",
+        console.print(f"  {e['experiment']:<24} est {span(estimate(e)):>8}   {e['provenance']['command']}",
                       highlight=False, soft_wrap=True)
     for e in done:
         r = state[e["experiment"]]
@@ -269,9 +262,9 @@ def verify_all(scale: str, outputs: Path, fresh: bool, console) -> int:
                                   "wall_s": result["wall_s"], "diff": result["diff"], "run": result["run"]}
         state_path.parent.mkdir(parents=True, exist_ok=True)
         state_path.write_text(json.dumps(state, indent=1) + "\n")
-        console.print(f"[{k}/{len(todo)}] {e['experiment']}: {result['status']} ({fmt_s(result['wall_s'])}, est "
-                      f"{fmt_s(estimate(e))}); {fmt_s(time.monotonic() - started)} elapsed, "
-                      f"~{fmt_s(max(left, 0) * pace)} left", highlight=False, soft_wrap=True)
+        console.print(f"[{k}/{len(todo)}] {e['experiment']}: {result['status']} ({span(result['wall_s'])}, est "
+                      f"{span(estimate(e))}); {span(time.monotonic() - started)} elapsed, "
+                      f"~{span(max(left, 0) * pace)} left", highlight=False, soft_wrap=True)
         if result["diff"]:
             print_diff(result["diff"], console)
     statuses = {name: r["status"] for name, r in state.items() if name in {e["experiment"] for e in entries}}
@@ -337,13 +330,13 @@ def reproduce_main(argv: list[str]) -> int:
         plan.append((name, entry, ok, why, command))
     todo = [p for p in plan if not p[2]]
     known = [estimate(p[1]) for p in todo if p[1]]
-    console.print(f"plan: {len(todo)} of {len(plan)} experiments to run at scale={scale}, ~{fmt_s(sum(known))}"
+    console.print(f"plan: {len(todo)} of {len(plan)} experiments to run at scale={scale}, ~{span(sum(known))}"
                   + (f" plus {len(todo) - len(known)} never timed" if len(known) < len(todo) else ""), highlight=False)
     for name, entry, ok, why, command in plan:
         if ok:
             console.print(f"  {name:<24} skipped: current (same code hash and config)", highlight=False)
         else:
-            est = fmt_s(estimate(entry)) if entry else "unknown"
+            est = span(estimate(entry)) if entry else "unknown"
             console.print(f"  {name:<24} est {est:>8}  ({why})  {command}", highlight=False, soft_wrap=True)
     if args.plan or not todo:
         return 0
@@ -362,9 +355,9 @@ def reproduce_main(argv: list[str]) -> int:
                     failed.append(name)
                     console.print(f"[{k}/{len(todo)}] {name}: failed (exit {code}; {log})", highlight=False)
                     continue
-                how = f"{fmt_s(wall)}, est {fmt_s(estimate(entry)) if entry else 'unknown'}"
+                how = f"{span(wall)}, est {span(estimate(entry)) if entry else 'unknown'}"
             finished.append(ev)
-            console.print(f"[{k}/{len(todo)}] {name}: {ev.verdict} ({how}); {fmt_s(time.monotonic() - started)} "
+            console.print(f"[{k}/{len(todo)}] {name}: {ev.verdict} ({how}); {span(time.monotonic() - started)} "
                           "elapsed", highlight=False, soft_wrap=True)
     finally:
         # published together at the end: a ledger file changed mid-way would mark the later runs' commit dirty
