@@ -90,6 +90,28 @@ def generator_lr(sim, a: dcgan.Arena) -> float:
     return float(sim.lr if a.scorer is not None else sim.get("gan_lr_2d", sim.lr))
 
 
+def adversarial_training(generator, critic, opt_d, opt_g, noise, real, loss: str, k: int, iterations: int,
+                         flow_eps: float, scale: float = 1) -> None:
+    """Per iteration: one logistic-discriminator step on real() against the generator's samples of noise(), then
+    k generator steps on -h(D) or the matching loss. scale: R for R replicates folded into one batch (R times
+    the folded mean is the sum of their own means)."""
+    h = (INCREASING | DECREASING).get(loss)
+    for _ in range(iterations):
+        with torch.no_grad():
+            fake = generator(noise())
+        bce_step(critic, opt_d, real(), fake, scale=scale)
+        anchor = frozen(generator) if loss == "matching" else None
+        for _ in range(k):
+            z = noise()
+            if loss == "matching":
+                g_loss = matching_loss(generator, anchor, critic, z, flow_eps)
+            else:
+                g_loss = -h(critic(generator(z))).mean()
+            opt_g.zero_grad(set_to_none=True)
+            (scale * g_loss).backward()
+            opt_g.step()
+
+
 def train_generator(loss: str, k: int, seed: int, sim, a: dcgan.Arena, iterations: int) -> dict:
     """Logistic discriminator, one step per iteration; k generator steps on -h(D) or the matching loss. The
     arena's distance of sim.eval_samples samples at the start and at the end."""
@@ -113,21 +135,8 @@ def train_generator(loss: str, k: int, seed: int, sim, a: dcgan.Arena, iteration
         return a.score(x.cpu(), eval_gen, sim)
 
     start = evaluate()
-    h = (INCREASING | DECREASING).get(loss)
-    for _ in range(iterations):
-        with torch.no_grad():
-            fake = generator(noise(batch, gen))
-        bce_step(critic, opt_d, a.target.sample(batch, gen).to(device), fake)
-        anchor = frozen(generator) if loss == "matching" else None
-        for _ in range(k):
-            z = noise(batch, gen)
-            if loss == "matching":
-                g_loss = matching_loss(generator, anchor, critic, z, float(sim.flow_eps))
-            else:
-                g_loss = -h(critic(generator(z))).mean()
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
+    adversarial_training(generator, critic, opt_d, opt_g, lambda: noise(batch, gen),
+                         lambda: a.target.sample(batch, gen).to(device), loss, k, iterations, float(sim.flow_eps))
     end = evaluate()
     with torch.no_grad():  # for the figure: 1000 points or 64 images from a fixed draw
         shown = generator(noise(1000 if a.scorer is None else 64, torch.Generator().manual_seed(seed))).cpu()
@@ -165,22 +174,9 @@ def train_generators_batched(loss: str, k: int, seeds: list[int], sim, a: dcgan.
         return [a.score(x[r], g, sim) for r, g in enumerate(eval_gens)]
 
     start = evaluate()
-    h = (INCREASING | DECREASING).get(loss)
-    for _ in range(iterations):
-        with torch.no_grad():
-            fake = generator(noise(batch, gens))
-        real = torch.cat([a.target.sample(batch, g) for g in gens])
-        bce_step(critic, opt_d, real, fake, scale=replicates)
-        anchor = frozen(generator) if loss == "matching" else None
-        for _ in range(k):
-            z = noise(batch, gens)
-            if loss == "matching":
-                g_loss = matching_loss(generator, anchor, critic, z, float(sim.flow_eps))
-            else:
-                g_loss = -h(critic(generator(z))).mean()
-            opt_g.zero_grad(set_to_none=True)
-            (replicates * g_loss).backward()
-            opt_g.step()
+    adversarial_training(generator, critic, opt_d, opt_g, lambda: noise(batch, gens),
+                         lambda: torch.cat([a.target.sample(batch, g) for g in gens]), loss, k, iterations,
+                         float(sim.flow_eps), scale=replicates)
     end = evaluate()
     with torch.no_grad():  # for the figure: 1000 points from a fixed draw per seed
         fixed = [torch.Generator().manual_seed(seed) for seed in seeds]
