@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import subprocess
@@ -51,9 +52,41 @@ def summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
+class ForkedCLI:
+    """`python -m kexue_runs.cli` without paying its imports each time: a server (tests/forkcli.py) imports them
+    once and forks a real child process per command line. KEXUE_TEST_FORK=0 runs plain subprocesses instead."""
+
+    def __init__(self):
+        self.server = None
+
+    def run(self, args: list[str], cwd: Path, env: dict, timeout: float) -> subprocess.CompletedProcess:
+        if self.server is None or self.server.poll() is not None:
+            self.server = subprocess.Popen([sys.executable, str(REPO / "tests" / "forkcli.py")], cwd=REPO,
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.server.stdin.write(json.dumps({"args": list(args), "cwd": str(cwd),
+                                            "env": env, "timeout": timeout}) + "\n")
+        self.server.stdin.flush()
+        reply = json.loads(self.server.stdout.readline())
+        if reply.get("timeout"):
+            raise subprocess.TimeoutExpired(args, timeout)
+        return subprocess.CompletedProcess(args, reply["returncode"], reply["stdout"], reply["stderr"])
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stdin.close()
+            self.server.wait(timeout=60)
+
+
+FORKED_CLI = ForkedCLI()
+atexit.register(FORKED_CLI.close)
+
+
 def subprocess_cli(*args: str, cwd: Path, timeout: float = 300,
                    env: dict | None = None) -> subprocess.CompletedProcess:
+    """The CLI as its own process (a kill or a signal ends that process, not the test)."""
     env = os.environ | {"COLUMNS": "200"} | (env or {})
+    if os.environ.get("KEXUE_TEST_FORK", "1") == "1":
+        return FORKED_CLI.run(list(args), cwd, dict(env), timeout)
     return subprocess.run([sys.executable, "-m", "kexue_runs.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
