@@ -213,12 +213,12 @@ def run_command(argv: list[str] | None = None) -> int:
     if "--help" in argv or "-h" in argv:
         return print_help()
     if argv and argv[0] == "list":
-        from .claims.catalog import print_catalog
+        from .publishing.listing import print_catalog
 
         print_catalog()
         return 0
     if argv and argv[0] == "show":
-        from .claims.catalog import print_experiment
+        from .publishing.listing import print_experiment
 
         if len(argv) != 2:
             raise ConfigError("usage: kexue-run show <experiment>")

@@ -206,7 +206,7 @@ def test_make_figures_at_smoke_leaves_the_repository_ledger_alone(tmp_path):
 def test_a_fresh_clone_lists_and_shows_the_published_verdict(tmp_path, kexue, monkeypatch):
     import shutil
 
-    from kexue_runs.claims.catalog import verdict_and_stability
+    from kexue_runs.publishing.listing import verdict_and_stability
 
     # a ledger with bert_init alone (the repository's grows): amos is then unpublished
     scratch = tmp_path / "results"
@@ -223,7 +223,7 @@ def test_a_fresh_clone_lists_and_shows_the_published_verdict(tmp_path, kexue, mo
 
 
 def test_local_results_that_differ_from_the_ledger_show_both(tmp_path):
-    from kexue_runs.claims.catalog import verdict_and_stability
+    from kexue_runs.publishing.listing import verdict_and_stability
 
     entry = ledger.read_entry("bert_init", "cpu")
     checks = [{"id": c["id"], "basis": c["basis"], "verdict": c["verdict"]} for c in entry["checks"]]

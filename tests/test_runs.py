@@ -82,7 +82,7 @@ def test_the_catalog_shows_the_largest_scale_run_not_the_newest_smoke_run(tmp_pa
     import json
 
     monkeypatch.setenv("KEXUE_RESULTS_DIR", str(tmp_path / "no-ledger"))  # local runs only, whatever is published
-    from kexue_runs.claims.catalog import verdict_and_stability
+    from kexue_runs.publishing.listing import verdict_and_stability
 
     def run(stamp, scale, verdict):
         folder = tmp_path / "runs" / "retry" / stamp
