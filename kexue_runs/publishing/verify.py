@@ -27,6 +27,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from .. import config_dir
 from ..common.durations import span
 from ..common.errors import ConfigError
 from .ledger import SCALES, build_entry, read_entries, read_entry, repo_root
@@ -49,14 +50,26 @@ def head() -> str:
 
 # -- comparing two entries ---------------------------------------------------------------------------------
 
-# wall-clock times, and linear_attention_cost's ratio of two of them (attention over FFN time at the longest n)
-TIMING = re.compile(r"(^|_)(seconds|ms_per_iteration|wall_s)$|^measured_ratio_at_longest$")
+# wall-clock times by name; an experiment declares any other metric made of them (a ratio of two timings) in its
+# config's meta.timing_metrics
+TIMING = re.compile(r"(^|_)(seconds|ms_per_iteration|wall_s)$")
 
 
-def is_timing(name: str) -> bool:
-    """A key number that is a wall-clock time (`seconds`, `*_ms_per_iteration`): on another machine, or the same
-    one under load, it moves by any factor; verify compares the verdicts of the checks that read it instead."""
-    return bool(TIMING.search(name.split(" [")[0]))
+def is_timing(name: str, declared: tuple[str, ...] = ()) -> bool:
+    """A key number that is a wall-clock time (`seconds`, `*_ms_per_iteration`, or a metric the experiment declares
+    a timing): on another machine, or the same one under load, it moves by any factor; verify compares the
+    verdicts of the checks that read it instead."""
+    metric = name.split(" [")[0]
+    return bool(TIMING.search(metric)) or metric in declared
+
+
+def declared_timings(name: str) -> tuple[str, ...]:
+    """The experiment's meta.timing_metrics (metrics that are timings without a timing's name)."""
+    from ..claims.catalog import load_experiment
+
+    path = config_dir() / "experiment" / f"{name}.yaml"
+    meta = (load_experiment(path).get("meta") or {}) if path.is_file() else {}
+    return tuple(meta.get("timing_metrics") or ())
 
 
 def within(new, old, tolerance) -> bool:
@@ -67,7 +80,7 @@ def within(new, old, tolerance) -> bool:
     return abs(new - old) <= tolerance * (1 + 1e-9) + 1e-300
 
 
-def compare(old: dict, new: dict) -> tuple[str, list[dict]]:
+def compare(old: dict, new: dict, timings: tuple[str, ...] = ()) -> tuple[str, list[dict]]:
     """(status, the rows that differ): each check's verdict, its effect or value against its tolerance, and each
     key number against its tolerance."""
     rows = []
@@ -95,7 +108,7 @@ def compare(old: dict, new: dict) -> tuple[str, list[dict]]:
     numbers = {k["name"]: k for k in new["key_numbers"]}
     for k in old["key_numbers"]:
         n = numbers.get(k["name"])
-        if is_timing(k["name"]):
+        if is_timing(k["name"], timings):
             continue  # a wall-clock time depends on the machine and its load: its check's verdict is compared
         if n is None or not within(n["value"], k["value"], k["tolerance"]):
             rows.append({"what": k["name"], "field": "key number", "published": k["value"],
@@ -157,7 +170,7 @@ def verify_one(entry: dict, outputs: Path) -> dict:
         status, rows = FAILED, [{"what": "run", "field": "exit code", "published": 0, "now": code,
                                  "tolerance": f"see {root / 'kexue-run.log'}", "verdict_changed": True}]
     else:
-        status, rows = compare(entry, new)
+        status, rows = compare(entry, new, declared_timings(name))
     result = {"experiment": name, "scale": scale, "status": status, "head": head(), "wall_s": round(wall, 1),
               "estimated_s": estimate(entry), "published_commit": entry["provenance"]["commit"],
               "published": entry["published"], "code_hash": (new or {}).get("provenance", {}).get("code_hash"),
