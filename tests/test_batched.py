@@ -111,7 +111,7 @@ def test_digits_replicates_on_their_own_subsets_equal_lone_runs():
 
 def test_momentum_accum_arms_batched_equal_lone():
     sim = OmegaConf.create({"batch": 4, "k": 8, "beta1": 0.9, "beta2": 0.999, "lr": 1e-3, "hidden": 16, "epochs": 2,
-                             "selection": 200})
+                             "data": "digits", "train_size": 400, "selection": 300, "test": 397})
     for arm in ("every_k", "true_accumulation", "chi_adam"):
         batched = momentum_accum.train_arm_replicates(arm, SEEDS[:2], sim)
         for seed, got in zip(SEEDS[:2], batched):
