@@ -91,9 +91,27 @@ def test_digits_replicates_equal_lone_runs(make_optimizer):
     assert float((weights(models[1]) - weights(lone[0])).abs().max()) > 100 * MLP_ATOL
 
 
+def test_digits_replicates_on_their_own_subsets_equal_lone_runs():
+    """Each replicate trains on its own rows of one pool (its own split) in its own order: each equals the lone
+    loop run on that replicate's rows."""
+    from kexue_runs.data.tabular import digits_split
+
+    x, y, _, _ = digits_split()
+    subsets = [torch.randperm(len(y), generator=torch.Generator().manual_seed(50 + s))[:300] for s in SEEDS]
+    make_optimizer = lambda p: PeriodicAdam(p, lr=1e-3, k=4)  # noqa: E731
+    models = [mlp(64, 16, 10, seed) for seed in SEEDS]
+    train_classifier_replicates(models, make_optimizer, x, y, SEEDS, epochs=2, usable=288, micro=4, subsets=subsets)
+    lone = [lone_classifier(seed, make_optimizer, x[rows], y[rows], 2, 288, 4) for seed, rows in zip(SEEDS, subsets)]
+    for batched_model, lone_model in zip(models, lone):
+        torch.testing.assert_close(weights(batched_model), weights(lone_model), rtol=0, atol=MLP_ATOL)
+    # the same seed on another replicate's rows lands far away: the subsets are used, not only the seeds
+    other = lone_classifier(SEEDS[0], make_optimizer, x[subsets[1]], y[subsets[1]], 2, 288, 4)
+    assert float((weights(models[0]) - weights(other)).abs().max()) > 100 * MLP_ATOL
+
+
 def test_momentum_accum_arms_batched_equal_lone():
     sim = OmegaConf.create({"batch": 4, "k": 8, "beta1": 0.9, "beta2": 0.999, "lr": 1e-3, "hidden": 16, "epochs": 2,
-                             "selection": 200})
+                             "data": "digits", "train_size": 400, "selection": 300, "test": 397})
     for arm in ("every_k", "true_accumulation", "chi_adam"):
         batched = momentum_accum.train_arm_replicates(arm, SEEDS[:2], sim)
         for seed, got in zip(SEEDS[:2], batched):

@@ -90,18 +90,24 @@ def continue_global_stream() -> torch.Generator:
 
 def train_classifier_replicates(models: Sequence[nn.Sequential], make_optimizer, x: torch.Tensor, y: torch.Tensor,
                                 seeds: Sequence[int], epochs: int, usable: int, micro: int,
-                                after_epoch=None) -> None:
+                                after_epoch=None, subsets: Sequence[torch.Tensor] | None = None) -> None:
     """Cross-entropy training of R lone classifiers as one BatchedMLP, the batched form of this loop per seed:
         gen = Generator(seed); per epoch: order = randperm(len(y), gen)[:usable]; micro-batches of `micro` rows
         in that order; loss = cross_entropy (mean); zero_grad, backward, make_optimizer(params).step()
     Each replicate's loss is its own batch mean; their sum is backpropagated, so each replicate's gradient is its
     lone gradient. The trained weights are written back into `models`; `after_epoch(batched)` is called after
-    every epoch."""
+    every epoch.
+    subsets: each replicate's own training rows (indices into x, y, all of one length), so that replicates can
+    train on different splits of one pool; the lone loop then runs on (x[subset], y[subset])."""
     batched = BatchedMLP(models)
     opt = make_optimizer(batched.parameters())
     gens = [torch.Generator().manual_seed(seed) for seed in seeds]
+    rows = torch.stack(list(subsets)) if subsets is not None else None  # (R, n) or None: all of x for everyone
+    n = rows.shape[1] if rows is not None else len(y)
     for _ in range(epochs):
-        order = torch.stack([torch.randperm(len(y), generator=g)[:usable] for g in gens])  # (R, usable)
+        order = torch.stack([torch.randperm(n, generator=g)[:usable] for g in gens])  # (R, usable)
+        if rows is not None:  # positions in each replicate's own subset -> rows of x
+            order = torch.gather(rows, 1, order)
         for i in range(0, usable, micro):
             idx = order[:, i:i + micro]
             logits = batched(x[idx])
