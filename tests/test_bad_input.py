@@ -74,6 +74,8 @@ BAD = [
      "10x10 images; the DCGAN nets need a side divisible by 4"),
     (["experiment=next_patch", "sim.target=ring8"], "sim.target='ring8': allowed: bimodal, images"),
     (["experiment=wgan_gn", "sim.target=cubes"], "sim.target='cubes': allowed: ring8, grid25, moons, images"),
+    (["experiment=wgan_gn", "sim.wgan_gp_lambda=0.5"], "sim.wgan_gp_lambda=0.5 must be one of sim.wgan_gp_lambdas"),
+    (["experiment=gan_qp", "sim.wgan_gp_lambdas=[0.1,-1]"], "sim.wgan_gp_lambdas=[0.1, -1]: every entry must be > 0"),
     (["experiment=nbce", "finetune.format=paragraphs"], "finetune.format='paragraphs': allowed: single, reading"),
     # parsing and the environment
     ([*FSQ, "data=cifar10", "data.root=/nonexistent"], "data=cifar10 needs a local copy or the network"),

@@ -7,7 +7,8 @@ Post: WGAN新方案：通过梯度归一化来实现L约束 https://kexue.fm/arc
      linear regions shows as a finite-difference slope far above 1;
   2. Su's three findings on a 2-D target, every arm with the WGAN loss on its critic and the same seeds:
      WGAN-GP, GN (ICCV), GN (WACV), and the direction variant <∇D/|∇D|, x>: W1, MMD, modes and quality on
-     held-out draws, time per iteration and autograd's saved bytes;
+     held-out draws, time per iteration and autograd's saved bytes; WGAN-GP at each penalty weight λ of
+     sim.wgan_gp_lambdas (its rows carry `lam`; the post's comparisons read sim.wgan_gp_lambda);
   3. at the image scale (sim.target=images, the default at scale=gpu), the same critics as DCGAN-style
      networks on the data group's images, scored by a trained classifier's FID (models/dcgan.py).
 """
@@ -20,11 +21,12 @@ import torch
 from ..common.progress import say
 from ..methods.gradient_normalization import input_gradient_norm, normalized_critic
 from ..models.dcgan import Arena, arena, batches, sample_panel, train_in, train_in_batched, validate_arena
-from ..models.toy2d import gradient_penalty, mlp
+from ..models.toy2d import gradient_penalty, gradient_penalty_weights, mlp
 
 
 def validate(cfg) -> None:
     validate_arena(cfg.sim, cfg.get("data"))
+    gradient_penalty_weights(cfg.sim)
 
 
 def bound_measurements(seed: int, sim) -> tuple[dict, dict]:
@@ -59,17 +61,18 @@ def bound_measurements(seed: int, sim) -> tuple[dict, dict]:
     return out, lines
 
 
-def losses(arm: str, eps: float):
+def losses(arm: str, eps: float, lam: float | None = None):
+    """(critic loss, generator loss); lam is WGAN-GP's penalty weight (the other arms have none)."""
     if arm == "wgan_gp":
-        return (lambda d, r, f: d(f).mean() - d(r).mean() + gradient_penalty(d, r, f),
+        return (lambda d, r, f: d(f).mean() - d(r).mean() + gradient_penalty(d, r, f, lam),
                 lambda d, r, f: -d(f).mean())
     form = {"gn_iccv": "iccv", "gn_wacv": "wacv", "direction": "direction"}[arm]
     return (lambda d, r, f: normalized_critic(d, f, form, eps).mean() - normalized_critic(d, r, form, eps).mean(),
             lambda d, r, f: -normalized_critic(d, f, form, eps).mean())
 
 
-def train_arm(arm: str, seed: int, sim, a: Arena) -> dict:
-    d_loss, g_loss = losses(arm, float(sim.eps))
+def train_arm(arm: str, lam: float | None, seed: int, sim, a: Arena) -> dict:
+    d_loss, g_loss = losses(arm, float(sim.eps), lam)
     return train_in(a, d_loss, g_loss, sim, seed, critic_activation="leaky_relu")
 
 
@@ -84,27 +87,34 @@ def run(cfg, ctx) -> dict:
     if "metric" in a.extra:
         ctx.details["metric"] = a.extra["metric"]
         results |= {k: a.extra[k] for k in ("classifier_acc", "fid_floor")}
-    arms = list(sim.arms)
-    jobs = [(a, r) for r in range(int(sim.replicates)) for a in arms]
+    primary_lam, lams = gradient_penalty_weights(sim)
+    # (arm, WGAN-GP's λ or None): one WGAN-GP arm per λ, the primary λ first; named wgan_gp at the primary λ
+    arms = [(arm, lam) for arm in sim.arms for lam in (lams if arm == "wgan_gp" else [None])]
+    names = {(arm, lam): arm if lam in (None, primary_lam) else f"{arm}_lambda{lam:g}" for arm, lam in arms}
+    jobs = [(arm, lam, r) for r in range(int(sim.replicates)) for arm, lam in arms]
     runs = {}
     if batches(a, sim):  # each arm's seeds as one batched computation; rows below in the plain loop's order
         seeds = [1000 * int(cfg.seed) + r for r in range(int(sim.replicates))]
-        for arm in ctx.track(arms, f"{len(arms)} critics x {len(seeds)} seeds batched on {t.name}", total=len(arms)):
-            outs = train_in_batched(a, *losses(arm, float(sim.eps)), sim, seeds, critic_activation="leaky_relu")
-            runs |= {(arm, r): out for r, out in enumerate(outs)}
-    for arm, r in (jobs if runs else
-                   ctx.track(jobs, f"{len(arms)} critics x {int(sim.replicates)} seeds on {t.name}", total=len(jobs))):
-        out = runs.get((arm, r)) or train_arm(arm, 1000 * int(cfg.seed) + r, sim, a)
-        runs[(arm, r)] = out
-        ctx.log(r, arm, **{k: v for k, v in out["final"].items() if k != "iteration"}, **out["cost"])
-        ctx.claim_rows.append({"arm": arm, "replicate": r, "domain": domain} | out["final"] | out["cost"])
-    for arm in arms:
+        for arm, lam in ctx.track(arms, f"{len(arms)} critics x {len(seeds)} seeds batched on {t.name}",
+                                  total=len(arms)):
+            outs = train_in_batched(a, *losses(arm, float(sim.eps), lam), sim, seeds, critic_activation="leaky_relu")
+            runs |= {(arm, lam, r): out for r, out in enumerate(outs)}
+    for arm, lam, r in (jobs if runs else ctx.track(jobs, f"{len(arms)} critics x {int(sim.replicates)} seeds on "
+                                                          f"{t.name}", total=len(jobs))):
+        out = runs.get((arm, lam, r)) or train_arm(arm, lam, 1000 * int(cfg.seed) + r, sim, a)
+        runs[(arm, lam, r)] = out
+        ctx.log(r, names[(arm, lam)], **{k: v for k, v in out["final"].items() if k != "iteration"}, **out["cost"])
+        penalty = {"lam": lam, "primary_lam": lam == primary_lam} if lam else {}  # primary: what the post's checks read
+        ctx.claim_rows.append({"arm": arm, "replicate": r, "domain": domain} | penalty | out["final"] | out["cost"])
+    for arm, lam in arms:
         for key in ("w1", "mmd", "energy", "modes", "quality", "fid", "ms_per_iteration",
                     "saved_kib_per_iteration"):
-            vals = [(runs[(arm, r)]["final"] | runs[(arm, r)]["cost"]).get(key) for r in range(int(sim.replicates))]
+            vals = [(runs[(arm, lam, r)]["final"] | runs[(arm, lam, r)]["cost"]).get(key)
+                    for r in range(int(sim.replicates))]
             if all(v is not None for v in vals):
-                results[f"{arm}_{key}"] = float(np.mean(vals))
-    plot(ctx, runs, arms, lines, a)
+                results[f"{names[(arm, lam)]}_{key}"] = float(np.mean(vals))
+    plot(ctx, {(arm, r): out for (arm, lam, r), out in runs.items() if lam in (None, primary_lam)},
+           list(sim.arms), lines, a)
     return results
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..common.costs import CostMeter  # noqa: F401  (re-exported: the GAN experiments time their iterations)
+from ..common.errors import ConfigError
 from .batched import BatchedMLP, continue_global_stream
 
 TARGETS = ("ring8", "grid25", "moons")
@@ -121,6 +122,19 @@ def gradient_penalty(critic, real, fake, weight: float = 10.0) -> torch.Tensor:
     x = (mix * real + (1 - mix) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
     return weight * (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+def gradient_penalty_weights(sim) -> tuple[float, list[float]]:
+    """WGAN-GP's λ in a run: (the λ the post's comparisons read, every λ trained as an arm, that one first). The
+    penalty's scale is the data's: on the 2-D targets sim.wgan_gp_lambda and the arms sim.wgan_gp_lambdas, on
+    images (sim.target=images) the WGAN-GP paper's image value sim.wgan_gp_lambda_on_images alone."""
+    if sim.target == "images":
+        return float(sim.wgan_gp_lambda_on_images), [float(sim.wgan_gp_lambda_on_images)]
+    primary, arms = float(sim.wgan_gp_lambda), [float(x) for x in sim.wgan_gp_lambdas]
+    if primary not in arms:
+        raise ConfigError(f"sim.wgan_gp_lambda={primary:g} must be one of sim.wgan_gp_lambdas "
+                          f"{[float(x) for x in arms]} (the λ the post's comparisons read is trained as an arm)")
+    return primary, [primary] + [x for x in dict.fromkeys(arms) if x != primary]
 
 
 # -- the alternating loop -----------------------------------------------------------------------------------
