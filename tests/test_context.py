@@ -20,6 +20,23 @@ def logp(*probs):
     return torch.tensor(probs, dtype=torch.float64).log()
 
 
+def test_truncation_that_leaves_no_common_token_falls_back_to_the_untruncated_pooling():
+    """#28 review of nbce: Top-P sets that share no token left average pooling all -inf, and argmax decoded token 0
+    (all of fixed naive Bayes' 'gibberish' at n = 32). Ours: that step pools the untruncated distributions."""
+    contexts = torch.stack([logp(0.02, 0.9, 0.05, 0.03), logp(0.02, 0.03, 0.05, 0.9)])
+    uncond = logp(0.25, 0.25, 0.25, 0.25)
+    assert torch.isinf(nbce.pool(nbce.top_p(contexts, 0.8), "average")).all()  # {1} and {3}: nothing in common
+    merged = nbce.combine(contexts, uncond, "average", 1.0, truncate=0.8, inf_rule=True)
+    expected = 2 * contexts.mean(0) - nbce.top_p(uncond, 0.8)
+    expected = torch.where(torch.isinf(nbce.top_p(uncond, 0.8)), contexts.mean(0), expected)
+    torch.testing.assert_close(merged, expected)
+    assert int(merged.argmax()) != 0 and torch.isfinite(merged).any()
+    # where the sets do share a token, truncation stands as before
+    shared = torch.stack([logp(0.02, 0.5, 0.45, 0.03), logp(0.02, 0.03, 0.45, 0.5)])
+    kept = nbce.combine(shared, uncond, "average", 1.0, truncate=0.8)
+    assert torch.isinf(kept[0]) and torch.isinf(kept[1]) and torch.isfinite(kept[2])
+
+
 def test_pooling_by_hand():
     contexts = torch.stack([logp(0.7, 0.2, 0.1), logp(0.1, 0.1, 0.8), logp(1 / 3, 1 / 3, 1 / 3)])
     torch.testing.assert_close(nbce.pool(contexts, "average"), contexts.mean(0))

@@ -60,9 +60,14 @@ def combine(context_logp: torch.Tensor, uncond_logp: torch.Tensor, pooling: str,
     and the context-free ones (V,). truncate: Top-P on every distribution first; inf_rule: where the
     context-free log-probability is -inf, the pooled one alone; previous, penalty: the transition penalty
     (min_entropy pooling only)."""
+    full = context_logp
     if truncate is not None:
         context_logp, uncond_logp = top_p(context_logp, truncate), top_p(uncond_logp, truncate)
     pooled = pool(context_logp, pooling, previous, penalty)
+    if truncate is not None and torch.isinf(pooled).all():
+        # No token is in every context's Top-P set (average pooling): the posts leave this case undefined, and an
+        # all -inf row would decode token 0. Ours: the untruncated pooling for this step (#28 review of nbce).
+        pooled = pool(full, pooling, previous, penalty)
     merged = (beta + 1) * pooled - beta * uncond_logp
     if inf_rule:
         merged = torch.where(torch.isinf(uncond_logp), pooled, merged)
