@@ -298,6 +298,13 @@ def test_a_check_whose_precondition_fails_is_inconclusive_and_leans_its_own_way(
     assert [r["verdict"] for r in evaluate_checks([ready_met, compare], table)] == [PASS, PASS]
     # a precondition must be an earlier check
     assert validate_checks([compare, ready]) and not validate_checks([ready, compare])
+    # the basis line: a failed gate of the post's checks is 'precondition FAIL'; one only `ours` checks require is
+    # shown apart, so an extension's unmet gate never reads as the post's setup failing
+    assert by_basis(evaluate_checks([ready, compare], table))["precondition"] == FAIL
+    extension = dict(compare, basis="ours")
+    line = by_basis(evaluate_checks([ready, extension], table))
+    assert line == {"ours": NOT_REACHED, "precondition of ours": FAIL}
+    assert by_basis(evaluate_checks([ready, extension, compare], table))["precondition"] == FAIL
 
 
 def test_the_next_command_asks_for_the_sweep_when_cells_lack_and_for_more_seeds_when_only_noise_undecides():

@@ -66,7 +66,8 @@ How a verdict is decided (one rule for every kind):
 Every non-PASS check carries a reason: refuted (an empirical FAIL in the post's regime), slip (a
 derivation FAIL: the post's own arithmetic or remark), not_reached (a precondition, a cell or a scale
 the setup did not reach), underpowered (too few units, or an effect inside the noise), unstable.
-The post's verdict combines the derivation and empirical checks; `ours` and preconditions are apart.
+The post's verdict combines the derivation and empirical checks; `ours` and preconditions are apart (a
+precondition only `ours` checks require is shown as a "precondition of ours").
 """
 
 from __future__ import annotations
@@ -751,6 +752,11 @@ def evaluate_checks(checks: list[dict], rows: list[dict], stability: bool = True
                                + (f"; {result['note']}" if result.get("note") else ""),
                           needs=f"a setup where {', '.join(unmet + unmeasured)} "
                                 f"{'passes' if len(unmet + unmeasured) == 1 else 'pass'}")
+    # a precondition that only `ours` checks require gates an extension, not the post: the basis line shows it apart
+    for check, result in zip(checks, results):
+        dependents = [c.get("basis", "empirical") for c in checks if check["id"] in (c.get("requires") or [])]
+        if check.get("basis") == "precondition" and dependents and not set(dependents) & set(DECIDING):
+            result["gates"] = "ours"
     for result in results:
         result["reason"] = reason_of(result)
     return results
@@ -841,13 +847,22 @@ def overall_reason(results: list[dict], scale: str | None = None) -> dict:
     return {"verdict": verdict, "reason": reason, "text": text}
 
 
+OURS_PRECONDITION = "precondition of ours"  # the basis line's name for a precondition only `ours` checks require
+
+
+def basis_line_key(result: dict) -> str:
+    basis = result.get("basis", "empirical")
+    return OURS_PRECONDITION if basis == "precondition" and result.get("gates") == "ours" else basis
+
+
 def by_basis(results: list[dict]) -> dict:
-    """{basis: verdict} for the bases present (ours and preconditions included, shown apart). A check left
-    undecided only because its cell or scale was not reached counts as NOT REACHED, as in `overall`."""
+    """{basis: verdict} for the bases present (ours and preconditions included, shown apart; a precondition that
+    gates only `ours` checks under OURS_PRECONDITION). A check left undecided only because its cell or scale was
+    not reached counts as NOT REACHED, as in `overall`."""
     out = {}
-    for basis in BASES:
+    for basis in BASES + (OURS_PRECONDITION,):
         chosen = [NOT_REACHED if r["verdict"] == INCONCLUSIVE and reason_of(r) == "not_reached" else r["verdict"]
-                  for r in results if r.get("basis", "empirical") == basis]
+                  for r in results if basis_line_key(r) == basis]
         if chosen:
             v = combine(chosen)
             out[basis] = INCONCLUSIVE if v == NA and any(c != NA for c in chosen) else v
