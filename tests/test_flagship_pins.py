@@ -201,15 +201,13 @@ def test_flagship_smoke_verdicts_are_pinned(runs, name):
     s = runs[name]
     assert s["verdict"] == PINNED[name][2]
     assert {c["id"]: c["verdict"] for c in s["checks"]} == PINNED[name][3]
-    # a single smoke run names the command that gives the undecided checks what they lack: the canonical
-    # sweep, or (an experiment a single run decides) the default scale
-    # (none when every undecided check waits on a precondition: more runs of this setup do not mend it)
-    sweep = name not in ("ddim",)
+    # a single smoke run names the command that gives the undecided checks what they lack: the canonical sweep
+    # (every flagship has one; ddim_cifar's trains 3 models) (none when every undecided check waits on a
+    # precondition: more runs of this setup do not mend it)
     if all(c["verdict"] in ("PASS", "NOT REACHED", "N/A") or c["basis"] == "ours" for c in s["checks"]):
         assert s["command"] is None
     else:
-        assert s["command"] == (f"kexue-run -m experiment={s['experiment']} sweep={s['experiment']} scale=smoke"
-                                if sweep else f"kexue-run experiment={s['experiment']} trainer.threads=1")
+        assert s["command"] == f"kexue-run -m experiment={s['experiment']} sweep={s['experiment']} scale=smoke"
 
 
 def test_flagship_smoke_verdicts_hold_under_bf16_mixed(tmp_path):
