@@ -106,6 +106,13 @@ def test_ad_hoc_runs_are_not_published(tmp_path):
     said = []
     assert ledger.publish([ev], tmp_path / "results", said.append) == []
     assert "ad hoc (sim.samples=2000)" in said[0]
+    # a run resumed after a kill is the same run (same config, same numbers): publishable, its command without resume
+    summary_file = ev.path / "summary.json"
+    summary = json.loads(summary_file.read_text())
+    summary["overrides"] = [o for o in summary["overrides"] if not o.startswith("sim.")] + [f"resume={ev.path}"]
+    summary_file.write_text(json.dumps(summary))
+    (written,) = ledger.publish([ev], tmp_path / "results", said.append)
+    assert "resume" not in json.loads(written.read_text())["provenance"]["command"]
 
 
 def test_the_readme_table_is_the_ledgers():

@@ -450,9 +450,10 @@ def write_entry(entry: dict, figures: list[Path], root: Path | None = None) -> P
     return path
 
 
-# overrides a published run may have: where and how it ran, not what it computed (the seed is in the command)
+# overrides a published run may have: where and how it ran, not what it computed (the seed is in the command;
+# `resume` continues the same run from its own saved config, to the same numbers)
 PUBLISHABLE_OVERRIDES = ("experiment", "scale", "seed", "trainer.threads", "trainer.progress", "trainer.device",
-                         "output_root", "logger")
+                         "output_root", "logger", "resume")
 
 
 def ad_hoc_overrides(ev) -> list[str]:
