@@ -38,17 +38,22 @@ def test_eta_zero_is_deterministic_and_eta_one_is_not():
     assert not torch.allclose(c, d)
 
 
-def test_golden_full_loop_against_the_papers_ddim_update():
+@pytest.mark.parametrize(("spacing", "pairs", "golden"), [
+    ("trailing", ((20, 16), (16, 12), (12, 8), (8, 4), (4, 0)), -3.383756329463457),
+    ("leading", ((17, 13), (13, 9), (9, 5), (5, 1), (1, 0)), None),  # the DDIM code's τ = 1, 5, 9, 13, 17
+])
+def test_golden_full_loop_against_the_papers_ddim_update(spacing, pairs, golden):
     sch = Schedule(20)
-    ours = sample(toy_eps, x_T(), sch, Sampler(5, "eta", 0.0), torch.Generator().manual_seed(1))
-    # DDIM paper notation: α = ᾱ² (Su's ᾱ is the signal coefficient); τ = 4, 8, 12, 16, 20
+    ours = sample(toy_eps, x_T(), sch, Sampler(5, "eta", 0.0, spacing=spacing), torch.Generator().manual_seed(1))
+    # DDIM paper notation: α = ᾱ² (Su's ᾱ is the signal coefficient)
     x = x_T()
-    for t, s in ((20, 16), (16, 12), (12, 8), (8, 4), (4, 0)):
+    for t, s in pairs:
         at, as_ = float(sch.abar[t]) ** 2, float(sch.abar[s]) ** 2
         eps = toy_eps(x, torch.full((4,), t))
         x = math.sqrt(as_) * (x - math.sqrt(1 - at) * eps) / math.sqrt(at) + math.sqrt(1 - as_) * eps
     torch.testing.assert_close(ours, x)
-    assert ours.sum().item() == pytest.approx(-3.383756329463457, abs=1e-9)  # golden number
+    if golden is not None:
+        assert ours.sum().item() == pytest.approx(golden, abs=1e-9)  # golden number
 
 
 @pytest.mark.parametrize("eta", [0.0, 0.2, 0.5, 1.0])
@@ -87,9 +92,33 @@ def test_ode_euler_is_ddim_step_for_step():
 
 
 def test_timesteps_come_from_the_list():
-    assert timesteps(20, 5) == [4, 8, 12, 16, 20]
-    assert timesteps(20, 5, "quadratic") == [1, 3, 7, 13, 20]
-    assert timesteps(1000, 1000) == list(range(1, 1001))
+    assert timesteps(20, 5, spacing="trailing") == [4, 8, 12, 16, 20]
+    assert timesteps(20, 5, "quadratic", "trailing") == [1, 3, 7, 13, 20]
+    # the DDIM code's range(0, T, T // S) and int(linspace(0, √(0.8T), S)²), shifted to Su's t = 1..T
+    assert timesteps(1000, 10) == [1, 101, 201, 301, 401, 501, 601, 701, 801, 901]
+    assert timesteps(20, 5, "quadratic") == [1, 2, 5, 10, 17]
+    for spacing in ("leading", "trailing"):
+        assert timesteps(1000, 1000, spacing=spacing) == list(range(1, 1001))
+    with pytest.raises(ValueError, match="allowed: leading, trailing"):
+        timesteps(20, 5, spacing="middle")
+
+
+def test_sigma_hats_failure_mode_needs_the_ddim_codes_spacing(mixture):
+    """The DDIM paper's σ̂ row fails at few steps (FID 367 at S = 10): its large noise, added on the jump to
+    t = 1, is never taken out by the tiny last step. With the exact ε of a mixture, σ̂ at S = 10 lands much
+    farther from the data under the DDIM code's leading spacing than under a trailing one, whose last jump
+    to x_0 adds no noise; η = 0 is not hurt that way."""
+    sch = Schedule(1000)
+    gen = torch.Generator().manual_seed(0)
+    truth, start = mixture.sample(2000, gen), torch.randn(2000, 2, generator=gen, dtype=torch.float64)
+
+    def dist(**kw):
+        x = sample(mixture.eps(sch), start, sch, Sampler(10, **kw), torch.Generator().manual_seed(1))
+        return mmd(x.float(), truth.float())
+
+    lead, trail = dist(solver="sigma_hat", spacing="leading"), dist(solver="sigma_hat", spacing="trailing")
+    assert lead > 2 * trail
+    assert dist(solver="eta", eta=0.0, spacing="leading") < lead / 2
     from kexue_runs.experiments.ddpm_schedule import alphas
 
     abar = Schedule(1000).abar
@@ -181,6 +210,7 @@ def test_labelled_local_set_gets_a_classifier_metric(kexue, tmp_path):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["diffusion.schedule=cosine"], "diffusion.schedule=cosine: allowed: su, linear"),
+    (["diffusion.spacing=middle"], "diffusion.spacing=middle: allowed: leading, trailing"),
     (["eval.steps=[10,5000]"], "eval.steps: 5000 is outside 1..diffusion.T=50"),
     (["eval.solvers=[eta,dpm]"], "eval.solvers: unknown 'dpm'"),
 ])

@@ -76,8 +76,8 @@ PINNED = {
     'ddim': (['experiment=ddim_cifar'], {
         'classifier_acc': (0.26599326729774475, 0.146),
         'fid_floor': (0.0009732595406345216, 0.000711),
-        'fid_eta0_S5': (0.0631374007273349, 0.376),
-        'fid_eta1_S10': (0.06444346778376767, 0.42),
+        'fid_eta0_S5': (0.06865413942075885, 0.387),
+        'fid_eta1_S10': (0.06658662710976686, 0.423),
         'train/loss': (1.0185757875442505, 0.174),
     }, 'INCONCLUSIVE', {
         'feature_net_separates_classes': 'INCONCLUSIVE',

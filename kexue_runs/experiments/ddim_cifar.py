@@ -33,6 +33,7 @@ from ..data.images import load_images
 from ..methods.diffusion import (
     SCHEDULES,
     SOLVERS,
+    SPACINGS,
     STRIDES,
     GaussianMixture,
     Sampler,
@@ -54,6 +55,8 @@ def validate(cfg) -> None:
         raise ConfigError(f"diffusion.schedule={d.schedule}: allowed: {', '.join(SCHEDULES)}")
     if d.stride not in STRIDES:
         raise ConfigError(f"diffusion.stride={d.stride}: allowed: {', '.join(STRIDES)}")
+    if d.spacing not in SPACINGS:
+        raise ConfigError(f"diffusion.spacing={d.spacing}: allowed: {', '.join(SPACINGS)}")
     bad = [s for s in cfg.eval.solvers if s not in SOLVERS]
     if bad:
         raise ConfigError(f"eval.solvers: unknown {bad[0]!r}; allowed: {', '.join(SOLVERS)}")
@@ -71,7 +74,8 @@ def samplers(cfg) -> list[Sampler]:
         etas = [float(e) for e in cfg.eval.etas] if solver == "eta" else [0.0]
         for eta in etas:
             for steps in cfg.eval.steps:
-                out.append(Sampler(int(steps), solver, eta, cfg.diffusion.stride, bool(cfg.diffusion.clip_x0)))
+                out.append(Sampler(int(steps), solver, eta, stride=cfg.diffusion.stride,
+                                   spacing=cfg.diffusion.spacing, clip_x0=bool(cfg.diffusion.clip_x0)))
     return out
 
 
@@ -140,7 +144,8 @@ def run(cfg, ctx) -> dict:
     steps, batch, decay = int(cfg.trainer.steps), int(cfg.trainer.batch_size), float(cfg.diffusion.ema)
     say(f"data {name}: train {tuple(train.shape)} reference {tuple(ref.shape)} | U-Net "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params | T={schedule.T} ({schedule.kind}, "
-          f"ᾱ_T={float(schedule.abar[-1]):.2e}) | {steps} steps x batch {batch} | {len(grid)} samplers")
+          f"ᾱ_T={float(schedule.abar[-1]):.2e}) | {steps} steps x batch {batch} | {len(grid)} samplers "
+          f"({cfg.diffusion.stride} {cfg.diffusion.spacing} sub-sequences)")
     ctx.samples_per_step = batch
     for step in ctx.steps(steps, {"model": model, "ema": ema, "optimizer": optimizer}):
         g = torch.Generator().manual_seed(int(cfg.seed) * 1_000_003 + step)

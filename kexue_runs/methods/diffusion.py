@@ -23,6 +23,7 @@ import torch
 
 SCHEDULES = ("su", "linear")
 STRIDES = ("uniform", "quadratic")
+SPACINGS = ("leading", "trailing")
 SOLVERS = ("eta", "sigma_hat", "ode_euler", "ode_heun")
 
 EpsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x_t, t as a (B,) long tensor) -> ε
@@ -49,14 +50,25 @@ class Schedule:
         return a * x0 + b * noise
 
 
-def timesteps(T: int, steps: int, stride: str = "uniform") -> list[int]:
-    """The sub-sequence τ (ascending, ending at T); the previous step is always read from this list."""
+def timesteps(T: int, steps: int, stride: str = "uniform", spacing: str = "leading") -> list[int]:
+    """The sub-sequence τ (ascending); the previous step is always read from this list.
+
+    leading: the DDIM code's {1, 1 + T/S, ..., 1 + (S-1)T/S} (quadratic: 1 + ⌊(i√(0.8T)/(S-1))²⌋), which
+    ends at t = 1, so the last jump to x_0 is tiny and x_T enters at the top entry; trailing: {T/S, ..., T},
+    which starts at T and ends with a jump of T/S straight to x_0. At S = T both are 1..T."""
+    if spacing not in SPACINGS:
+        raise ValueError(f"unknown spacing {spacing!r}; allowed: {', '.join(SPACINGS)}")
+    if stride not in STRIDES:
+        raise ValueError(f"unknown stride {stride!r}; allowed: {', '.join(STRIDES)}")
+    if spacing == "leading":
+        if stride == "uniform":
+            return [1 + k * (T // steps) for k in range(steps)]
+        top = math.sqrt(0.8 * T)
+        return sorted({1 + int((top * k / max(steps - 1, 1)) ** 2) for k in range(steps)})
     if stride == "uniform":
         seq = torch.linspace(0, T, steps + 1)[1:]
-    elif stride == "quadratic":
-        seq = torch.linspace(0, math.sqrt(T), steps + 1)[1:] ** 2
     else:
-        raise ValueError(f"unknown stride {stride!r}; allowed: {', '.join(STRIDES)}")
+        seq = torch.linspace(0, math.sqrt(T), steps + 1)[1:] ** 2
     taus = sorted({max(1, min(T, int(round(float(s))))) for s in seq})
     taus[-1] = T
     return taus
@@ -70,6 +82,7 @@ class Sampler:
     solver: str = "eta"           # eta | sigma_hat | ode_euler | ode_heun
     eta: float = 0.0              # for solver=eta: 0 = DDIM, 1 = DDPM
     stride: str = "uniform"       # uniform | quadratic
+    spacing: str = "leading"      # leading (the DDIM code's, ends at t = 1) | trailing (starts at T)
     clip_x0: bool = False         # clamp x̂_0 to [-1, 1] (images)
 
     @property
@@ -81,7 +94,7 @@ class Sampler:
 def sample(eps_fn: EpsFn, x_T: torch.Tensor, schedule: Schedule, sampler: Sampler,
            generator: torch.Generator | None = None) -> torch.Tensor:
     """x_0 from x_T along the sampler's sub-sequence; each step goes from t to the previous entry s."""
-    taus = timesteps(schedule.T, sampler.steps, sampler.stride)
+    taus = timesteps(schedule.T, sampler.steps, sampler.stride, sampler.spacing)
     x = x_T
     for t, s in zip(taus[::-1], taus[:-1][::-1] + [0]):
         x = step(eps_fn, x, t, s, schedule, sampler, generator)
