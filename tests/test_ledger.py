@@ -115,6 +115,32 @@ def test_ad_hoc_runs_are_not_published(tmp_path):
     assert "resume" not in json.loads(written.read_text())["provenance"]["command"]
 
 
+@pytest.mark.parametrize("override", ["trainer.threads=2", "trainer.progress=false", "trainer.device=cpu",
+                                      "output_root=/tmp/x", "resume=/tmp/x/run", "logger=csv", "logger.project=p",
+                                      "hydra.launcher.n_jobs=2", "optimizer.lr=0.1", "loggerx=1", "seed=3"])
+def test_one_list_says_what_only_says_where_or_how_a_run_ran(tmp_path, override):
+    """The sweep report (what varies), the publisher (a sweep job's ad hoc overrides), the ledger (a run's ad hoc
+    overrides, the published command) all read runfiles.RUN_ONLY_OVERRIDES: they agree on every key."""
+    from types import SimpleNamespace
+
+    from kexue_runs.common import runfiles
+    from kexue_runs.lifecycle.sweeps import varying_keys
+    from kexue_runs.publishing.publish import job_point
+
+    key, value = override.split("=", 1)
+    run_only = key.split(".")[0] in ("logger", "hydra", "output_root", "resume") or key.startswith("trainer.")
+    assert runfiles.is_run_only(override) == run_only
+    configs = [{key: value, "name": "e"}, {key: value + "0", "name": "e"}]
+    assert varying_keys(configs) == ([] if run_only else [key])
+    _, extra = job_point({"overrides": [override, "seed=0"]}, ["seed"])
+    assert extra == ([] if run_only or key == "seed" else [override])
+    runfiles.write_json(tmp_path / "summary.json", {"overrides": ["experiment=e", override]})
+    ad_hoc = ledger.ad_hoc_overrides(SimpleNamespace(kind="run", path=tmp_path))
+    assert ad_hoc == ([] if run_only or key == "seed" else [override])
+    command = ledger.published_command([override], "e", "cpu", 1, False)
+    assert (override in command) == (not run_only or key in ledger.STATED_IN_COMMAND)
+
+
 def test_the_readme_table_is_the_ledgers():
     text = (REPO / "README.md").read_text()
     span = site.readme_block(text, "cpu")

@@ -23,6 +23,19 @@ CHECKPOINT = "checkpoint.pt"
 REPORT = "report.md"
 FIGURES = "figures"
 
+# Overrides that say where or how a run ran, not what it computed (each names a key and everything under it):
+# a sweep does not vary over them, a published run may carry them, and its published command drops those
+# it does not state itself. The one list the sweep report, the publisher and the ledger read.
+RUN_ONLY_OVERRIDES = ("trainer.threads", "trainer.progress", "trainer.device", "output_root", "resume", "logger",
+                      "hydra")
+
+
+def is_run_only(key: str) -> bool:
+    """Whether an override's (or a dotted config) key is one of RUN_ONLY_OVERRIDES or under one."""
+    key = key.split("=", 1)[0].lstrip("+~")
+    return any(key == k or key.startswith((k + ".", k + "/")) for k in RUN_ONLY_OVERRIDES)
+
+
 # Keys that change where or how a run is shown, not what it computes: left out of the config hash.
 NON_SEMANTIC_KEYS = ("resume", "output_root", "trainer.progress", "trainer.device", "trainer.threads",
                      "scale.curves", "hydra", "sweep_grids", "meta", "claim", "reported", "checks", "figure", "threats")

@@ -68,9 +68,6 @@ def experiment_spec(jobs: list[dict]) -> dict:
     return {k: spec.get(k) for k in ("name", "meta", "claim", "reported", "checks", "figure")} | {"name": name}
 
 
-NOT_VARYING = ("trainer.threads", "trainer.progress", "trainer.device", "output_root", "resume", "logger.", "hydra.")
-
-
 def job_configs(jobs: list[dict]) -> list[dict]:
     """Each job's resolved config as dotted keys (what it computed), or its command-line overrides when
     it died before writing one."""
@@ -90,7 +87,7 @@ def varying_keys(configs: list[dict]) -> list[str]:
     keys: list[str] = []
     for config in configs:
         keys += [k for k in config if k not in keys]
-    return [k for k in keys if not k.startswith(NOT_VARYING) and len({repr(c.get(k)) for c in configs}) > 1]
+    return [k for k in keys if not runfiles.is_run_only(k) and len({repr(c.get(k)) for c in configs}) > 1]
 
 
 def metric_columns(jobs: list[dict]) -> list[str]:

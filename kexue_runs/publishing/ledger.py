@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .. import config_dir
+from ..common import runfiles
 
 SCHEMA_VERSION = 1
 SCALES = ("smoke", "cpu", "gpu")
@@ -34,8 +35,8 @@ FIGURE_BYTES = 150_000  # per figure; the whole results/ folder stays under a fe
 MAX_KEY_NUMBERS = 80
 EXACT_RTOL = 1e-6  # a deterministic number: the same up to float noise across machines
 DRIFT_RTOL = 1e-4  # a single measured number without replicates: float32 drift across CPUs only
-# overrides of a run's command line that do not belong in the published command
-NOT_PUBLISHED = ("output_root", "trainer.progress", "hydra.", "resume", "logger")
+# run-only overrides the published command keeps: the numbers depend on the thread count and the device
+STATED_IN_COMMAND = ("trainer.threads", "trainer.device")
 REASONS = ("refuted", "slip", "not_reached", "underpowered", "unstable")
 
 
@@ -292,7 +293,8 @@ def cpu_model() -> str:
 def published_command(overrides: list[str], name: str, scale: str, threads, multirun: bool) -> str:
     """The command that reproduces it: the run's own overrides less the ones that only say where or how it
     printed, with its scale and thread count stated (the numbers depend on the thread count)."""
-    keep = [o for o in overrides or () if not o.split("=", 1)[0].lstrip("+~").startswith(NOT_PUBLISHED)]
+    keep = [o for o in overrides or ()
+            if not runfiles.is_run_only(o) or o.split("=", 1)[0].lstrip("+~") in STATED_IN_COMMAND]
     keys = {o.split("=", 1)[0] for o in keep}
     if "experiment" not in keys:
         keep.insert(0, f"experiment={name}")
@@ -351,7 +353,6 @@ def sweep_config_hash(name: str, scale: str) -> str:
 def build_entry(ev, report: dict | None = None) -> dict:
     """The ledger entry of a publish.Evidence (kind "run" or "sweep"). `report` is the sweep's claim report
     when the caller has it already."""
-    from ..common import runfiles
     from ..lifecycle.sweeps import aggregate, load_jobs
 
     spec = ev.spec
@@ -450,21 +451,18 @@ def write_entry(entry: dict, figures: list[Path], root: Path | None = None) -> P
     return path
 
 
-# overrides a published run may have: where and how it ran, not what it computed (the seed is in the command;
-# `resume` continues the same run from its own saved config, to the same numbers)
-PUBLISHABLE_OVERRIDES = ("experiment", "scale", "seed", "trainer.threads", "trainer.progress", "trainer.device",
-                         "output_root", "logger", "resume")
+# overrides a published run may have besides the run-only ones (runfiles.RUN_ONLY_OVERRIDES: where and how it
+# ran; `resume` continues the same run from its own saved config, to the same numbers): the seed is in the command
+PUBLISHABLE_OVERRIDES = ("experiment", "scale", "seed")
 
 
 def ad_hoc_overrides(ev) -> list[str]:
     """A run's overrides that change what the experiment computes: such a run is not the published one."""
-    from ..common import runfiles
-
     if ev.kind != "run":
         return []  # publish.collect takes only complete canonical sweeps
     summary = runfiles.read_summary(ev.path) or {}
     return [o for o in summary.get("overrides") or []
-            if o.split("=", 1)[0].lstrip("+~") not in PUBLISHABLE_OVERRIDES and not o.startswith("hydra")]
+            if o.split("=", 1)[0].lstrip("+~") not in PUBLISHABLE_OVERRIDES and not runfiles.is_run_only(o)]
 
 
 def publish(evidence: list, root: Path | None = None, log=print) -> list[Path]:

@@ -20,10 +20,8 @@ import yaml
 
 from .. import config_dir
 from ..claims.catalog import experiment_files, load_experiment
+from ..common.runfiles import is_run_only
 from ..lifecycle.sweeps import aggregate, load_jobs
-
-RESULT_SAFE_KEYS = ("trainer.threads", "trainer.progress", "output_root", "logger", "hydra.launcher")
-
 
 @dataclass
 class Evidence:
@@ -62,7 +60,7 @@ def job_point(job: dict, keys: list[str]) -> tuple[frozenset, list[str]]:
     pairs = [o.split("=", 1) for o in job.get("overrides") or [] if "=" in o]
     point = frozenset((k, v) for k, v in pairs if k in keys)
     extra = [f"{k}={v}" for k, v in pairs if k not in keys and k not in ("experiment", "sweep", "scale")
-             and not k.startswith(RESULT_SAFE_KEYS)]
+             and not is_run_only(k)]
     return point, extra
 
 
