@@ -23,6 +23,7 @@ from ..claims.catalog import experiment_files, load_experiment
 from ..common.runfiles import is_run_only
 from ..lifecycle.sweeps import aggregate, load_jobs
 
+
 @dataclass
 class Evidence:
     name: str
