@@ -284,9 +284,9 @@ VERDICTS = {
         'constant_rate': 'INCONCLUSIVE',
         'inv_sqrt_rate': 'PASS',
     }),
-    'quanta_scaling': ('NOT REACHED', {  # data_exponent_converges: its |error| measure passes on noise (review)
+    'quanta_scaling': ('PASS', {  # data_exponent_converges on the post's rule since #28 (its draws' |error| passed on noise)
         'parameter_exponent_converges': 'PASS',
-        'data_exponent_converges': 'NOT REACHED',
+        'data_exponent_converges': 'PASS',
         'parameters_beat_data': 'PASS',
         'parameter_exponent_within_1pct': 'PASS',
         'data_exponent_within_10pct': 'INCONCLUSIVE',
@@ -459,3 +459,22 @@ def test_sgd_best_in_ball_is_the_constrained_optimum():
     rng = np.random.default_rng(1)
     assert np.linalg.norm(best) <= 1 + 1e-9
     assert all(loss(best) <= loss(project(best + 0.05 * rng.standard_normal(5))) + 1e-9 for _ in range(50))
+
+
+def test_quanta_rule_on_expected_counts():
+    """9607's rule: quantum k is learned once D p_k >= tau. rule_loss counts the unlearned mass exactly; summed
+    by brute force over the first 10^6 quanta (plus the exact rest) it is the same, and its local exponent
+    approaches -gamma/(gamma+1) as D grows."""
+    import numpy as np
+
+    from kexue_runs.experiments.quanta_scaling import rule_loss, zipf
+
+    gamma, tau = 0.4, 5
+    p, rest = zipf(gamma, 1_000_000)
+    ds = np.array([1e4, 1e5, 1e6, 1e7])
+    brute = np.array([p[d * p < tau].sum() + rest for d in ds])
+    np.testing.assert_allclose(rule_loss(gamma, ds, tau), brute, rtol=1e-9)
+    big = np.logspace(4, 14, 11)
+    local = np.diff(np.log(rule_loss(gamma, big, tau))) / np.diff(np.log(big))
+    errors = np.abs(local / (-gamma / (gamma + 1)) - 1)
+    assert errors[0] > 1e-4 and errors[-1] < errors[0] / 1000  # 2.5e-4 at D = 10^4, 1e-10 at 10^14
