@@ -133,3 +133,17 @@ def test_eta_search_brackets_the_best_on_a_factor_2_grid():
     assert sorted(tried) == [2.0 ** -k for k in range(13, 6, -1)] and len(calls) == len(set(calls))
     capped = search_lr(bowl, 2.0 ** -4, max_tries=4)
     assert len(capped) == 4 and min(capped, key=capped.get) == min(capped)  # gave up on the edge
+
+
+def test_speed_up_is_read_at_a_loss_both_arms_reach():
+    """The LoRA+ paper's "faster": steps to a loss both arms reach (the worse of their best), each at its fastest
+    eta_A. An arm twice as fast to the same floor gets 2; an arm that stops higher is timed to its own best, which
+    plain LoRA reaches too; swapping the arms swaps the steps."""
+    from kexue_runs.experiments.lora_plus import steps_to_shared_loss
+
+    plain = [[3.0, 2.5, 2.2, 2.1, 2.0, 2.0], [3.0, 2.8, 2.6, 2.4, 2.3, 2.2]]  # best 2.0 at step 4 x 25
+    fast = [[3.0, 2.2, 2.0, 2.0, 2.0, 2.0]]  # 2.0 at step 2
+    assert steps_to_shared_loss(fast, plain, 25) == (50.0, 100.0)
+    worse = [[3.0, 2.6, 2.5, 2.4, 2.4, 2.4]]  # stops at 2.4: plain LoRA gets there at step 2
+    assert steps_to_shared_loss(worse, plain, 25) == (75.0, 50.0)
+    assert steps_to_shared_loss(plain, worse, 25) == (50.0, 75.0)
