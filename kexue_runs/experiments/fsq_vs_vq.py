@@ -148,9 +148,9 @@ def latents_per_image(model_cfg, data) -> int:
 
 @torch.no_grad()
 def evaluate(model: QuantizedAutoencoder, val: torch.Tensor, train_probe: torch.Tensor, batch_size: int,
-             ctx) -> dict:
+             ctx) -> tuple[dict, torch.Tensor]:
     """Validation metrics, and code usage on a fixed probe of training images (both with >= 20 latents per
-    code when the sizes allow it)."""
+    code when the sizes allow it); with the validation code counts (the usage figure's)."""
     model.eval()
     counts, sq_err, codebook, z_abs, extreme = code_counts(model, val, batch_size, ctx, "eval")
     train_counts = code_counts(model, train_probe, batch_size, ctx, "eval (train latents)")[0]
@@ -161,7 +161,7 @@ def evaluate(model: QuantizedAutoencoder, val: torch.Tensor, train_probe: torch.
     out["latents_per_code"] = float(counts.sum().item() / model.codebook_size)
     if isinstance(model.quantizer, FSQ):
         out["extreme_digit_fraction"] = extreme / n
-    return out
+    return out, counts
 
 
 def probe_size(q_cfg, model_cfg, data) -> int:
@@ -205,18 +205,18 @@ def run(cfg, ctx) -> dict:
             terms = {"loss": loss, "mse": mse, "codebook_loss": out["codebook_loss"]}
             ctx.log(step, "train", **{k: ctx.dist.mean(v).item() for k, v in terms.items()})
         if ctx.is_eval_step(step, steps) and ctx.is_main:
-            val_metrics = evaluate(model, data.val, probe, 512, ctx)
+            val_metrics, val_counts = evaluate(model, data.val, probe, 512, ctx)
             ctx.log(step + 1, "val", **val_metrics)
     if not ctx.is_main:
         return {}
     if not val_metrics:  # resumed after the last step: evaluate the restored model once
-        val_metrics = evaluate(model, data.val, probe, 512, ctx)
-    plot_run(model, data.val, ctx)
+        val_metrics, val_counts = evaluate(model, data.val, probe, 512, ctx)
+    plot_run(model, data.val, val_counts, ctx)  # the last step always evaluates: these are the final model's
     return {"val/" + k: v for k, v in val_metrics.items()} | {"codebook_size_actual": float(model.codebook_size)}
 
 
 @torch.no_grad()
-def plot_run(model: QuantizedAutoencoder, val: torch.Tensor, ctx) -> None:
+def plot_run(model: QuantizedAutoencoder, val: torch.Tensor, counts: torch.Tensor, ctx) -> None:
     """Reconstructions beside originals, and the sorted code-usage histogram."""
     from ..claims.report import pyplot, save_figure
 
@@ -237,10 +237,6 @@ def plot_run(model: QuantizedAutoencoder, val: torch.Tensor, ctx) -> None:
         side.set_visible(False)
     save_figure(ctx, "reconstructions", fig)
 
-    counts = torch.zeros(model.codebook_size, dtype=torch.long)
-    for start in range(0, val.shape[0], 512):
-        z, _ = model.encode(to_model_range(val[start:start + 512].to(ctx.device)))  # the codes only: no decoder
-        counts += torch.bincount(model.quantizer(z)[1].cpu(), minlength=model.codebook_size)
     fig, ax = plt.subplots(figsize=(5, 3))
     ranked = counts.sort(descending=True).values.numpy()
     ax.fill_between(range(1, len(ranked) + 1), ranked, step="mid", lw=0)  # one polygon, not a bar per code
