@@ -63,7 +63,7 @@ BAD = [
     ([*FSQ, "quantizer.levels=[5,1]"], "every FSQ level must be >= 2"),
     ([*FSQ, "quantizer.codebook_size=1000"], "no FSQ level table entry"),
     ([*FSQ, "quantizer=vq_ste", "quantizer.init=zeros"],
-     "quantizer.init=zeros: allowed: normal, small_norm, uniform, kmeans"),
+     "quantizer.init=zeros: allowed: fan_in, normal, small_norm, uniform, kmeans"),
     ([*FSQ, "model.downsample=5"], "model.downsample=5"),
     ([*DD, "diffusion.schedule=cosine"], "diffusion.schedule=cosine: allowed: su, linear"),
     ([*LP, "optimizer=sgd"], "optimizer=sgd: LoRA+ is stated for Adam; allowed: adam"),

@@ -1,5 +1,6 @@
 """VQ with straight-through and the rotation trick (kexue.fm 10489): forward values and gradients."""
 
+import pytest
 import torch
 
 from kexue_runs.methods.vq import VectorQuantizer, rotation_matrix, rotation_trick, straight_through
@@ -66,3 +67,13 @@ def test_small_norm_init_is_small_and_kmeans_lowers_distortion():
     vq.kmeans_init(z, iters=10, seed=0)
     lloyd = vq(z)[2].item()
     assert lloyd < seeded < random_normal  # Lloyd's iterations only lower the distortion
+
+
+def test_fan_in_init_has_variance_one_over_codebook_size():
+    """The paper's (MaskGIT, variance scaling fan_in) and Su's (lecun_normal) codebook scale: Var = 1/K, so a
+    codeword's squared norm is d/K; a variance of 1 or 1/K^2 is many standard errors away."""
+    for k in (64, 1024):
+        vq = VectorQuantizer(k, 16, init="fan_in", generator=torch.Generator().manual_seed(0))
+        n = vq.codebook.numel()
+        assert vq.codebook.var().item() * k == pytest.approx(1.0, abs=4 * (2 / n) ** 0.5)
+        assert vq.codebook.mean().abs().item() < 4 / (k * n) ** 0.5

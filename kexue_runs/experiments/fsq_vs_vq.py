@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from ..common.errors import ConfigError
 from ..common.progress import say
+from ..common.runfiles import read_metrics
 from ..data import batch_indices
 from ..data.images import load_images
 from ..methods.fsq import BOUNDS, FSQ, PAPER_LEVELS, levels_for
@@ -212,7 +213,25 @@ def run(cfg, ctx) -> dict:
     if not val_metrics:  # resumed after the last step: evaluate the restored model once
         val_metrics, val_counts = evaluate(model, data.val, probe, 512, ctx)
     plot_run(model, data.val, val_counts, ctx)  # the last step always evaluates: these are the final model's
-    return {"val/" + k: v for k, v in val_metrics.items()} | {"codebook_size_actual": float(model.codebook_size)}
+    final = {"val/" + k: v for k, v in val_metrics.items()} | {"codebook_size_actual": float(model.codebook_size)}
+    return final | half_budget(read_metrics(ctx.run_dir), steps, val_metrics, model.codebook_size)
+
+
+def half_budget(rows: list[dict], steps: int, end: dict, codebook_size: int) -> dict:
+    """Usage against training length (#28): the validation readings at half the budget (the last evaluation at
+    or before steps / 2, read back from metrics.jsonl so a resumed run has them too), and how far the second
+    half moved utilization against the shortfall still left: rise / (1 - utilization at the end). Below 1, one
+    more budget at the second half's rate would not bring the codebook to full use (a rise that slows, as
+    usage curves do, gets there later still); a falling utilization gives a negative ratio."""
+    evals = [r for r in rows if r.get("split") == "val" and r["step"] <= steps / 2 and "utilization" in r]
+    if not evals:
+        return {}
+    half = evals[-1]
+    rise = end["utilization"] - half["utilization"]
+    shortfall = max(1.0 - end["utilization"], 1.0 / codebook_size)  # full use: one code short at most
+    return {"val/half_step": float(half["step"]), "val/utilization_half": half["utilization"],
+            "val/codes_used_half": half["codes_used"], "val/mse_half": half["mse"],
+            "val/usage_rise_over_shortfall": rise / shortfall}
 
 
 @torch.no_grad()

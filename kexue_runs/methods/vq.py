@@ -12,6 +12,10 @@ The codebook learns from ||sg[z] - q||^2 and the encoder is held near it by the 
 beta ||z - sg[q]||^2. Su's finding: with a small-norm codebook init (|q| << |z|) the factor
 |q|/|z| shrinks the reconstruction gradient, commitment wins, and the codebook collapses; the
 official code initialises the codebook by k-means on encoder outputs, which avoids that.
+
+Su's own VQ-VAE (bojone/FSQ vqvae.py, lecun_normal) and MaskGIT's VQ, the FSQ paper's baseline
+(variance scaling, fan_in), both draw the (K, d) codebook with variance 1/K: `fan_in` here, so
+|q| ~ |z| / sqrt(K) against a normalized z.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch
 from torch import nn
 
 GRADIENTS = ("ste", "rotation")
-INITS = ("normal", "small_norm", "uniform", "kmeans")
+INITS = ("fan_in", "normal", "small_norm", "uniform", "kmeans")
 
 
 def straight_through(z: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -64,7 +68,9 @@ class VectorQuantizer(nn.Module):
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
         self.codebook_size, self.dim, self.gradient, self.init = codebook_size, dim, gradient, init
-        if init == "small_norm":  # U(-1/K, 1/K), the common PyTorch VQ-VAE init: |q| << |z|
+        if init == "fan_in":  # variance 1/K (Keras/flax count K as the fan-in of a (K, d) codebook)
+            weight = torch.randn(codebook_size, dim, generator=generator) / codebook_size ** 0.5
+        elif init == "small_norm":  # U(-1/K, 1/K), the common PyTorch VQ-VAE init: |q| << |z|
             weight = (torch.rand(codebook_size, dim, generator=generator) * 2 - 1) / codebook_size
         elif init == "uniform":  # the VQ-VAE paper's code (uniform unit scaling): U(-sqrt(3/d), sqrt(3/d))
             weight = (torch.rand(codebook_size, dim, generator=generator) * 2 - 1) * (3 / dim) ** 0.5
