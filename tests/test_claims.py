@@ -128,6 +128,25 @@ def test_ordering_for_each_fails_on_one_cell_and_reports_missing_cells():
     assert verdict({**check, "values": [1, 2, 4]}, flipped)["verdict"] == FAIL  # a failing cell decides
 
 
+def test_values_name_the_cells_a_claim_is_about_and_leave_the_others_out():
+    """A sweep may hold values of the key the claim does not speak of: `values` keeps them out of the verdict
+    (fsq_vs_vq's vq_usage_settled read K = 16 as well as the 1024 and 4096 it names, #28 review)."""
+    grid = rows([("a", k, s, v + jitter("a", k, s)) for k, v in ((16, 5.0), (1024, 0.1), (4096, 0.2))
+                 for s in range(4)])
+    check = {"kind": "threshold", "for_each": "K", "op": "<", "value": 1}
+    assert verdict(check, grid)["verdict"] == FAIL  # every value present: K = 16 fails
+    r = verdict({**check, "values": [1024, 4096]}, grid)
+    assert r["verdict"] == PASS and "@ 16" not in r["observed"] and "@ 4096" in r["observed"]
+    pair = rows([(arm, k, s, (5.0 if (arm == "a") == (k == 16) else 1.0) + jitter(arm, k, s))
+                 for arm in ("a", "b") for k in (16, 1024) for s in range(4)])
+    ordering = {"kind": "ordering", "better": "lower", "a": {"arm": "a"}, "b": {"arm": "b"}, "for_each": "K"}
+    assert verdict(ordering, pair)["verdict"] == FAIL
+    assert verdict({**ordering, "values": [1024]}, pair)["verdict"] == PASS
+    approx = {"kind": "approx", "for_each": "K", "value": 0.1, "atol": 0.2}
+    assert verdict(approx, grid)["verdict"] == FAIL
+    assert verdict({**approx, "values": [1024, 4096]}, grid)["verdict"] == PASS
+
+
 def test_threshold_on_the_cells_a_single_run_has():
     """One run of a sweep experiment: the cell it has is evaluated, the rest are named."""
     run = rows([("fsq", 1024, 0, 0.092)])

@@ -38,7 +38,8 @@ Kinds (fields in brackets are optional):
   identity   metric value [atol for_each]      an exact computation equals the value (in every cell)
   zscore     metric [comparisons]              a Monte Carlo |z| (deviation / its standard error)
                                                stays under the Bonferroni bound for that many comparisons
-Common optional fields: `where` (rows to use), `values` (the for_each/along cells the claim needs),
+Common optional fields: `where` (rows to use), `values` (the for_each/along cells the claim is about: other values
+in the rows are left out, a missing one leaves the check undecided),
 `quantifier` (all, the default, or any: the claim holds in every cell or in at least one), `exact`
 (true: a deterministic computation; on a check that is not a derivation it needs `exact_why`),
 `test` (t, the default, or sign: an exact sign test over paired units, for discrete outcomes),
@@ -451,6 +452,13 @@ def wanted_values(check: dict) -> list:
     return list(check.get("values") or [])
 
 
+def claimed(values, check: dict) -> list:
+    """The cells a claim is about, in order: with `values`, only those (a sweep may hold other values of the key:
+    they are shown in no verdict); without, every value present."""
+    wanted = wanted_values(check)
+    return sort_values(v for v in values if not wanted or any(same(v, w) for w in wanted))
+
+
 def missing_values(found, check: dict) -> list:
     return [w for w in wanted_values(check) if not any(same(v, w) for v in found)]
 
@@ -522,7 +530,7 @@ def check_threshold(rows, check) -> Outcome:
     cells = cells_by(select(rows, check), check["metric"], key, check)
     op, target = check["op"], float(check["value"])
     sign = 1.0 if op in (">", ">=") else -1.0
-    keys = sort_values(cells) if key else [None]
+    keys = claimed(cells, check) if key else [None]
     total = len(wanted_values(check)) or len(keys)
     check = with_cells(check, total if key else 1)
     stats = {k: one_sample(cells[k], target, sign, check) for k in keys}
@@ -555,7 +563,7 @@ def arm_cells(rows, check, key):
 def check_ordering(rows, check) -> Outcome:
     key = check.get("for_each")
     a, b = arm_cells(rows, check, key)
-    keys = [k for k in sort_values(set(a) & set(b))] if key else [None]
+    keys = claimed(set(a) & set(b), check) if key else [None]
     if key and not keys:
         raise Undecided(f"no {key} value has both arms")
     missing = missing_values(keys, check) if key else []
@@ -574,7 +582,7 @@ def check_ordering(rows, check) -> Outcome:
 def check_monotone(rows, check) -> Outcome:
     key = check["along"]
     cells = cells_by(select(rows, check), check["metric"], key, check)
-    keys = sort_values(cells)
+    keys = claimed(cells, check)
     missing = missing_values(cells, check)
     if len(keys) < 2:
         return Outcome(INCONCLUSIVE, ", ".join(fmt(cells[k].mean) for k in keys), f"along {key}",
@@ -603,7 +611,7 @@ def check_monotone(rows, check) -> Outcome:
 def check_crossover(rows, check) -> Outcome:
     key = check["along"]
     a, b = arm_cells(rows, check, key)
-    keys = sort_values(set(a) & set(b))
+    keys = claimed(set(a) & set(b), check)
     missing = missing_values(keys, check)
     if len(keys) < 2:
         return Outcome(INCONCLUSIVE, "", f"along {key}", needs=f"needs both arms at 2 or more values of {key}; "
@@ -639,7 +647,7 @@ def check_crossover(rows, check) -> Outcome:
 def check_approx(rows, check) -> Outcome:
     key = check.get("for_each")
     cells = cells_by(select(rows, check), check["metric"], key, check)
-    keys = sort_values(cells) if key else [None]
+    keys = claimed(cells, check) if key else [None]
     target = float(check["value"])
     tol = float(check.get("atol", 0.0)) + float(check.get("rtol", 0.0)) * abs(target)
     total = len(wanted_values(check)) or len(keys)
