@@ -21,7 +21,8 @@ PINNED = {
         'val/latents_per_code': (20.48, 0.000205),
         'train/loss': (0.4001081585884094, 0.105),
     }, 'NOT REACHED', {
-        'fsq_uses_nearly_all_codes': 'INCONCLUSIVE',
+        'codebook_limits_reconstruction': 'INCONCLUSIVE',
+        'fsq_uses_nearly_all_codes': 'NOT REACHED',
         'vq_small_codebooks_well_used': 'INCONCLUSIVE',
         'vq_usage_settled': 'INCONCLUSIVE',
         'vq_utilization_falls': 'NOT REACHED',
@@ -42,7 +43,8 @@ PINNED = {
         'val/latents_per_code': (20.0, 0.0002),
         'train/loss': (0.41621050238609314, 0.0942),
     }, 'NOT REACHED', {
-        'fsq_uses_nearly_all_codes': 'INCONCLUSIVE',
+        'codebook_limits_reconstruction': 'INCONCLUSIVE',
+        'fsq_uses_nearly_all_codes': 'NOT REACHED',
         'vq_small_codebooks_well_used': 'INCONCLUSIVE',
         'vq_usage_settled': 'INCONCLUSIVE',
         'vq_utilization_falls': 'NOT REACHED',
@@ -63,7 +65,8 @@ PINNED = {
         'val/z_abs_mean': (0.06606335341930389, 0.0215),
         'train/loss': (0.41439467668533325, 0.094),
     }, 'NOT REACHED', {
-        'fsq_uses_nearly_all_codes': 'INCONCLUSIVE',
+        'codebook_limits_reconstruction': 'INCONCLUSIVE',
+        'fsq_uses_nearly_all_codes': 'NOT REACHED',
         'vq_small_codebooks_well_used': 'INCONCLUSIVE',
         'vq_usage_settled': 'INCONCLUSIVE',
         'vq_utilization_falls': 'NOT REACHED',

@@ -59,7 +59,7 @@ def test_levels_below_two_are_rejected():
 
 def test_half_budget_reads_the_last_evaluation_at_or_before_half_and_the_rise_over_the_shortfall():
     """Usage against training length: utilization at half the budget, and (end - half) / (1 - end), which
-    crosses 1 exactly when one more budget at the second half's rate would reach full use."""
+    is 0.5 exactly when one more budget (two halves) at the second half's rate would reach full use."""
     from kexue_runs.experiments.fsq_vs_vq import half_budget
 
     rows = [{"step": 0, "split": "train", "loss": 1.0},
@@ -69,7 +69,7 @@ def test_half_budget_reads_the_last_evaluation_at_or_before_half_and_the_rise_ov
     out = half_budget(rows, 800, {"utilization": 0.7}, 10)
     assert out["val/half_step"] == 400 and out["val/utilization_half"] == 0.4 and out["val/codes_used_half"] == 4
     assert out["val/mse_half"] == 0.3
-    assert out["val/usage_rise_over_shortfall"] == pytest.approx(0.3 / 0.3)  # the boundary: rise = shortfall
+    assert out["val/usage_rise_over_shortfall"] == pytest.approx(0.3 / 0.3)  # rise = shortfall: past the 0.5 bar
     assert half_budget(rows, 800, {"utilization": 0.5}, 10)["val/usage_rise_over_shortfall"] == pytest.approx(0.2)
     assert half_budget(rows, 800, {"utilization": 0.3}, 10)["val/usage_rise_over_shortfall"] < 0  # usage fell
     # full use at the end: the shortfall is one code (1/K), never zero

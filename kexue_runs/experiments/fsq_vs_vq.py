@@ -220,9 +220,9 @@ def run(cfg, ctx) -> dict:
 def half_budget(rows: list[dict], steps: int, end: dict, codebook_size: int) -> dict:
     """Usage against training length (#28): the validation readings at half the budget (the last evaluation at
     or before steps / 2, read back from metrics.jsonl so a resumed run has them too), and how far the second
-    half moved utilization against the shortfall still left: rise / (1 - utilization at the end). Below 1, one
-    more budget at the second half's rate would not bring the codebook to full use (a rise that slows, as
-    usage curves do, gets there later still); a falling utilization gives a negative ratio."""
+    half moved utilization against the shortfall still left: rise / (1 - utilization at the end). Below 0.5,
+    one more budget (two halves) at the second half's rate would not bring the codebook to full use (a rise
+    that slows, as usage curves do, gets there later still); a falling utilization gives a negative ratio."""
     evals = [r for r in rows if r.get("split") == "val" and r["step"] <= steps / 2 and "utilization" in r]
     if not evals:
         return {}
