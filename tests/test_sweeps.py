@@ -74,11 +74,11 @@ def test_smoke_multirun_aggregates_with_verdicts(kexue, tmp_path, monkeypatch):
 
 def test_canonical_sweep_plan():
     plan = validate.preflight(["experiment=fsq_vs_vq", "sweep=fsq_vs_vq", "scale=smoke"], multirun=True)
-    assert plan.jobs == 90 + 48 and len(plan.grids) == 2
+    assert plan.jobs == 60 + 30 + 24 and len(plan.grids) == 3
     assert "sweeps/fsq_vs_vq/" in plan.sweep_dir
     # a command-line value replaces the grid's values for that key
     plan = validate.preflight(["experiment=fsq_vs_vq", "sweep=fsq_vs_vq", "seed=0"], multirun=True)
-    assert plan.jobs == 15 + 8
+    assert plan.jobs == 10 + 5 + 4
     with pytest.raises(ConfigError, match="unknown sweep 'nope'"):
         validate.preflight(["experiment=fsq_vs_vq", "sweep=nope"], multirun=True)
 
