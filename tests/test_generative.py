@@ -422,6 +422,7 @@ VERDICTS = {
         'wgan_dual_is_distance': 'INCONCLUSIVE',
         'qp_dual_is_half_lambda_d': 'INCONCLUSIVE',
         'wgan_gp_trains': 'INCONCLUSIVE',
+        'compared_arms_settled': 'PASS',
         'qp_l2_beats_wgan_gp': 'NOT REACHED',
         'qp_l1_beats_wgan_gp': 'NOT REACHED',
         'wgan_gp_slower': 'N/A',
@@ -548,6 +549,7 @@ IMAGE_VERDICTS = ('NOT REACHED', {
     'wgan_dual_is_distance': 'INCONCLUSIVE',
     'qp_dual_is_half_lambda_d': 'INCONCLUSIVE',
     'wgan_gp_trains': 'N/A',
+    'compared_arms_settled': 'N/A',
     'qp_l2_beats_wgan_gp': 'N/A',
     'qp_l1_beats_wgan_gp': 'N/A',
     'wgan_gp_slower': 'N/A',
@@ -757,3 +759,14 @@ def test_image_task_splits_and_completes_images():
     assert c.shape == x.shape == (2, 24)
     torch.testing.assert_close(task.complete(c, x), images)
     assert float(task.complete(c, 5 * torch.ones_like(x))[:, :, 2:].max()) == 1.0
+
+
+def test_second_half_fall_reads_the_distance_at_half_and_at_the_end():
+    """(half - end) / half from the trace's evaluations at total / 2 and total; nothing when either is missing."""
+    from kexue_runs.experiments.gan_qp import second_half_fall
+
+    trace = [{"iteration": it, "w1": w} for it, w in ((1250, 2.0), (2500, 1.0), (3750, 0.5), (7500, 0.4))]
+    assert second_half_fall(trace, "w1", 7500) == {"w1_fall_second_half": pytest.approx(0.2)}
+    assert second_half_fall(trace, "w1", 5000) == {}  # no evaluation at 2500 * 2 = 5000's end
+    rising = [{"iteration": 50, "w1": 1.0}, {"iteration": 100, "w1": 1.5}]
+    assert second_half_fall(rising, "w1", 100)["w1_fall_second_half"] == pytest.approx(-0.5)

@@ -89,7 +89,8 @@ def run(cfg, ctx) -> dict:
         name = arm if lam == primary[arm] else f"{arm}_lambda{lam:g}"
         ctx.log(r, name, **{k: v for k, v in out["final"].items() if k != "iteration"}, **out["cost"])
         ctx.claim_rows.append({"arm": arm, "lam": lam, "primary_lam": lam == primary[arm], "replicate": r,
-                               "domain": domain} | out["final"] | out["cost"])
+                               "domain": domain} | out["final"] | out["cost"]
+                              | second_half_fall(out["trace"], distance, int(sim.iterations)))
     for r in range(int(sim.replicates)):  # λ robustness: each λ's distance over λ = sim.lam's, paired by seed
         base = runs[("qp_l2", float(sim.lam), r)]["final"][distance]
         for lam in sorted({lam for arm, lam in arms if arm == "qp_l2"}):
@@ -110,6 +111,16 @@ def run(cfg, ctx) -> dict:
         results["wgan_gp_time_over_qp"] = results["wgan_gp_ms_per_iteration"] / results["qp_l2_ms_per_iteration"]
     plot(ctx, runs, arms, primary, a, sim, a.extra.get("metric", "W1"))
     return results
+
+
+def second_half_fall(trace: list[dict], distance: str, total: int) -> dict:
+    """How much the second half of training still lowered the distance, relative to its value at half the
+    iterations: (half - end) / half. An arm still falling fast is compared mid-descent, not at its end (#28)."""
+    half = next((row[distance] for row in trace if 2 * int(row["iteration"]) == total), None)
+    end = next((row[distance] for row in trace if int(row["iteration"]) == total), None)
+    if half is None or end is None or not half > 0:
+        return {}
+    return {f"{distance}_fall_second_half": (half - end) / half}
 
 
 def across_budgets(ctx, results, runs, arms, sim, distance, domain) -> None:
