@@ -194,14 +194,13 @@ def run(cfg, ctx) -> dict:
     target = best[1.0][0]
     plain = [curves[(1.0, lr)] for lr in lrs_of[1.0]]
     race = {r: steps_to_shared_loss([curves[(r, lr)] for lr in lrs_of[r]], plain, every) for r in ratios}
-    steps_needed, lora_steps = {r: race[r][0] for r in ratios}, {r: race[r][1] for r in ratios}
+    speedup = {r: lora_steps / max(steps, 1.0) for r, (steps, lora_steps) in race.items()}
     best_ratio = min(ratios, key=lambda r: best[r][0])
     budgets = [b for b in (budget // 4, budget // 2, budget) if b >= every]
     at_budget = {b: {r: min(best_at(curves[(r, lr)], b, every) for lr in lrs_of[r]) for r in ratios} for b in budgets}
     ctx.claim_rows = [{"lora.ratio": r, "best_loss": best[r][0], "best_lr_A": best[r][1],
                        "lr_interior": float(lrs_of[r][0] < best[r][1] < lrs_of[r][-1]),
-                       "steps_to_target": steps_needed[r], "lora_steps_to_target": lora_steps[r],
-                       "speedup": lora_steps[r] / max(steps_needed[r], 1.0)}
+                       "steps_to_target": race[r][0], "lora_steps_to_target": race[r][1], "speedup": speedup[r]}
                       | {f"best_loss_at_{b}": at_budget[b][r] for b in budgets}
                       | ({"relative_gain_second_half": (at_budget[budgets[-2]][r] - at_budget[budgets[-1]][r])
                           / at_budget[budgets[-1]][r]} if len(budgets) > 1 else {})  # still improving: no plateau
@@ -213,7 +212,7 @@ def run(cfg, ctx) -> dict:
     at16 = 16.0 if 16.0 in best else best_ratio
     return {"best_ratio": best_ratio, "log2_best_ratio": math.log2(best_ratio), "best_loss": best[best_ratio][0],
             "lora_loss": target,
-            "loss_at_16": best[at16][0], "speedup_at_16": lora_steps[at16] / max(steps_needed[at16], 1.0),
+            "loss_at_16": best[at16][0], "speedup_at_16": speedup[at16],
             "initial_loss": curves[(1.0, lrs_of[1.0][0])][0],
             "lora_loss_drop": curves[(1.0, lrs_of[1.0][0])][0] - target,  # does plain LoRA learn the task at all?
             "ranking_same_at_half_budget": float(ranking[budgets[-1]] == ranking[budgets[-2]])
