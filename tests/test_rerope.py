@@ -122,6 +122,54 @@ def test_sliding_window_with_sinks_sees_the_first_tokens(model):
     assert not torch.allclose(model(x, sinks)[0, -1], model(y, sinks)[0, -1])
 
 
+@torch.no_grad()
+def test_capped_sinks_read_every_far_distance_as_the_training_length():
+    """The Λ-mask: the sinks sit at distance L - 1 whatever the sequence length, so the last query's output
+    depends on what the sinks and the window hold, not on how far back the sinks are; at their original
+    positions it does."""
+    from kexue_runs.models.transformer import Attention
+
+    torch.manual_seed(0)
+    attention = Attention(ArchConfig(width=32, layers=2, heads=2, train_length=16), is_last=False).eval()
+    sinks, window = torch.randn(1, 2, 32), torch.randn(1, 16, 32)
+    near = torch.cat([sinks, torch.randn(1, 30, 32), window], 1)   # the sinks 47 tokens back
+    far = torch.cat([sinks, torch.randn(1, 90, 32), window], 1)    # 107 tokens back
+    capped = InferenceArm("ws", mask_window=16, sinks=2)
+    original = InferenceArm("wso", mask_window=16, sinks=2, sink_positions="original")
+    torch.testing.assert_close(attention(near, capped)[0, -1], attention(far, capped)[0, -1])
+    assert not torch.allclose(attention(near, original)[0, -1], attention(far, original)[0, -1], atol=1e-4)
+    # inside the window nothing changes: at the training length both arms are the plain window
+    short = torch.cat([sinks, window[:, 2:]], 1)
+    torch.testing.assert_close(attention(short, capped), attention(short, original))
+
+
+@torch.no_grad()
+def test_an_arms_mixed_b_overrides_the_models_and_b_1_is_ntk_fixed(model):
+    x = torch.randint(0, 256, (1, 64))
+    fixed = model(x, InferenceArm("ntk_fixed", "ntk_fixed"))
+    torch.testing.assert_close(model(x, InferenceArm("m", "ntk_mixed", mixed_b=1.0)), fixed, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(model(x, InferenceArm("m", "ntk_mixed")), fixed, atol=1e-4)  # the model's 0.625
+
+
+def test_mixed_b_is_tuned_on_training_text_to_the_grids_best(model):
+    from omegaconf import OmegaConf
+
+    from kexue_runs.experiments import rerope_extrapolation as rr
+
+    cfg = OmegaConf.create({"data": {"length": 16}, "eval": {"tune_samples": 4, "seed": 1234, "batch_size": 4,
+                                                             "ntk_mixed_b_grid": [0.25, 0.625, 1.0]}})
+    train = torch.randint(0, 256, (5000,), generator=torch.Generator().manual_seed(0))
+    best, scores = rr.tune_mixed_b(model, train, cfg, "cpu")
+    assert [b for b, _ in scores] == [0.25, 0.625, 1.0]
+    windows = rr.test_sets(train, 16, 4, 1235)["natural"]
+    for b, acc in scores:  # each score is the arm's accuracy at 8L on those windows
+        arm = InferenceArm("ntk_mixed", "ntk_mixed", mixed_b=b)
+        assert acc == rr.evaluate_arm(model, windows, arm, 16, 4, "cpu", (8,))[8]["acc"].mean().item()
+    assert best == max(scores, key=lambda bs: bs[1])[0]
+    arms = rr.with_mixed_b([InferenceArm("pi", "pi"), InferenceArm("ntk_mixed", "ntk_mixed")], best)
+    assert arms[0].mixed_b is None and arms[1].mixed_b == best
+
+
 def test_test_sets_are_built_as_the_posts_build_them():
     from kexue_runs.experiments.rerope_extrapolation import test_sets
 
@@ -157,11 +205,14 @@ def test_smoke_run_writes_the_table_and_arm_rows(kexue, tmp_path):
     assert s["status"] == "ok"
     arms = {r["arm"] for r in s["claim_rows"]}
     assert {"as_trained", "pi", "ntk_mixed", "yarn", "rerope_L/2", "rerope_L/2_logn†", "leaky_rerope_L/4_k16_logn†",
-            "window_sinks"} <= arms
+            "window_sinks", "window_sinks_original"} <= arms
     assert len(s["claim_rows"]) == 2 * len(arms)  # two shards at smoke
     table = (run / "tables.md").read_text()
     assert "| rerope_L/2 |" in table and "48.48" in table  # ours beside the post's ReRoPE-w256 row
     assert (run / "figures" / "accuracy_vs_length.png").exists() and (run / "arms.csv").exists()
+    grid = (run / "ntk_mixed_b.csv").read_text().splitlines()
+    assert grid[0] == "b,acc_8x_train_text" and len(grid) == 8  # the 7 b of the grid
+    assert s["final"]["ntk_mixed_b"] in (0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
     check = {c["id"]: c for c in s["checks"]}
     assert check["keynorm_beats_baseline"]["verdict"] == "NOT REACHED"  # waits on baseline_degrades_at_8x
 
@@ -179,6 +230,7 @@ def test_training_time_arm_trains_its_own_model(kexue, tmp_path):
     (["model.heads=3"], "the head size width/heads must be an even integer"),
     (["arch=hwfa", "arch.window=99"], "HWFA's window must be in 0..15"),
     (["arch=nope"], "unknown arch 'nope'; allowed: baseline, cosa, hwfa, kna, kna_nope, logn, qna"),
+    (["eval.ntk_mixed_b=half"], "eval.ntk_mixed_b=half: allowed: tuned (searched over eval.ntk_mixed_b_grid) or a"),
 ])
 def test_bad_input_is_one_line(kexue, tmp_path, args, message):
     code, out = kexue(*SMOKE_RR, *args)

@@ -18,6 +18,7 @@ context helps. Metric: per-token next-byte accuracy (and loss), over the whole s
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from pathlib import Path
 
@@ -66,7 +67,12 @@ def arch_config(cfg) -> ArchConfig:
     return ArchConfig(vocab_size=256, width=int(m.width), layers=int(m.layers), heads=int(m.heads),
                       mlp_ratio=int(m.mlp_ratio), rope_base=float(m.rope_base), train_length=int(cfg.data.length),
                       score=a.score, position=a.position, logn=bool(a.logn), window=hwfa_window(cfg),
-                      mixed_b=float(cfg.eval.ntk_mixed_b), yarn_alpha=alpha, yarn_beta=beta)
+                      mixed_b=0.625 if tunes_mixed_b(cfg) else float(cfg.eval.ntk_mixed_b),
+                      yarn_alpha=alpha, yarn_beta=beta)
+
+
+def tunes_mixed_b(cfg) -> bool:
+    return str(cfg.eval.ntk_mixed_b) == "tuned"
 
 
 def validate(cfg) -> None:
@@ -90,6 +96,13 @@ def validate(cfg) -> None:
     unknown = [x for x in cfg.eval.arms if x not in ARM_FAMILIES]
     if unknown:
         raise ConfigError(f"eval.arms: unknown {unknown[0]!r}; allowed: {', '.join(ARM_FAMILIES)}")
+    b = str(cfg.eval.ntk_mixed_b)
+    if b != "tuned" and not (b.replace(".", "", 1).isdigit() and float(b) > 0):
+        raise ConfigError(f"eval.ntk_mixed_b={b}: allowed: tuned (searched over eval.ntk_mixed_b_grid) or a "
+                          f"number > 0 (9706's is 0.625)")
+    if tunes_mixed_b(cfg) and not (cfg.eval.ntk_mixed_b_grid and all(float(x) > 0 for x in cfg.eval.ntk_mixed_b_grid)):
+        raise ConfigError(f"eval.ntk_mixed_b_grid={list(cfg.eval.ntk_mixed_b_grid or [])}: with ntk_mixed_b=tuned, "
+                          f"a non-empty list of numbers > 0")
     if cfg.eval.yarn_ramp not in ("scaled", "absolute"):
         raise ConfigError(f"eval.yarn_ramp={cfg.eval.yarn_ramp}: allowed: scaled, absolute")
     for fraction in cfg.eval.rerope_windows:
@@ -139,8 +152,29 @@ def inference_arms(cfg) -> list[InferenceArm]:
                                      window=window_size("L/4", L), leaky_k=float(k), logn_dagger=not a.logn))
     if "window" in families:
         arms.append(InferenceArm("window", mask_window=L))
-        arms.append(InferenceArm("window_sinks", mask_window=L, sinks=int(e.sinks)))
+        arms.append(InferenceArm("window_sinks", mask_window=L, sinks=int(e.sinks)))  # the Λ-mask (9948)
+        arms.append(InferenceArm("window_sinks_original", mask_window=L, sinks=int(e.sinks),
+                                 sink_positions="original"))  # ours: the sinks at their true distance
     return arms
+
+
+def tune_mixed_b(model: CausalLM, train: torch.Tensor, cfg, device) -> tuple[float, list[tuple[float, float]]]:
+    """NTK-mixed's b chosen as 9706 chose 0.625: the b of the grid with the best accuracy at 8L on natural
+    text. Ours reads it on windows of the training text (eval.tune_samples of them), so the test windows
+    never select it. Returns the best b and (b, accuracy) for every b of the grid."""
+    L, e = int(cfg.data.length), cfg.eval
+    windows = test_sets(train, L, int(e.tune_samples), int(e.seed) + 1)["natural"]
+    scores = []
+    for b in (float(x) for x in e.ntk_mixed_b_grid):
+        arm = InferenceArm("ntk_mixed", "ntk_mixed", mixed_b=b)
+        acc = evaluate_arm(model, windows, arm, L, int(e.batch_size), device, (8,))[8]["acc"].mean().item()
+        scores.append((b, acc))
+    best = max(scores, key=lambda bs: bs[1])[0]  # ties: the first, the smaller b
+    return best, scores
+
+
+def with_mixed_b(arms: list[InferenceArm], b: float) -> list[InferenceArm]:
+    return [dataclasses.replace(a, mixed_b=b) if a.scheme == "ntk_mixed" else a for a in arms]
 
 
 # -- test sets -------------------------------------------------------------------------------------
@@ -234,6 +268,14 @@ def run(cfg, ctx) -> dict:
     if not ctx.is_main:
         return {}
     model.eval()
+    mixed_b, b_scores = float(arch.mixed_b), []
+    if tunes_mixed_b(cfg) and any(a.scheme == "ntk_mixed" for a in arms):
+        mixed_b, b_scores = tune_mixed_b(model, corpus.train, cfg, device)
+        arms = with_mixed_b(arms, mixed_b)
+        say(f"NTK-mixed b tuned on {int(cfg.eval.tune_samples)} training-text windows at 8L: b = {mixed_b} "
+            f"({', '.join(f'{b}: {100 * acc:.2f}%' for b, acc in b_scores)})")
+        with open(ctx.run_dir / "ntk_mixed_b.csv", "w", newline="") as f:
+            csv.writer(f).writerows([["b", "acc_8x_train_text"]] + [[b, f"{acc:.5f}"] for b, acc in b_scores])
     results = {}
     for arm in ctx.track(arms, "arms", total=len(arms)):
         # the posts' columns: natural text at L and 8L (and eval.multiples between), repeated text at 8L
@@ -252,6 +294,7 @@ def run(cfg, ctx) -> dict:
         "loss_1x": base["natural"][1]["loss"].mean().item(),
         "loss_8x_nonrep": base["natural"][8]["loss"].mean().item(),
         "val/loss": val_loss,
+        "ntk_mixed_b": mixed_b,
     }
 
 

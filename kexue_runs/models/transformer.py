@@ -9,7 +9,8 @@ Training-time options (`arch`, each its own trained model):
                 layer is full attention without RoPE and with log n: HWFA (https://kexue.fm/archives/9603)
 
 Inference-time options (`InferenceArm`): the position scheme of methods/rerope.py, log n†, and a
-sliding-window mask with or without the first tokens kept. Attention runs through
+sliding-window mask with or without the first tokens kept (the sinks at the Λ-mask's capped distance,
+or at their true one). Attention runs through
 scaled_dot_product_attention; ReRoPE through methods.rerope.rerope_attention (a band plus one fused
 causal call on shifted positions, merged by log-sum-exp).
 """
@@ -40,6 +41,9 @@ class InferenceArm:
     logn_dagger: bool = False         # log n†: queries times max(1, log n / log L)
     mask_window: int = 0              # > 0: sliding-window mask of this width
     sinks: int = 0                    # with mask_window: the first `sinks` tokens stay visible
+    sink_positions: str = "capped"    # capped: distances beyond the window read as L - 1 (the Λ-mask's
+                                      # ceiling, LM-Infinite); original: the sinks keep their true distance
+    mixed_b: float | None = None      # NTK-mixed's b for this arm (None: the model's ArchConfig.mixed_b)
 
 
 AS_TRAINED = InferenceArm()
@@ -109,7 +113,13 @@ class Attention(nn.Module):
             q = q * rp.logn_scale(t, L, clip=True, device=x.device)[:, None]
         mask = self.mask(t, arm, x.device)
         s = max(1.0, t / L)
-        if self.uses_rope and arm.scheme in ("rerope", "leaky_rerope"):
+        if self.uses_rope and arm.sinks and arm.sink_positions == "capped" and mask is not None:
+            # the Λ-mask: every distance >= L - 1 is read as L - 1, so the sinks sit at the farthest
+            # distance training saw instead of up to 8L away (ReRoPE's two logits with w = L - 1)
+            theta = rp.inv_freq(self.head_dim, self.cfg.rope_base)
+            logits = rp.rerope_logits(q, k, theta, L - 1) * scale
+            y = logits.masked_fill(~mask, float("-inf")).softmax(-1) @ v
+        elif self.uses_rope and arm.scheme in ("rerope", "leaky_rerope"):
             theta = rp.inv_freq(self.head_dim, self.cfg.rope_base)
             if mask is None:  # blockwise: linear memory beyond the window (methods/rerope.py)
                 y = rp.rerope_attention(q, k, v, theta, arm.window, scale, arm.leaky_k)
@@ -118,7 +128,8 @@ class Attention(nn.Module):
                 y = logits.masked_fill(~mask, float("-inf")).softmax(-1) @ v
         else:
             if self.uses_rope:
-                theta = rp.inv_freq(self.head_dim, self.cfg.rope_base, arm.scheme, s, self.cfg.mixed_b, L,
+                mixed_b = self.cfg.mixed_b if arm.mixed_b is None else arm.mixed_b
+                theta = rp.inv_freq(self.head_dim, self.cfg.rope_base, arm.scheme, s, mixed_b, L,
                                     self.cfg.yarn_alpha, self.cfg.yarn_beta)
                 pos = torch.arange(t, device=x.device)
                 q, k = rp.rotate(q, pos, theta), rp.rotate(k, pos, theta)
