@@ -334,6 +334,9 @@ def test_the_next_command_asks_for_the_sweep_when_cells_lack_and_for_more_seeds_
     assert next_command("lora_plus", "cpu", lacking) == "kexue-run -m experiment=lora_plus sweep=lora_plus"
     more_seeds = "kexue-run -m experiment=lora_plus sweep=lora_plus seed=0,1,2,3,4,5"
     assert next_command("lora_plus", "cpu", noisy) == more_seeds
+    assert next_command("lora_plus", "cpu", noisy, seeds_run=[0, 1, 2]) == more_seeds
+    # a sweep that already ran seeds 0-5 is asked for 0-11, not for the seeds it has
+    assert next_command("lora_plus", "cpu", noisy, seeds_run=range(6)) == more_seeds.replace("5", "5,6,7,8,9,10,11")
     assert next_command("lora_plus", "cpu", [dict(noisy[0], basis="ours")]) is None
     unmet = [dict(noisy[0], note="precondition not met: base FAIL; ~40 replicates would resolve it")]
     assert next_command("lora_plus", "cpu", unmet) is None

@@ -59,7 +59,7 @@ def carried(overrides) -> str:
 def next_command(experiment: str, scale: str | None, results: list[dict], overrides=(), seeds_run=()) -> str | None:
     """The command that gives the undecided checks the cells or replicates they lack, with the run's own
     overrides (a run on images asks for more seeds on images); after a multirun over `seeds_run`, the next
-    five seeds (the same ones again would only reuse their cells)."""
+    five seeds (the same ones again would only reuse their cells); after a sweep, twice its seeds."""
     short = [r for r in results if r["verdict"] == INCONCLUSIVE and r.get("basis") != "ours"
              and not (r.get("note") or "").startswith("precondition not met")  # more runs do not mend a setup
              and r.get("reason") != "unstable"
@@ -72,8 +72,12 @@ def next_command(experiment: str, scale: str | None, results: list[dict], overri
         command = f"kexue-run -m experiment={experiment} sweep={experiment}{scale_arg}"
         lacking = [r for r in short if any(w in (r.get("needs") or "") + (r.get("note") or "")
                                            for w in ("not run", "needs at least", ", has "))]
-        # every cell there, only the noise undecided: the sweep again would only reuse its cells; more seeds
-        return command if lacking else command + " seed=0,1,2,3,4,5"
+        if lacking:
+            return command
+        # every cell there, only the noise undecided: the sweep again would only reuse its cells. Twice the
+        # seeds it ran (at least 0-5): the finished ones are reused, as many new ones are added.
+        last = max(5, 2 * (max((int(x) for x in seeds_run), default=-1) + 1) - 1)
+        return command + " seed=" + ",".join(str(x) for x in range(last + 1))
     if scale == "smoke":
         return f"kexue-run experiment={experiment}{carried(overrides)}"
     first = max((int(x) for x in seeds_run), default=-1) + 1
