@@ -211,8 +211,8 @@ def test_smoke_run_writes_the_table_and_arm_rows(kexue, tmp_path):
     assert "| rerope_L/2 |" in table and "48.48" in table  # ours beside the post's ReRoPE-w256 row
     assert (run / "figures" / "accuracy_vs_length.png").exists() and (run / "arms.csv").exists()
     grid = (run / "ntk_mixed_b.csv").read_text().splitlines()
-    assert grid[0] == "b,acc_8x_train_text" and len(grid) == 8  # the 7 b of the grid
-    assert s["final"]["ntk_mixed_b"] in (0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
+    assert grid[0] == "b,acc_8x_train_text" and len(grid) == 11  # the 10 b of the grid
+    assert s["final"]["ntk_mixed_b"] in (0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0, 1.25, 1.5, 2.0)
     check = {c["id"]: c for c in s["checks"]}
     assert check["keynorm_beats_baseline"]["verdict"] == "NOT REACHED"  # waits on baseline_degrades_at_8x
 
