@@ -119,6 +119,7 @@ PINNED = {
         'ntk_mixed_above_old': 'NOT REACHED',
         'ntk_mixed_above_fixed': 'NOT REACHED',
         'rerope_above_ntk_mixed': 'NOT REACHED',
+        'rerope_reads_far_context': 'NOT REACHED',
         'rerope_window_quarter_beats_eighth': 'NOT REACHED',
         'rerope_window_half_beats_three_quarters': 'NOT REACHED',
         'rerope_collapses_at_w_equal_L': 'NOT REACHED',
@@ -132,7 +133,7 @@ PINNED = {
         'keynorm_beats_querynorm': 'NOT REACHED',
         'keynorm_needs_rope': 'NOT REACHED',
         'hwfa_beats_baseline': 'NOT REACHED',
-        'hwfa_close_to_rerope': 'NOT REACHED',
+        'hwfa_above_ntk_mixed': 'NOT REACHED',
     }),
     'lora': (['experiment=lora_plus'], {
         'best_loss': (5.381551742553711, 0.0265),
