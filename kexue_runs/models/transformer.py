@@ -113,18 +113,16 @@ class Attention(nn.Module):
             q = q * rp.logn_scale(t, L, clip=True, device=x.device)[:, None]
         mask = self.mask(t, arm, x.device)
         s = max(1.0, t / L)
-        if self.uses_rope and arm.sinks and arm.sink_positions == "capped" and mask is not None:
-            # the Λ-mask: every distance >= L - 1 is read as L - 1, so the sinks sit at the farthest
-            # distance training saw instead of up to 8L away (ReRoPE's two logits with w = L - 1)
+        # the Λ-mask's sinks: every distance >= L - 1 is read as L - 1, so the sinks sit at the farthest distance
+        # training saw instead of up to 8L away: ReRoPE's two logits with w = L - 1
+        capped_sinks = bool(arm.sinks) and arm.sink_positions == "capped" and mask is not None
+        if self.uses_rope and (capped_sinks or arm.scheme in ("rerope", "leaky_rerope")):
             theta = rp.inv_freq(self.head_dim, self.cfg.rope_base)
-            logits = rp.rerope_logits(q, k, theta, L - 1) * scale
-            y = logits.masked_fill(~mask, float("-inf")).softmax(-1) @ v
-        elif self.uses_rope and arm.scheme in ("rerope", "leaky_rerope"):
-            theta = rp.inv_freq(self.head_dim, self.cfg.rope_base)
+            window, leaky_k = (L - 1, None) if capped_sinks else (arm.window, arm.leaky_k)
             if mask is None:  # blockwise: linear memory beyond the window (methods/rerope.py)
-                y = rp.rerope_attention(q, k, v, theta, arm.window, scale, arm.leaky_k)
+                y = rp.rerope_attention(q, k, v, theta, window, scale, leaky_k)
             else:
-                logits = rp.rerope_logits(q, k, theta, arm.window, arm.leaky_k) * scale
+                logits = rp.rerope_logits(q, k, theta, window, leaky_k) * scale
                 y = logits.masked_fill(~mask, float("-inf")).softmax(-1) @ v
         else:
             if self.uses_rope:
